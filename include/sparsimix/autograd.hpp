@@ -1,0 +1,3 @@
+// sparsimix autograd: tape, ops, losses, optimizers, gradcheck.
+#pragma once
+#include "autograd/gradcheck.hpp"

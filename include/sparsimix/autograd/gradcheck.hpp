@@ -1,0 +1,105 @@
+// gradcheck: analytic gradients against central differences, in double, with PyTorch's
+// torch.autograd.gradcheck criterion |analytic - numeric| <= atol + rtol * |numeric|.
+#pragma once
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../concepts.hpp"
+#include "../core/rng.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+struct gradcheck_options {
+  double eps = 1e-6;   // central-difference step
+  double atol = 1e-5;  // PyTorch defaults
+  double rtol = 1e-3;
+  index_t max_per_tensor = -1;  // check at most this many entries per tensor (spread evenly); -1: all
+};
+
+// One tensor whose gradient is checked: `value` is perturbed in place, `grad` is the
+// analytic gradient of the loss with respect to it.
+struct gradcheck_target {
+  std::string name;
+  double* value;
+  const double* grad;
+  index_t size;
+};
+
+struct gradcheck_result {
+  bool ok = true;
+  index_t checked = 0;
+  double max_abs_error = 0;  // max |analytic - numeric|
+  double max_violation = 0;  // max |a - n| / (atol + rtol |n|); <= 1 means ok
+  std::string worst;         // "name[i]: analytic A, numeric N"
+};
+
+// `loss()` recomputes the scalar loss from the current values of every target.
+inline gradcheck_result gradcheck(const std::function<double()>& loss, const std::vector<gradcheck_target>& targets,
+                                  const gradcheck_options& opt = {}) {
+  gradcheck_result r;
+  for (const auto& t : targets) {
+    const index_t stride = (opt.max_per_tensor > 0 && t.size > opt.max_per_tensor)
+                               ? (t.size + opt.max_per_tensor - 1) / opt.max_per_tensor
+                               : 1;
+    for (index_t i = 0; i < t.size; i += stride) {
+      const double orig = t.value[i];
+      t.value[i] = orig + opt.eps;
+      const double lp = loss();
+      t.value[i] = orig - opt.eps;
+      const double lm = loss();
+      t.value[i] = orig;
+      const double numeric = (lp - lm) / (2 * opt.eps);
+      const double analytic = t.grad[i];
+      const double err = std::abs(analytic - numeric);
+      const double viol = err / (opt.atol + opt.rtol * std::abs(numeric));
+      ++r.checked;
+      r.max_abs_error = std::max(r.max_abs_error, err);
+      if (!(viol <= r.max_violation)) {  // also catches NaN
+        r.max_violation = std::isnan(viol) ? INFINITY : viol;
+        r.worst = t.name + "[" + std::to_string(i) + "]: analytic " + std::to_string(analytic) + ", numeric " +
+                  std::to_string(numeric);
+      }
+    }
+  }
+  r.ok = r.max_violation <= 1.0;
+  return r;
+}
+
+// Checks a SeqMixer<double>'s backward (every parameter and the input) with the loss
+// L = sum(y * w) for a fixed random w. The mixer's gradients are zeroed first.
+template <SeqMixer M>
+  requires std::is_same_v<typename M::scalar_type, double>
+gradcheck_result gradcheck_mixer(M& mixer, Tensor<double>& x, const TokenMask* mask = nullptr,
+                                 const gradcheck_options& opt = {}, std::uint64_t seed = 1234) {
+  Rng rng(seed);
+  Tensor<double> w(x.shape()), y(x.shape()), dx(x.shape());
+  fill_uniform(rng, w.data(), w.numel(), -1.0, 1.0);
+  auto params = mixer.parameters();
+  for (auto& p : params) std::fill(p.grad.begin(), p.grad.end(), 0.0);
+  typename M::cache_type cache;
+  mixer.forward(x.view(), y.view(), cache, mask);
+  mixer.backward(cache, w.view(), dx.view());
+  // Snapshot analytic gradients: backward accumulates, and the loss closure must not touch them.
+  std::vector<Tensor<double>> grads;
+  std::vector<gradcheck_target> targets;
+  grads.reserve(params.size() + 1);
+  for (auto& p : params) {
+    grads.emplace_back(p.grad.shape());
+    std::copy(p.grad.begin(), p.grad.end(), grads.back().data());
+    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
+  }
+  targets.push_back({"x", x.data(), dx.data(), x.numel()});
+  auto loss = [&]() {
+    mixer.forward(x.view(), y.view(), mask);
+    double s = 0;
+    for (index_t i = 0; i < y.numel(); ++i) s += y.data()[i] * w.data()[i];
+    return s;
+  };
+  return gradcheck(loss, targets, opt);
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

@@ -1,0 +1,55 @@
+// Typed errors. Messages name the tensor, the expected and the actual value, e.g.
+//   shape_error: selective_scan.forward: x is [2, 197, 96], expected [*, *, 192]
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "../fwd.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+// Base of every exception sparsimix throws on bad input.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+// A tensor has the wrong rank or extents.
+class shape_error : public error {
+ public:
+  explicit shape_error(const std::string& what) : error("shape_error: " + what) {}
+};
+// A file or string does not follow its format (safetensors, JSON, IDX).
+class format_error : public error {
+ public:
+  explicit format_error(const std::string& what) : error("format_error: " + what) {}
+};
+// A configuration value is invalid or inconsistent.
+class config_error : public error {
+ public:
+  explicit config_error(const std::string& what) : error("config_error: " + what) {}
+};
+// A NaN/Inf or another value the computation cannot accept.
+class numeric_error : public error {
+ public:
+  explicit numeric_error(const std::string& what) : error("numeric_error: " + what) {}
+};
+// A file is missing or cannot be read or written.
+class io_error : public error {
+ public:
+  explicit io_error(const std::string& what) : error("io_error: " + what) {}
+};
+
+namespace detail {
+template <class... Args>
+std::string concat(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << std::forward<Args>(args));
+  return os.str();
+}
+}  // namespace detail
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

@@ -1,0 +1,3 @@
+// sparsimix kernels: SIMD activations, softmax, layernorm, reductions (+ scalar twins in ref/).
+#pragma once
+#include "kernels/activations.hpp"
