@@ -1,4 +1,5 @@
-// sparsimix io: safetensors, atomic files.
+// sparsimix io: safetensors, IDX (Fashion-MNIST), atomic files.
 #pragma once
 #include "io/atomic_file.hpp"
+#include "io/idx.hpp"
 #include "io/safetensors.hpp"
