@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what sparsimix needs on Debian 12. As root it runs apt-get; otherwise it prints
+# the one command to run and fails if anything is missing.
+set -euo pipefail
+pkgs=(g++ cmake make pkg-config
+      libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev zlib1g-dev libcli11-dev
+      dataset-fashion-mnist   # the real data of the examples
+      python3-torch           # reference for golden tests only (under /usr/bin/python3)
+      binutils)               # objdump, for the runtime-dispatch instruction check
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "sparsimix: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "sparsimix: missing packages; run as root:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite. Usage: scripts/test.sh [--sanitize]
+#   --sanitize  a second build (build-asan/) with -fsanitize=address,undefined
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+jobs=$(nproc)
+werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
+if [ "${1:-}" = "--sanitize" ]; then
+  build="$root/build-asan"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+        -DSPARSIMIX_SANITIZE=address,undefined -DSPARSIMIX_BUILD_BENCH=OFF -DSPARSIMIX_WERROR=$werror >/dev/null
+  cmake --build "$build" -j "$jobs"
+  # The packaging tests rebuild consumers without sanitizers: run them in the plain pass only.
+  (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.')
+else
+  build="$root/build"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARSIMIX_WERROR=$werror >/dev/null
+  cmake --build "$build" -j "$jobs"
+  (cd "$build" && ctest --no-tests=error --output-on-failure -j "$jobs")
+fi
