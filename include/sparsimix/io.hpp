@@ -2,4 +2,5 @@
 #pragma once
 #include "io/atomic_file.hpp"
 #include "io/idx.hpp"
+#include "io/model_config.hpp"
 #include "io/safetensors.hpp"

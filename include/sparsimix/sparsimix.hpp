@@ -5,3 +5,4 @@
 #include "core.hpp"
 #include "io.hpp"
 #include "kernels.hpp"
+#include "models.hpp"

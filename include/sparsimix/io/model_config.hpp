@@ -1,0 +1,147 @@
+// vit_config <-> the JSON string stored as "sparsimix.config" (FORMATS.md section 1).
+// Required: every field of the example except ln_eps (default 1e-6) and halting (null).
+// Unknown kinds or fields are errors, so a typo never silently becomes a default.
+#pragma once
+#include <cmath>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "../models/vit_config.hpp"
+
+namespace sparsimix::io {
+SPARSIMIX_ABI_BEGIN
+
+namespace detail {
+using sparsimix::detail::concat;
+
+inline void refuse_unknown(const nlohmann::json& obj, const std::set<std::string>& known, const std::string& where) {
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!known.count(it.key())) throw config_error(concat(where, ": unknown field '", it.key(), "'"));
+}
+inline index_t get_int(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) throw config_error(concat(where, ": missing field '", key, "'"));
+  if (!it->is_number_integer()) throw config_error(concat(where, ": '", key, "' must be an integer, got ", it->dump()));
+  return it->get<index_t>();
+}
+inline double get_num(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) throw config_error(concat(where, ": missing field '", key, "'"));
+  if (!it->is_number()) throw config_error(concat(where, ": '", key, "' must be a number, got ", it->dump()));
+  return it->get<double>();
+}
+}  // namespace detail
+
+inline vit_config vit_config_from_json(const nlohmann::json& j) {
+  using detail::concat;
+  const std::string where = "sparsimix.config";
+  if (!j.is_object()) throw config_error(where + ": not a JSON object");
+  detail::refuse_unknown(j, {"img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
+                             "mlp_ratio", "ln_eps", "mixers", "halting"},
+                         where);
+  vit_config c;
+  c.img_size = detail::get_int(j, "img_size", where);
+  c.patch_size = detail::get_int(j, "patch_size", where);
+  c.in_chans = detail::get_int(j, "in_chans", where);
+  c.num_classes = detail::get_int(j, "num_classes", where);
+  c.embed_dim = detail::get_int(j, "embed_dim", where);
+  c.depth = detail::get_int(j, "depth", where);
+  c.num_heads = detail::get_int(j, "num_heads", where);
+  c.mlp_ratio = detail::get_num(j, "mlp_ratio", where);
+  if (j.contains("ln_eps")) c.ln_eps = detail::get_num(j, "ln_eps", where);
+  const auto mx = j.find("mixers");
+  if (mx == j.end() || !mx->is_array()) throw config_error(where + ": missing array 'mixers'");
+  for (std::size_t i = 0; i < mx->size(); ++i) {
+    const auto& m = (*mx)[i];
+    const std::string w = concat(where, ": mixers[", i, "]");
+    if (!m.is_object() || !m.contains("kind") || !m["kind"].is_string())
+      throw config_error(w + ": must be an object with a string 'kind'");
+    const std::string kind = m["kind"].get<std::string>();
+    mixer_spec s;
+    if (kind == "attention" || kind == "mh_lstm") {
+      s.kind = kind == "attention" ? mixer_kind::attention : mixer_kind::mh_lstm;
+      detail::refuse_unknown(m, {"kind"}, w);
+    } else if (kind == "selective_scan") {
+      s.kind = mixer_kind::selective_scan;
+      detail::refuse_unknown(m, {"kind", "d_state", "d_conv", "expand", "dt_rank", "bidirectional"}, w);
+      if (m.contains("d_state")) s.d_state = detail::get_int(m, "d_state", w);
+      if (m.contains("d_conv")) s.d_conv = detail::get_int(m, "d_conv", w);
+      if (m.contains("expand")) s.expand = detail::get_num(m, "expand", w);
+      if (m.contains("dt_rank")) {
+        if (m["dt_rank"].is_string()) {
+          if (m["dt_rank"].get<std::string>() != "auto") throw config_error(w + ": dt_rank must be an integer or \"auto\"");
+        } else {
+          s.dt_rank = detail::get_int(m, "dt_rank", w);
+          if (s.dt_rank <= 0) throw config_error(concat(w, ": dt_rank must be positive, got ", s.dt_rank));
+        }
+      }
+      if (m.contains("bidirectional")) {
+        if (!m["bidirectional"].is_boolean()) throw config_error(w + ": bidirectional must be true or false");
+        s.bidirectional = m["bidirectional"].get<bool>();
+      }
+    } else {
+      throw config_error(concat(w, ": unknown kind '", kind, "' (expected attention, mh_lstm or selective_scan)"));
+    }
+    c.mixers.push_back(s);
+  }
+  if (j.contains("halting") && !j["halting"].is_null()) {
+    const auto& h = j["halting"];
+    if (!h.is_object()) throw config_error(where + ": halting must be an object or null");
+    detail::refuse_unknown(h, {"gamma", "beta", "eps"}, where + ": halting");
+    halting_spec hs;
+    if (h.contains("gamma")) hs.gamma = detail::get_num(h, "gamma", where + ": halting");
+    if (h.contains("beta")) hs.beta = detail::get_num(h, "beta", where + ": halting");
+    if (h.contains("eps")) hs.eps = detail::get_num(h, "eps", where + ": halting");
+    c.halting = hs;
+  }
+  c.validate();
+  return c;
+}
+
+inline vit_config vit_config_from_string(const std::string& s) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(s);
+  } catch (const nlohmann::json::exception& e) {
+    throw config_error(std::string("sparsimix.config: not valid JSON: ") + e.what());
+  }
+  return vit_config_from_json(j);
+}
+
+inline nlohmann::ordered_json to_json(const vit_config& c) {
+  nlohmann::ordered_json j;
+  j["img_size"] = c.img_size;
+  j["patch_size"] = c.patch_size;
+  j["in_chans"] = c.in_chans;
+  j["num_classes"] = c.num_classes;
+  j["embed_dim"] = c.embed_dim;
+  j["depth"] = c.depth;
+  j["num_heads"] = c.num_heads;
+  j["mlp_ratio"] = c.mlp_ratio;
+  j["ln_eps"] = c.ln_eps;
+  j["mixers"] = nlohmann::ordered_json::array();
+  for (const auto& m : c.mixers) {
+    nlohmann::ordered_json o;
+    o["kind"] = mixer_kind_name(m.kind);
+    if (m.kind == mixer_kind::selective_scan) {
+      o["d_state"] = m.d_state;
+      o["d_conv"] = m.d_conv;
+      o["expand"] = m.expand;
+      if (m.dt_rank > 0) o["dt_rank"] = m.dt_rank; else o["dt_rank"] = "auto";
+      o["bidirectional"] = m.bidirectional;
+    }
+    j["mixers"].push_back(o);
+  }
+  if (c.halting)
+    j["halting"] = {{"gamma", c.halting->gamma}, {"beta", c.halting->beta}, {"eps", c.halting->eps}};
+  else
+    j["halting"] = nullptr;
+  return j;
+}
+
+inline std::string to_string(const vit_config& c) { return to_json(c).dump(); }
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::io

@@ -1,0 +1,3 @@
+// sparsimix models: ViT configuration (hybrid ViT to come).
+#pragma once
+#include "models/vit_config.hpp"

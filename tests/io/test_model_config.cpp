@@ -1,0 +1,61 @@
+#include <catch2/catch.hpp>
+
+#include <sparsimix/io/model_config.hpp>
+
+using namespace sparsimix;
+
+namespace {
+const char* example = R"({"img_size": 28, "patch_size": 4, "in_chans": 1, "num_classes": 10,
+ "embed_dim": 96, "depth": 3, "num_heads": 3, "mlp_ratio": 4.0, "ln_eps": 1e-6,
+ "mixers": [{"kind": "attention"}, {"kind": "mh_lstm"},
+            {"kind": "selective_scan", "d_state": 16, "d_conv": 4, "expand": 2,
+             "dt_rank": 6, "bidirectional": true}],
+ "halting": null})";
+}
+
+TEST_CASE("sparsimix.config parses the FORMATS example and round-trips", "[io][config]") {
+  const auto c = io::vit_config_from_string(example);
+  REQUIRE(c.depth == 3);
+  REQUIRE(c.num_tokens() == 50);
+  REQUIRE(c.mlp_hidden() == 384);
+  REQUIRE(c.mixers[1].kind == mixer_kind::mh_lstm);
+  REQUIRE(c.mixers[2].bidirectional);
+  REQUIRE(c.mixers[2].dt_rank == 6);
+  REQUIRE_FALSE(c.halting.has_value());
+  const auto back = io::vit_config_from_string(io::to_string(c));
+  REQUIRE(back.mixers == c.mixers);
+  REQUIRE(back.embed_dim == c.embed_dim);
+}
+
+TEST_CASE("sparsimix.config applies defaults and reads halting", "[io][config]") {
+  const auto c = io::vit_config_from_string(R"({"img_size": 8, "patch_size": 4, "in_chans": 3, "num_classes": 2,
+    "embed_dim": 40, "depth": 1, "num_heads": 5, "mlp_ratio": 2.5,
+    "mixers": [{"kind": "selective_scan", "dt_rank": "auto"}], "halting": {"gamma": 10, "beta": 30, "eps": 0.01}})");
+  REQUIRE(c.ln_eps == 1e-6);
+  REQUIRE(c.mixers[0].d_state == 16);
+  REQUIRE(c.mixers[0].dt_rank == 0);
+  REQUIRE(c.mlp_hidden() == 100);
+  REQUIRE(c.halting.has_value());
+  REQUIRE(c.halting->beta == 30);
+}
+
+TEST_CASE("sparsimix.config refuses unknown kinds, unknown fields and inconsistencies", "[io][config]") {
+  auto err = [](const std::string& s) {
+    try {
+      io::vit_config_from_string(s);
+    } catch (const config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  const std::string base = R"("img_size": 28, "patch_size": 4, "in_chans": 1, "num_classes": 10, "embed_dim": 96, "num_heads": 3, "mlp_ratio": 4.0)";
+  CHECK_THAT(err("{" + base + R"(, "depth": 1, "mixers": [{"kind": "transformer"}]})"), Catch::Contains("unknown kind 'transformer'"));
+  CHECK_THAT(err("{" + base + R"(, "depth": 1, "mixers": [{"kind": "attention", "heads": 2}]})"), Catch::Contains("unknown field 'heads'"));
+  CHECK_THAT(err("{" + base + R"(, "depth": 2, "mixers": [{"kind": "attention"}]})"), Catch::Contains("expected depth = 2"));
+  CHECK_THAT(err("{" + base + R"(, "depth": 1, "mixers": [{"kind": "attention"}], "dropout": 0.1})"), Catch::Contains("unknown field 'dropout'"));
+  CHECK_THAT(err(R"({"img_size": 28, "depth": 1, "mixers": []})"), Catch::Contains("missing field 'patch_size'"));
+  CHECK_THAT(err("{" + base + R"(, "depth": "6", "mixers": []})"), Catch::Contains("'depth' must be an integer"));
+  CHECK_THAT(err(R"({"img_size": 30, "patch_size": 4, "in_chans": 1, "num_classes": 10, "embed_dim": 96, "num_heads": 3, "mlp_ratio": 4.0, "depth": 1, "mixers": [{"kind": "attention"}]})"),
+             Catch::Contains("not a multiple of patch_size"));
+  CHECK_THAT(err("{not json"), Catch::Contains("not valid JSON"));
+}
