@@ -3,6 +3,7 @@
 #include "autograd.hpp"
 #include "concepts.hpp"
 #include "core.hpp"
+#include "distill.hpp"
 #include "io.hpp"
 #include "kernels.hpp"
 #include "models.hpp"

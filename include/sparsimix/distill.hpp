@@ -1,0 +1,3 @@
+// sparsimix distill: sparsity metrics, layer selection, distillation.
+#pragma once
+#include "distill/sparsity.hpp"
