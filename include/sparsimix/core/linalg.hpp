@@ -3,7 +3,18 @@
 #pragma once
 #include <type_traits>
 
+// GCC 12 with -march=native (AVX-512) reports -Wmaybe-uninitialized inside its own
+// avx512fintrin.h when Eigen's double GEMM packing (ptranspose) is inlined: a false
+// positive (`__m512d __Y = __Y;` is _mm512_undefined_pd) that -Werror turns fatal.
+// Silenced for Eigen's headers only; include Eigen through this header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <Eigen/Core>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #include "../fwd.hpp"
 
