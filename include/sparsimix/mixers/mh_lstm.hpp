@@ -1,0 +1,579 @@
+// Multi-head bidirectional LSTM token mixer (FAR's `MultiHeadLstm`, HEAD version).
+// Ren, Collins, Hu, Yang, "FAR: Function-preserving Attention Replacement",
+// arXiv:2505.21535; code github.com/aliothren/FAR modeling/architectures.py. METHOD.md 1.3-1.7.
+//
+//   a = pre_proj(u)                                         u, a: [B, N, C]
+//   o = [LSTM_fwd(a) | LSTM_bwd(a)]  H independent heads     o: [B, N, 2C]
+//   s = head_proj(o)   (head h reads fwd-head h, bwd-head h)  s: [B, N, C]  (distillation target)
+//   y = post_proj(s)                                        y: [B, N, C]
+//
+// The PyTorch model stores the H LSTMs as one nn.LSTM(C, C) whose weights are block-diagonal
+// by head (masks M_ih, M_hh) and head_proj as a [C, 2C] weight masked by M_head. Here only
+// the blocks are stored (METHOD.md 1.6): per direction w_ih, w_hh as [H, 4d, d] (rows gate-major
+// i, f, g, o, each d rows), biases as [H, 4d], head_proj as [H, d, 2d] (columns fwd d | bwd d).
+// export_dense / import_dense convert to and from the dense masked PyTorch layout
+// (FORMATS.md section 2), refusing files with non-zeros outside the blocks.
+//
+// Token masks, Note [token mask gather] (core/token_mask.hpp): each sequence's alive tokens
+// are gathered in order into a packed [M, C] buffer, the whole mixer runs on that shorter
+// sequence and the result is scattered back; dead positions output exactly 0 (no bias) and
+// get dx = 0.
+//
+// Kernel paths: pre_proj, the input-to-hidden products of all tokens (one GEMM per head and
+// direction), head_proj and post_proj go through Eigen. The recurrence runs one task per
+// (head, direction) over parallel_for; each task steps through time for all sequences of the
+// batch at once: a [B, d] x [d, 4d] GEMM for the hidden-to-hidden product, then the fused
+// gate/cell/hidden kernel (kernels/lstm.hpp) per sequence. Backward is BPTT in the same
+// shape, with the weight gradients as GEMMs over all tokens after the reverse loop.
+//
+// The const inference forward uses mutable workspaces: one object must not run two forwards
+// concurrently (use one mixer per thread).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/linalg.hpp"
+#include "../core/parallel.hpp"
+#include "../core/param.hpp"
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "../core/token_mask.hpp"
+#include "../kernels/lstm.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+namespace detail {
+// A [rows, cols] row-major Eigen map with row stride ld (a column block of a wider matrix).
+template <class T>
+auto lstm_strided(T* p, index_t rows, index_t cols, index_t ld) {
+  using M = std::conditional_t<std::is_const_v<T>, const RowMatrix<T>, RowMatrix<T>>;
+  return Eigen::Map<M, 0, Eigen::OuterStride<>>(p, rows, cols, Eigen::OuterStride<>(ld));
+}
+}  // namespace detail
+
+template <class T = float>
+class MultiHeadLSTM {
+  static_assert(std::is_floating_point_v<T>, "MultiHeadLSTM<T>: T must be float or double");
+
+ public:
+  using scalar_type = T;
+
+  struct config {
+    index_t dim = 0;        // C
+    index_t num_heads = 1;  // H; d = C / H
+  };
+
+  // What one forward produced, packed over the alive tokens; backward reads it.
+  struct state {
+    index_t batch = 0, tokens = 0, rows = 0, max_len = 0;  // B, N, M = alive tokens, longest sequence
+    bool masked = false;
+    std::vector<index_t> offset, length;  // per sequence: first packed row, alive count
+    std::vector<index_t> src;             // packed row r came from token src[r] = b * N + n
+    Tensor<T> u;      // [M, C] mixer input (training only)
+    Tensor<T> a;      // [M, C] pre_proj output
+    Tensor<T> gates;  // [H, 2, M, 4d] input-to-hidden pre-activations, then activations i|f|g|o
+    Tensor<T> cells;  // [H, 2, M, d] c_t (training only)
+    Tensor<T> hid;    // [M, 2C] LSTM output, PyTorch layout [fwd C | bwd C]
+    Tensor<T> s;      // [M, C] head_proj output
+    Tensor<T> yp;     // [M, C] post_proj output before the scatter (masked runs)
+  };
+
+  // Activations kept by the training forward.
+  struct cache_type {
+    state st;
+    // s = head_proj output (before post_proj), [B, N, C], 0 at dead tokens: the tensor FAR
+    // distils against the teacher's pre-proj attention output (METHOD.md 1.7).
+    Tensor<T> head_out;
+  };
+
+  explicit MultiHeadLSTM(const config& cfg) : cfg_(cfg) {
+    if (cfg.dim <= 0) throw config_error(detail::concat("MultiHeadLSTM: dim is ", cfg.dim, ", expected > 0"));
+    if (cfg.num_heads <= 0)
+      throw config_error(detail::concat("MultiHeadLSTM: num_heads is ", cfg.num_heads, ", expected > 0"));
+    if (cfg.dim % cfg.num_heads != 0)
+      throw config_error(detail::concat("MultiHeadLSTM: dim ", cfg.dim, " is not divisible by num_heads ",
+                                        cfg.num_heads));
+    C_ = cfg.dim;
+    H_ = cfg.num_heads;
+    d_ = C_ / H_;
+    const Shape wc{C_, C_}, bc{C_}, wl{2, H_, 4 * d_, d_}, bl{2, H_, 4 * d_}, wh{H_, d_, 2 * d_};
+    for (auto* p : {&pre_w_, &post_w_}) *p = Tensor<T>(wc);
+    for (auto* p : {&pre_b_, &post_b_, &hp_b_}) *p = Tensor<T>(bc);
+    for (auto* p : {&w_ih_, &w_hh_}) *p = Tensor<T>(wl);
+    for (auto* p : {&b_ih_, &b_hh_}) *p = Tensor<T>(bl);
+    hp_w_ = Tensor<T>(wh);
+    for (auto* p : {&g_pre_w_, &g_post_w_}) *p = Tensor<T>(wc);
+    for (auto* p : {&g_pre_b_, &g_post_b_, &g_hp_b_}) *p = Tensor<T>(bc);
+    for (auto* p : {&g_w_ih_, &g_w_hh_}) *p = Tensor<T>(wl);
+    for (auto* p : {&g_b_ih_, &g_b_hh_}) *p = Tensor<T>(bl);
+    g_hp_w_ = Tensor<T>(wh);
+  }
+
+  index_t dim() const noexcept { return C_; }
+  index_t num_heads() const noexcept { return H_; }
+  index_t head_dim() const noexcept { return d_; }
+  const config& cfg() const noexcept { return cfg_; }
+
+  // PyTorch defaults (METHOD.md 1.5): Linear W, b ~ U(+-1/sqrt(fan_in)); every LSTM weight and
+  // bias ~ U(+-1/sqrt(C)) (PyTorch's hidden_size is the total C, not d). Only the blocks are
+  // drawn; the masked entries are 0 by construction. post_proj is usually overwritten with
+  // the teacher's attn.proj afterwards.
+  void init(Rng& rng) {
+    const double kc = 1.0 / std::sqrt(static_cast<double>(C_));
+    const double k2c = 1.0 / std::sqrt(static_cast<double>(2 * C_));
+    fill_uniform(rng, pre_w_.data(), pre_w_.numel(), -kc, kc);
+    fill_uniform(rng, pre_b_.data(), pre_b_.numel(), -kc, kc);
+    for (auto* p : {&w_ih_, &w_hh_, &b_ih_, &b_hh_}) fill_uniform(rng, p->data(), p->numel(), -kc, kc);
+    fill_uniform(rng, hp_w_.data(), hp_w_.numel(), -k2c, k2c);
+    fill_uniform(rng, hp_b_.data(), hp_b_.numel(), -k2c, k2c);
+    fill_uniform(rng, post_w_.data(), post_w_.numel(), -kc, kc);
+    fill_uniform(rng, post_b_.data(), post_b_.numel(), -kc, kc);
+  }
+
+  // The compact storage, for optimizers. Names ending in ".blocks" are per-head layouts, not
+  // PyTorch's dense tensors (use export_dense / import_dense for those):
+  //   lstm.weight_{ih,hh}_l0[_reverse].blocks [H, 4d, d]: row g*d + r, column c is dense
+  //     entry [g*C + h*d + r, h*d + c];  lstm.bias_*.blocks [H, 4d]: dense [g*C + h*d + r];
+  //   head_proj.weight.blocks [H, d, 2d]: [h, r, dir*d + c] is dense [h*d + r, dir*C + h*d + c].
+  ParamList<T> parameters() {
+    ParamList<T> ps;
+    ps.push_back({"pre_proj.weight", pre_w_.view(), g_pre_w_.view(), true});
+    ps.push_back({"pre_proj.bias", pre_b_.view(), g_pre_b_.view(), false});
+    for (index_t dir = 0; dir < 2; ++dir) {
+      const std::string sfx = dir ? "_reverse" : "";
+      ps.push_back({"lstm.weight_ih_l0" + sfx + ".blocks", w_ih_[dir], g_w_ih_[dir], true});
+      ps.push_back({"lstm.weight_hh_l0" + sfx + ".blocks", w_hh_[dir], g_w_hh_[dir], true});
+      ps.push_back({"lstm.bias_ih_l0" + sfx + ".blocks", b_ih_[dir], g_b_ih_[dir], false});
+      ps.push_back({"lstm.bias_hh_l0" + sfx + ".blocks", b_hh_[dir], g_b_hh_[dir], false});
+    }
+    ps.push_back({"head_proj.weight.blocks", hp_w_.view(), g_hp_w_.view(), true});
+    ps.push_back({"head_proj.bias", hp_b_.view(), g_hp_b_.view(), false});
+    ps.push_back({"post_proj.weight", post_w_.view(), g_post_w_.view(), true});
+    ps.push_back({"post_proj.bias", post_b_.view(), g_post_b_.view(), false});
+    return ps;
+  }
+
+  void zero_grad() {
+    for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
+  }
+
+  // The 14 PyTorch tensors (FORMATS.md section 2, state_dict order), dense and masked:
+  // exact zeros outside the per-head blocks.
+  std::vector<std::pair<std::string, Tensor<T>>> export_dense() const { return to_dense(false); }
+  // The gradients in the same dense layout (exact zeros outside the blocks).
+  std::vector<std::pair<std::string, Tensor<T>>> export_dense_grads() const { return to_dense(true); }
+  // The PyTorch names export_dense writes, in order.
+  static std::vector<std::string> dense_names() {
+    std::vector<std::string> n{"pre_proj.weight", "pre_proj.bias"};
+    for (const char* sfx : {"", "_reverse"})
+      for (const char* base : {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"})
+        n.push_back(std::string(base) + sfx);
+    for (const char* s : {"head_proj.weight", "head_proj.bias", "post_proj.weight", "post_proj.bias"}) n.push_back(s);
+    return n;
+  }
+
+  // Loads the dense PyTorch tensors: lookup(name) returns something convertible to Tensor<T>
+  // for every name of dense_names(). Checks every shape (shape_error) and that the LSTM and
+  // head_proj weights are exactly 0 outside the per-head blocks (format_error naming the
+  // tensor and the entry) before changing anything: nothing is half-loaded.
+  template <class Lookup>
+    requires std::is_convertible_v<std::invoke_result_t<Lookup&, const std::string&>, Tensor<T>>
+  void import_dense(Lookup&& lookup) {
+    static constexpr const char* where = "MultiHeadLSTM.import_dense";
+    const index_t C = C_, d = d_;
+    auto fetch = [&](const std::string& name, std::initializer_list<index_t> shape) {
+      Tensor<T> t = lookup(name);
+      check_shape(where, name.c_str(), t.shape(), shape);
+      return t;
+    };
+    auto outside = [&](const std::string& name, const Tensor<T>& t, auto in_block) {
+      const index_t rows = t.size(0), cols = t.size(1);
+      for (index_t r = 0; r < rows; ++r)
+        for (index_t c = 0; c < cols; ++c)
+          if (!in_block(r, c) && t(r, c) != T(0))
+            throw format_error(detail::concat(where, ": ", name, " has a non-zero entry (", t(r, c), ") at [", r,
+                                              ", ", c, "], outside the per-head blocks (C = ", C, ", ", H_,
+                                              " heads of ", d, "); the masked FAR layout keeps it exactly 0"));
+    };
+    auto lstm_block = [&](index_t r, index_t c) { return (r % C) / d == c / d; };
+    auto head_block = [&](index_t r, index_t c) { return r / d == (c % C) / d; };
+
+    Tensor<T> pre_w = fetch("pre_proj.weight", {C, C}), pre_b = fetch("pre_proj.bias", {C});
+    Tensor<T> w_ih(w_ih_.shape()), w_hh(w_hh_.shape()), b_ih(b_ih_.shape()), b_hh(b_hh_.shape());
+    for (index_t dir = 0; dir < 2; ++dir) {
+      const std::string sfx = dir ? "_reverse" : "";
+      const std::string nwi = "lstm.weight_ih_l0" + sfx, nwh = "lstm.weight_hh_l0" + sfx;
+      const Tensor<T> wi = fetch(nwi, {4 * C, C}), wh = fetch(nwh, {4 * C, C});
+      const Tensor<T> bi = fetch("lstm.bias_ih_l0" + sfx, {4 * C}), bh = fetch("lstm.bias_hh_l0" + sfx, {4 * C});
+      outside(nwi, wi, lstm_block);
+      outside(nwh, wh, lstm_block);
+      for (index_t h = 0; h < H_; ++h)
+        for (index_t g = 0; g < 4; ++g)
+          for (index_t r = 0; r < d; ++r) {
+            const index_t dr = g * C + h * d + r, br = g * d + r;
+            b_ih(dir, h, br) = bi(dr);
+            b_hh(dir, h, br) = bh(dr);
+            for (index_t c = 0; c < d; ++c) {
+              w_ih(dir, h, br, c) = wi(dr, h * d + c);
+              w_hh(dir, h, br, c) = wh(dr, h * d + c);
+            }
+          }
+    }
+    const Tensor<T> hw = fetch("head_proj.weight", {C, 2 * C});
+    outside("head_proj.weight", hw, head_block);
+    Tensor<T> hp_w(hp_w_.shape());
+    for (index_t h = 0; h < H_; ++h)
+      for (index_t r = 0; r < d; ++r)
+        for (index_t dir = 0; dir < 2; ++dir)
+          for (index_t c = 0; c < d; ++c) hp_w(h, r, dir * d + c) = hw(h * d + r, dir * C + h * d + c);
+    Tensor<T> hp_b = fetch("head_proj.bias", {C});
+    Tensor<T> post_w = fetch("post_proj.weight", {C, C}), post_b = fetch("post_proj.bias", {C});
+    // Everything validated: commit.
+    pre_w_ = std::move(pre_w);
+    pre_b_ = std::move(pre_b);
+    w_ih_ = std::move(w_ih);
+    w_hh_ = std::move(w_hh);
+    b_ih_ = std::move(b_ih);
+    b_hh_ = std::move(b_hh);
+    hp_w_ = std::move(hp_w);
+    hp_b_ = std::move(hp_b);
+    post_w_ = std::move(post_w);
+    post_b_ = std::move(post_b);
+  }
+
+  // Inference: y = mixer(x), x, y: [B, N, C]; mask [B, N] or null.
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    check_io("MultiHeadLSTM.forward", x, y, mask);
+    run(x, y, mask, ws_, false);
+  }
+  // Inference that also writes s, the head_proj output before post_proj ([B, N, C], 0 at
+  // dead tokens), for distillation against attention's pre-proj output.
+  void forward(ConstSeq<T> x, Seq<T> y, Seq<T> s, const TokenMask* mask) const {
+    check_io("MultiHeadLSTM.forward", x, y, mask);
+    check_shape("MultiHeadLSTM.forward", "s", s.shape(), {x.size(0), x.size(1), C_});
+    run(x, y, mask, ws_, false);
+    scatter(ws_, ws_.s.data(), s.data());
+  }
+  // Training: as above, keeping in `cache` what backward needs and s in cache.head_out.
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
+    check_io("MultiHeadLSTM.forward", x, y, mask);
+    run(x, y, mask, cache.st, true);
+    cache.head_out.resize(x.shape());
+    scatter(cache.st, cache.st.s.data(), cache.head_out.data());
+  }
+
+  // Backward of the training forward: accumulates parameter gradients, writes dx (0 at dead
+  // tokens). dy: [B, N, C].
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) { backward(cache, dy, dx, ConstSeq<T>{}); }
+  // Same with an extra gradient ds on s (cache.head_out), e.g. from the distillation loss.
+  // dy may be an empty view (no gradient through post_proj), ds too.
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
+    static constexpr const char* where = "MultiHeadLSTM.backward";
+    const state& st = cache.st;
+    if (st.cells.numel() != static_cast<index_t>(H_) * 2 * st.rows * d_ || st.u.numel() != st.rows * C_)
+      throw config_error(detail::concat(where, ": the cache does not come from this mixer's training forward"));
+    const index_t B = st.batch, N = st.tokens, M = st.rows, C = C_, d = d_;
+    if (dy.data()) check_shape(where, "dy", dy.shape(), {B, N, C});
+    if (ds.data()) check_shape(where, "ds", ds.shape(), {B, N, C});
+    check_shape(where, "dx", dx.shape(), {B, N, C});
+
+    // ds_packed [M, C] = dy_packed W_post (+ gathered ds); post_proj grads.
+    bw_.ds.resize(Shape{M, C});
+    bw_.ds.zero();
+    if (dy.data()) {
+      const T* dyp = dy.data();
+      if (st.masked) {
+        bw_.dy.resize(Shape{M, C});
+        gather(st, dy.data(), bw_.dy.data());
+        dyp = bw_.dy.data();
+      }
+      linear_backward(st.s.data(), post_w_.data(), dyp, bw_.ds.data(), g_post_w_.data(), g_post_b_.data(), M, C, C);
+    }
+    if (ds.data()) {
+      for (index_t r = 0; r < M; ++r) {
+        const T* src = ds.data() + st.src[static_cast<std::size_t>(r)] * C;
+        T* dst = bw_.ds.data() + r * C;
+        for (index_t c = 0; c < C; ++c) dst[c] += src[c];
+      }
+    }
+    // head_proj, per head: dW_h += ds_h^T [o_fwd_h | o_bwd_h], do_h = ds_h W_h.
+    bw_.dhid.resize(Shape{M, 2 * C});
+    for (index_t h = 0; h < H_; ++h) {
+      const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
+      for (index_t dir = 0; dir < 2; ++dir) {
+        const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, d, 2 * C);
+        const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, d, 2 * d);
+        detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d).noalias() += dsh.transpose() * oh;
+        detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, d, 2 * C).noalias() = dsh * wh;
+      }
+    }
+    if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
+
+    // BPTT, one task per (head, direction).
+    bw_.dg.resize(Shape{H_, 2, M, 4 * d});
+    bw_.da.resize(Shape{2, M, C});
+    const index_t scratch = B * 6 * d + d;
+    bw_.scratch.resize(Shape{2 * H_, scratch});
+    parallel_for(2 * H_, [&](index_t task) { bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch); });
+
+    // pre_proj: da = da_fwd + da_bwd; dx_packed = da W_pre.
+    T* da = bw_.da.data();
+    const T* da_b = da + M * C;
+    for (index_t i = 0; i < M * C; ++i) da[i] += da_b[i];
+    T* dxp = dx.data();
+    if (st.masked) {
+      bw_.dx.resize(Shape{M, C});
+      dxp = bw_.dx.data();
+    }
+    linear_backward(st.u.data(), pre_w_.data(), static_cast<const T*>(da), dxp, g_pre_w_.data(), g_pre_b_.data(), M, C, C);
+    if (st.masked) scatter(st, dxp, dx.data());
+  }
+
+ private:
+  struct bwd_workspace {
+    Tensor<T> dy, ds, dhid, dg, da, dx, scratch;
+  };
+
+  void check_io(const char* where, ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    check_shape(where, "x", x.shape(), {-1, -1, C_});
+    check_shape(where, "y", y.shape(), {x.size(0), x.size(1), C_});
+    if (mask) mask->check_fits(where, x.shape());
+  }
+
+  // Note [token mask gather]: packed row r = the r-th alive token in (sequence, position) order.
+  static void plan(state& st, index_t B, index_t N, const TokenMask* mask) {
+    st.batch = B;
+    st.tokens = N;
+    st.masked = mask != nullptr;
+    st.offset.resize(static_cast<std::size_t>(B));
+    st.length.resize(static_cast<std::size_t>(B));
+    st.src.resize(static_cast<std::size_t>(B * N));
+    index_t r = 0, longest = 0;
+    for (index_t b = 0; b < B; ++b) {
+      st.offset[static_cast<std::size_t>(b)] = r;
+      for (index_t n = 0; n < N; ++n)
+        if (!mask || mask->alive(b, n)) st.src[static_cast<std::size_t>(r++)] = b * N + n;
+      const index_t len = r - st.offset[static_cast<std::size_t>(b)];
+      st.length[static_cast<std::size_t>(b)] = len;
+      longest = std::max(longest, len);
+    }
+    st.rows = r;
+    st.max_len = longest;
+  }
+  void gather(const state& st, const T* dense, T* packed) const {
+    for (index_t r = 0; r < st.rows; ++r)
+      std::copy_n(dense + st.src[static_cast<std::size_t>(r)] * C_, C_, packed + r * C_);
+  }
+  // dense [B, N, C] = packed rows at their tokens, exact 0 elsewhere.
+  void scatter(const state& st, const T* packed, T* dense) const {
+    if (!st.masked) {
+      if (packed != dense) std::copy_n(packed, st.rows * C_, dense);
+      return;
+    }
+    std::fill_n(dense, st.batch * st.tokens * C_, T(0));
+    for (index_t r = 0; r < st.rows; ++r)
+      std::copy_n(packed + r * C_, C_, dense + st.src[static_cast<std::size_t>(r)] * C_);
+  }
+
+  void run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const {
+    const index_t B = x.size(0), N = x.size(1), C = C_, d = d_;
+    plan(st, B, N, mask);
+    const index_t M = st.rows;
+    const T* u = x.data();
+    if (training || st.masked) {
+      st.u.resize(Shape{M, C});
+      gather(st, x.data(), st.u.data());
+      u = st.u.data();
+    }
+    st.a.resize(Shape{M, C});
+    linear_forward(u, pre_w_.data(), pre_b_.data(), st.a.data(), M, C, C);
+
+    st.gates.resize(Shape{H_, 2, M, 4 * d});
+    if (training) st.cells.resize(Shape{H_, 2, M, d});
+    st.hid.resize(Shape{M, 2 * C});
+    const index_t scratch = B * 6 * d + 4 * d;
+    scratch_.resize(Shape{2 * H_, scratch});
+    parallel_for(2 * H_, [&](index_t task) {
+      forward_task(st, task / 2, task % 2, training, scratch_.data() + task * scratch);
+    });
+
+    // head_proj per head: s_h = o_fwd_h W_h[:, :d]^T + o_bwd_h W_h[:, d:]^T + b_h.
+    st.s.resize(Shape{M, C});
+    for (index_t h = 0; h < H_; ++h) {
+      auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
+      for (index_t dir = 0; dir < 2; ++dir) {
+        const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, d, 2 * C);
+        const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d);
+        if (dir == 0)
+          sh.noalias() = oh * wh.transpose();
+        else
+          sh.noalias() += oh * wh.transpose();
+      }
+      sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
+    }
+    if (st.masked) {
+      st.yp.resize(Shape{M, C});
+      linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), st.yp.data(), M, C, C);
+      scatter(st, st.yp.data(), y.data());
+    } else {
+      linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), y.data(), M, C, C);
+    }
+  }
+
+  // The recurrence of head h, direction dir, for every sequence of the batch.
+  // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d].
+  void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
+    const index_t B = st.batch, M = st.rows, C = C_, d = d_, G = 4 * d;
+    T* hh = scratch;
+    T* hs = hh + B * G;
+    T* cs = hs + B * d;
+    T* bias = cs + B * d;
+    const T* wih = w_ih_.data() + (dir * H_ + h) * G * d;
+    const T* whh = w_hh_.data() + (dir * H_ + h) * G * d;
+    const T* bih = b_ih_.data() + (dir * H_ + h) * G;
+    const T* bhh = b_hh_.data() + (dir * H_ + h) * G;
+    for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
+    std::fill_n(hs, 2 * B * d, T(0));
+    T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+    T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
+    // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4d].
+    if (M > 0) {
+      auto gx = as_matrix(gates, M, G);
+      gx.noalias() = detail::lstm_strided(static_cast<const T*>(st.a.data()) + h * d, M, d, C) *
+                     as_matrix(wih, G, d).transpose();
+      gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
+    }
+    for (index_t t = 0; t < st.max_len; ++t) {
+      if (t > 0) linear_forward(static_cast<const T*>(hs), whh, static_cast<const T*>(nullptr), hh, B, d, G);
+      for (index_t b = 0; b < B; ++b) {
+        const index_t len = st.length[static_cast<std::size_t>(b)];
+        if (t >= len) continue;
+        const index_t off = st.offset[static_cast<std::size_t>(b)];
+        const index_t r = off + (dir == 0 ? t : len - 1 - t);
+        T* g = gates + r * G;
+        if (t > 0)
+          for (index_t k = 0; k < G; ++k) g[k] += hh[b * G + k];
+        T* hb = hs + b * d;
+        if (training) {
+          const index_t rp = dir == 0 ? r - 1 : r + 1;
+          const T* cp = t == 0 ? cs + b * d : cells + rp * d;
+          kernels::lstm_cell_forward(g, cp, cells + r * d, hb, d);
+        } else {
+          kernels::lstm_cell_forward(g, cs + b * d, cs + b * d, hb, d);
+        }
+        std::copy_n(hb, d, st.hid.data() + r * 2 * C + dir * C + h * d);
+      }
+    }
+  }
+
+  // BPTT of head h, direction dir. scratch: dgs [B, 4d], dh [B, d], dc [B, d], zeros [d].
+  void bptt_task(const state& st, index_t h, index_t dir, T* scratch) {
+    const index_t B = st.batch, M = st.rows, C = C_, d = d_, G = 4 * d;
+    T* dgs = scratch;
+    T* dh = dgs + B * G;
+    T* dc = dh + B * d;
+    T* zeros = dc + B * d;
+    std::fill_n(scratch, B * 6 * d + d, T(0));
+    const index_t hd = dir * H_ + h;
+    const T* wih = w_ih_.data() + hd * G * d;
+    const T* whh = w_hh_.data() + hd * G * d;
+    const T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+    const T* cells = st.cells.data() + (h * 2 + dir) * M * d;
+    T* dg = bw_.dg.data() + (h * 2 + dir) * M * G;
+    const T* dhid = bw_.dhid.data() + dir * C + h * d;
+    for (index_t t = st.max_len - 1; t >= 0; --t) {
+      for (index_t b = 0; b < B; ++b) {
+        const index_t len = st.length[static_cast<std::size_t>(b)];
+        if (t >= len) continue;
+        const index_t off = st.offset[static_cast<std::size_t>(b)];
+        const index_t r = off + (dir == 0 ? t : len - 1 - t);
+        const index_t rp = dir == 0 ? r - 1 : r + 1;
+        T* dhb = dh + b * d;
+        const T* dor = dhid + r * 2 * C;
+        for (index_t k = 0; k < d; ++k) dhb[k] += dor[k];
+        const T* cp = t == 0 ? zeros : cells + rp * d;
+        kernels::lstm_cell_backward(gates + r * G, cp, cells + r * d, dhb, dc + b * d, dg + r * G, d);
+        std::copy_n(dg + r * G, G, dgs + b * G);
+      }
+      // dh_{t-1} = dgates_t W_hh; rows of sequences not yet started stay 0 (their dgs rows are 0).
+      if (t > 0) as_matrix(dh, B, d).noalias() = as_matrix(static_cast<const T*>(dgs), B, G) * as_matrix(whh, G, d);
+    }
+    if (M == 0) return;
+    const auto DG = as_matrix(static_cast<const T*>(dg), M, G);
+    // dW_hh += sum_t dg_t^T h_{t-1}: per sequence, dg rows shifted against the outputs.
+    auto dwhh = as_matrix(g_w_hh_.data() + hd * G * d, G, d);
+    for (index_t b = 0; b < B; ++b) {
+      const index_t len = st.length[static_cast<std::size_t>(b)], off = st.offset[static_cast<std::size_t>(b)];
+      if (len < 2) continue;
+      const index_t g0 = dir == 0 ? off + 1 : off, h0 = dir == 0 ? off : off + 1;
+      dwhh.noalias() += as_matrix(static_cast<const T*>(dg) + g0 * G, len - 1, G).transpose() *
+                        detail::lstm_strided(st.hid.data() + h0 * 2 * C + dir * C + h * d, len - 1, d, 2 * C);
+    }
+    const auto ah = detail::lstm_strided(st.a.data() + h * d, M, d, C);
+    as_matrix(g_w_ih_.data() + hd * G * d, G, d).noalias() += DG.transpose() * ah;
+    const auto dbias = DG.colwise().sum().transpose().eval();
+    as_vector(g_b_ih_.data() + hd * G, G) += dbias;
+    as_vector(g_b_hh_.data() + hd * G, G) += dbias;
+    detail::lstm_strided(bw_.da.data() + dir * M * C + h * d, M, d, C).noalias() = DG * as_matrix(wih, G, d);
+  }
+
+  std::vector<std::pair<std::string, Tensor<T>>> to_dense(bool grads) const {
+    const index_t C = C_, d = d_;
+    const Tensor<T>& wih = grads ? g_w_ih_ : w_ih_;
+    const Tensor<T>& whh = grads ? g_w_hh_ : w_hh_;
+    const Tensor<T>& bih = grads ? g_b_ih_ : b_ih_;
+    const Tensor<T>& bhh = grads ? g_b_hh_ : b_hh_;
+    const Tensor<T>& hpw = grads ? g_hp_w_ : hp_w_;
+    std::vector<std::pair<std::string, Tensor<T>>> out;
+    out.emplace_back("pre_proj.weight", grads ? g_pre_w_ : pre_w_);
+    out.emplace_back("pre_proj.bias", grads ? g_pre_b_ : pre_b_);
+    for (index_t dir = 0; dir < 2; ++dir) {
+      const std::string sfx = dir ? "_reverse" : "";
+      Tensor<T> wi(Shape{4 * C, C}), wh(Shape{4 * C, C}), bi(Shape{4 * C}), bh(Shape{4 * C});  // zeroed
+      for (index_t h = 0; h < H_; ++h)
+        for (index_t g = 0; g < 4; ++g)
+          for (index_t r = 0; r < d; ++r) {
+            const index_t dr = g * C + h * d + r, br = g * d + r;
+            bi(dr) = bih(dir, h, br);
+            bh(dr) = bhh(dir, h, br);
+            for (index_t c = 0; c < d; ++c) {
+              wi(dr, h * d + c) = wih(dir, h, br, c);
+              wh(dr, h * d + c) = whh(dir, h, br, c);
+            }
+          }
+      out.emplace_back("lstm.weight_ih_l0" + sfx, std::move(wi));
+      out.emplace_back("lstm.weight_hh_l0" + sfx, std::move(wh));
+      out.emplace_back("lstm.bias_ih_l0" + sfx, std::move(bi));
+      out.emplace_back("lstm.bias_hh_l0" + sfx, std::move(bh));
+    }
+    Tensor<T> hw(Shape{C, 2 * C});
+    for (index_t h = 0; h < H_; ++h)
+      for (index_t r = 0; r < d; ++r)
+        for (index_t dir = 0; dir < 2; ++dir)
+          for (index_t c = 0; c < d; ++c) hw(h * d + r, dir * C + h * d + c) = hpw(h, r, dir * d + c);
+    out.emplace_back("head_proj.weight", std::move(hw));
+    out.emplace_back("head_proj.bias", grads ? g_hp_b_ : hp_b_);
+    out.emplace_back("post_proj.weight", grads ? g_post_w_ : post_w_);
+    out.emplace_back("post_proj.bias", grads ? g_post_b_ : post_b_);
+    return out;
+  }
+
+  config cfg_;
+  index_t C_ = 0, H_ = 1, d_ = 0;
+  // Parameters (compact per-head storage) and their gradients.
+  Tensor<T> pre_w_, pre_b_, w_ih_, w_hh_, b_ih_, b_hh_, hp_w_, hp_b_, post_w_, post_b_;
+  Tensor<T> g_pre_w_, g_pre_b_, g_w_ih_, g_w_hh_, g_b_ih_, g_b_hh_, g_hp_w_, g_hp_b_, g_post_w_, g_post_b_;
+  // Workspaces: reused across calls so inference stops allocating after warm-up.
+  mutable state ws_;
+  mutable Tensor<T> scratch_;
+  bwd_workspace bw_;
+};
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix
