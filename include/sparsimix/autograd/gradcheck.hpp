@@ -1,13 +1,16 @@
 // gradcheck: analytic gradients against central differences, in double, with PyTorch's
 // torch.autograd.gradcheck criterion |analytic - numeric| <= atol + rtol * |numeric|.
+// gradcheck (any loss closure), gradcheck_mixer (a SeqMixer), gradcheck_tape (tape ops).
 #pragma once
 #include <cmath>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "../concepts.hpp"
 #include "../core/rng.hpp"
+#include "tape.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -98,6 +101,65 @@ gradcheck_result gradcheck_mixer(M& mixer, Tensor<double>& x, const TokenMask* m
     for (index_t i = 0; i < y.numel(); ++i) s += y.data()[i] * w.data()[i];
     return s;
   };
+  return gradcheck(loss, targets, opt);
+}
+
+// One leaf of a tape gradcheck: the tensor is perturbed in place.
+struct gradcheck_input {
+  std::string name;
+  Tensor<double>* value;
+};
+
+// Checks everything `build` records on a Tape<double>: build(tape, leaves) gets one var per
+// entry of `inputs` (bound as params, in order) and returns the output var. A non-scalar
+// output y is reduced with L = sum(y * w) for a fixed random w. `params` are extra tensors
+// whose gradients backward accumulates outside the tape (a mixer's parameters, say); their
+// grads are zeroed first. The tape is rebuilt for every finite-difference evaluation.
+inline gradcheck_result gradcheck_tape(const std::function<Var(Tape<double>&, std::span<const Var>)>& build,
+                                       const std::vector<gradcheck_input>& inputs,
+                                       const ParamList<double>& params = {}, const gradcheck_options& opt = {},
+                                       std::uint64_t seed = 1234) {
+  Tape<double> tape;
+  std::vector<Tensor<double>> grads;
+  grads.reserve(inputs.size() + params.size());
+  std::vector<Var> leaves;
+  Tensor<double> w;
+  bool reduce = false;
+  // Records the forward; grads of the leaves land in `grads` (or a throwaway buffer).
+  auto record = [&](bool first) {
+    tape.clear();
+    leaves.clear();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      Tensor<double>& g = grads[i];
+      leaves.push_back(tape.param(inputs[i].value->view(), g.view()));
+    }
+    Var out = build(tape, std::span<const Var>(leaves));
+    if (first) {
+      reduce = tape.shape(out).numel() != 1;
+      if (reduce) {
+        Rng rng(seed);
+        w = Tensor<double>(tape.shape(out));
+        fill_uniform(rng, w.data(), w.numel(), -1.0, 1.0);
+      }
+    }
+    if (reduce) out = tape.sum(tape.mul(out, tape.input(w.view())));
+    return out;
+  };
+  for (const auto& in : inputs) grads.emplace_back(in.value->shape());
+  for (const auto& p : params) std::fill(p.grad.begin(), p.grad.end(), 0.0);
+  tape.backward(record(true));
+  std::vector<gradcheck_target> targets;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    targets.push_back({inputs[i].name, inputs[i].value->data(), grads[i].data(), inputs[i].value->numel()});
+  // Snapshot the external grads: the loss closure below must not disturb what is compared.
+  std::vector<Tensor<double>> pgrads;
+  pgrads.reserve(params.size());
+  for (const auto& p : params) {
+    pgrads.emplace_back(p.grad.shape());
+    std::copy(p.grad.begin(), p.grad.end(), pgrads.back().data());
+    targets.push_back({p.name, p.value.data(), pgrads.back().data(), p.value.numel()});
+  }
+  auto loss = [&]() { return tape.item(record(false)); };
   return gradcheck(loss, targets, opt);
 }
 
