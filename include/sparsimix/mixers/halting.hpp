@@ -1,0 +1,361 @@
+// A-ViT adaptive token halting (Yin et al., CVPR 2022, arXiv:2112.07658, sec. 3; METHOD.md
+// 3.1-3.4, 6.12-6.13; the contract is FORMATS.md section 1, paragraph "halting").
+//
+// Two roles in one class, because they share the config and nothing else:
+//  * the masking op, a SeqMixer without parameters: y = x * m ([B, N, C], m the alive mask
+//    [B, N]; no mask: identity copy), dx = dy * m. A model runs it on each block's input
+//    and on each block's output;
+//  * the halting controller across the L blocks of one forward pass:
+//      reset(B, N, L);                       // m = 1 everywhere, c = 0
+//      for l in 0..L-1:  y_l = block_l(x * m) * m;  update(l, y_l);  x = y_l;
+//    update computes h = sigmoid(gamma * y_l[..., 0] - beta) (h = 1 at l = L-1), c += h,
+//    and a patch token dies once c >= 1 - eps. The CLS token (n = 0) never halts: its h is
+//    ignored, every block processes it. mask() is the TokenMask the next block honours
+//    (Note [token mask gather], core/token_mask.hpp).
+//
+// Losses (patch tokens n >= 1 only, P = B * (N - 1) of them; FORMATS.md section 1):
+//  * ponder (METHOD.md 3.2, 3.4): rho_k = N_k + r_k, N_k = depth (blocks that processed k,
+//    1..L), r_k = 1 - sum_{l < N_k - 1} h_k^l (the remainder before the halting block);
+//    ponder_loss = mean over the P patch tokens of rho.
+//  * distributional prior (METHOD.md 3.4, FAR's patch-only variant): H_l = mean over the P
+//    patch tokens of the RAW score h^l = sigmoid(gamma y_l[..., 0] - beta), also at the last
+//    block (A-ViT's act_vision_transformer.py appends the layer mean before overwriting the
+//    last h with 1, and the target puts little mass at the last block, which a forced 1
+//    could never match); dead tokens count with their score on the masked (zero) output.
+//    p = H / sum H, q = clamp(p, 0.01, 0.99), r = q / sum q (FAR renormalises),
+//    KL = KLDivLoss(reduction='batchmean')(log r, t) = (1/L) sum_l t_l (log t_l - log r_l)
+//    (terms with t_l = 0 are 0), t = prior_target(L): the Gaussian of A-ViT's
+//    get_distribution_target with target depth ceil(2L/3) (METHOD.md 6.13; 8 for L = 12),
+//    sigma 1, buffer 0.02: t_l = pdf(l) * 0.98 / sum_{l < td} pdf(l), NOT normalised.
+//  * loss_grad(alpha_p, alpha_d) = d(alpha_p * ponder + alpha_d * KL) / d y_l[b, n, 0], the
+//    partial derivative through h only, w.r.t. the value handed to update (the masked
+//    output): 0 for CLS, and the ponder part is 0 where h was forced to 1 (last block) or
+//    after the token died. A model adds it to channel 0 of its gradient of y_l; the masking
+//    backward then zeroes dead tokens. The mask itself is piecewise constant (no gradient).
+//    Defaults (METHOD.md 6.13): alpha_p 5e-4, alpha_d 1e-3.
+//
+// Everything the controller keeps is [L, B, N] scalars (double inside, so float models
+// reproduce the thresholds of a float64 reference). reset() allocates; update() does not.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/param.hpp"
+#include "../core/tensor.hpp"
+#include "../core/token_mask.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+template <class T = float>
+class HaltingMask {
+ public:
+  using scalar_type = T;
+
+  struct config {
+    index_t dim = 0;     // C (the masking op's channel count; channel 0 carries the score)
+    double gamma = 10;   // gate_scale
+    double beta = 30;    // gate_center (Tiny; 75 for Small)
+    double eps = 0.01;   // a patch token dies once its cumulative score c >= 1 - eps
+  };
+
+  // The masking op's backward needs only which tokens were alive.
+  struct cache_type {
+    bool masked = false;
+    Tensor<std::uint8_t> alive;  // [B, N] when masked
+  };
+
+  explicit HaltingMask(const config& cfg) : cfg_(cfg) {
+    if (cfg.dim <= 0) throw config_error(detail::concat("HaltingMask: dim is ", cfg.dim, ", expected > 0"));
+    if (!std::isfinite(cfg.gamma) || !std::isfinite(cfg.beta))
+      throw config_error(detail::concat("HaltingMask: gamma ", cfg.gamma, " and beta ", cfg.beta, " must be finite"));
+    if (!(cfg.eps > 0 && cfg.eps < 1))
+      throw config_error(detail::concat("HaltingMask: eps is ", cfg.eps, ", expected 0 < eps < 1"));
+  }
+
+  index_t dim() const noexcept { return cfg_.dim; }
+  const config& cfg() const noexcept { return cfg_; }
+  ParamList<T> parameters() { return {}; }
+
+  // ---- the masking op: x, y [B, N, C]; y = x * alive (y may alias x) ----
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    check_io("HaltingMask::forward", x, y, mask);
+    apply(x, y, mask);
+  }
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
+    check_io("HaltingMask::forward", x, y, mask);
+    cache.masked = mask != nullptr;
+    if (mask) {
+      cache.alive.resize(mask->tensor().shape());
+      cache.alive.copy_from(mask->tensor().view());
+    }
+    apply(x, y, mask);
+  }
+  // dx = dy * alive (no parameters).
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) const {
+    check_shape("HaltingMask::backward", "dy", dy.shape(), {-1, -1, cfg_.dim});
+    check_shape("HaltingMask::backward", "dx", dx.shape(), {dy.size(0), dy.size(1), cfg_.dim});
+    if (cache.masked) check_shape("HaltingMask::backward", "cache.alive", cache.alive.shape(), {dy.size(0), dy.size(1)});
+    const index_t B = dy.size(0), N = dy.size(1), C = cfg_.dim;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n) {
+        const bool a = !cache.masked || cache.alive(b, n) != 0;
+        const T* s = dy.data() + (b * N + n) * C;
+        T* d = dx.data() + (b * N + n) * C;
+        if (a) std::copy(s, s + C, d);
+        else std::fill(d, d + C, T(0));
+      }
+  }
+
+  // ---- the halting controller ----
+  // Starts a forward pass of L blocks over [B, N] tokens (token 0 is CLS): all alive.
+  void reset(index_t batch, index_t tokens, index_t layers) {
+    if (batch <= 0 || tokens <= 1 || layers <= 0)
+      throw config_error(detail::concat("HaltingMask::reset: B ", batch, ", N ", tokens, ", L ", layers,
+                                        ", expected B > 0, N > 1 (CLS + patches), L > 0"));
+    B_ = batch, N_ = tokens, L_ = layers, done_ = 0;
+    mask_ = TokenMask(batch, tokens);
+    h_.resize(Shape{layers, batch, tokens});
+    h_.zero();
+    alive_.resize(Shape{layers, batch, tokens});
+    alive_.zero();
+    c_.resize(Shape{batch, tokens});
+    c_.zero();
+    halt_.resize(Shape{batch, tokens});
+    halt_.fill(-1);
+  }
+
+  // y: [B, N, C], block `layer`'s masked output (layers in order 0, 1, ..., L-1).
+  void update(index_t layer, ConstSeq<T> y) {
+    if (L_ == 0) throw config_error("HaltingMask::update: call reset(B, N, L) first");
+    if (done_ == L_)
+      throw config_error(detail::concat("HaltingMask::update: layer ", layer, " after all ", L_,
+                                        " blocks were updated (reset starts a new pass)"));
+    if (layer != done_)
+      throw config_error(detail::concat("HaltingMask::update: layer is ", layer, ", expected ", done_,
+                                        " (blocks in order, ", L_, " in all)"));
+    check_shape("HaltingMask::update", "y", y.shape(), {B_, N_, -1});
+    if (y.size(2) < 1) throw shape_error("HaltingMask::update: y has no channel 0");
+    const index_t C = y.size(2);
+    const bool last = layer == L_ - 1;
+    const double thr = 1.0 - cfg_.eps;
+    for (index_t b = 0; b < B_; ++b)
+      for (index_t n = 0; n < N_; ++n) {
+        const double z = cfg_.gamma * static_cast<double>(y.data()[(b * N_ + n) * C]) - cfg_.beta;
+        h_(layer, b, n) = 1.0 / (1.0 + std::exp(-z));
+        alive_(layer, b, n) = mask_.alive(b, n) ? 1 : 0;
+        if (n == 0) continue;  // CLS never halts
+        if (!mask_.alive(b, n)) continue;
+        c_(b, n) += last ? 1.0 : h_(layer, b, n);
+        if (c_(b, n) >= thr) {
+          halt_(b, n) = layer;
+          mask_.set(b, n, false);
+        }
+      }
+    ++done_;
+  }
+
+  index_t layers() const noexcept { return L_; }
+  index_t layers_done() const noexcept { return done_; }
+  // The alive mask for the next block (after update(l): the tokens block l + 1 processes).
+  const TokenMask& mask() const noexcept { return mask_; }
+  // [L, B, N]: 1 where block l processed the token (the mask it ran under).
+  const Tensor<std::uint8_t>& layer_masks() const noexcept { return alive_; }
+  // [L, B, N]: the raw scores sigmoid(gamma y_l[..., 0] - beta) (not forced to 1 at the end).
+  const Tensor<double>& scores() const noexcept { return h_; }
+  // Cumulative halting sum c [B, N] (CLS: 0, it is not accumulated).
+  const Tensor<double>& cumulative() const noexcept { return c_; }
+
+  // [B, N]: blocks that processed each token, 1..L (L for CLS).
+  Tensor<std::int64_t> depth() const {
+    require_done("depth");
+    Tensor<std::int64_t> d(Shape{B_, N_});
+    for (index_t b = 0; b < B_; ++b)
+      for (index_t n = 0; n < N_; ++n) d(b, n) = n == 0 ? L_ : halt_(b, n) + 1;
+    return d;
+  }
+
+  // Fraction of patch tokens block `layer` processed (FAR statistics.py keep_ratio).
+  double keep_ratio(index_t layer) const {
+    require_done("keep_ratio");
+    if (layer < 0 || layer >= L_)
+      throw config_error(detail::concat("HaltingMask::keep_ratio: layer ", layer, " not in [0, ", L_, ")"));
+    index_t k = 0;
+    for (index_t b = 0; b < B_; ++b)
+      for (index_t n = 1; n < N_; ++n) k += alive_(layer, b, n);
+    return static_cast<double>(k) / static_cast<double>(patches());
+  }
+
+  T ponder_loss() const {
+    require_done("ponder_loss");
+    double s = 0;
+    for (index_t b = 0; b < B_; ++b)
+      for (index_t n = 1; n < N_; ++n) {
+        const index_t k = halt_(b, n);
+        double r = 1;
+        for (index_t l = 0; l < k; ++l) r -= h_(l, b, n);
+        s += static_cast<double>(k + 1) + r;
+      }
+    return static_cast<T>(s / static_cast<double>(patches()));
+  }
+
+  T prior_kl() const {
+    require_done("prior_kl");
+    const prior_state p = prior();
+    double kl = 0;
+    for (index_t l = 0; l < L_; ++l) {
+      const double t = p.target[static_cast<std::size_t>(l)];
+      if (t > 0) kl += t * (std::log(t) - std::log(p.r[static_cast<std::size_t>(l)]));
+    }
+    return static_cast<T>(kl / static_cast<double>(L_));
+  }
+
+  // [L, B, N]: d(alpha_p * ponder_loss + alpha_d * prior_kl) / d y_l[b, n, 0].
+  Tensor<T> loss_grad(double alpha_p, double alpha_d) const {
+    Tensor<T> g(Shape{L_, B_, N_});
+    loss_grad(alpha_p, alpha_d, g.view());
+    return g;
+  }
+  void loss_grad(double alpha_p, double alpha_d, TensorView<T> out) const {
+    require_done("loss_grad");
+    check_shape("HaltingMask::loss_grad", "out", out.shape(), {L_, B_, N_});
+    const prior_state p = prior();
+    const auto L = static_cast<std::size_t>(L_);
+    // Back through KL = (1/L) sum t (log t - log r), r = q / Q, q = clamp(p), p = H / S.
+    std::vector<double> gr(L), gp(L), gH(L);
+    double dot = 0;
+    for (std::size_t l = 0; l < L; ++l) {
+      gr[l] = p.target[l] > 0 ? -p.target[l] / (static_cast<double>(L_) * p.r[l]) : 0.0;
+      dot += gr[l] * p.r[l];
+    }
+    for (std::size_t l = 0; l < L; ++l) {
+      const bool inside = p.p[l] >= 0.01 && p.p[l] <= 0.99;  // torch.clamp passes the bounds
+      gp[l] = inside ? (gr[l] - dot) / p.qsum : 0.0;
+    }
+    dot = 0;
+    for (std::size_t l = 0; l < L; ++l) dot += gp[l] * p.p[l];
+    for (std::size_t l = 0; l < L; ++l) gH[l] = (gp[l] - dot) / p.hsum;
+    const double inv_p = 1.0 / static_cast<double>(patches());
+    for (index_t l = 0; l < L_; ++l)
+      for (index_t b = 0; b < B_; ++b) {
+        out(l, b, 0) = T(0);
+        for (index_t n = 1; n < N_; ++n) {
+          double dh = alpha_d * gH[static_cast<std::size_t>(l)] * inv_p;
+          if (l < halt_(b, n)) dh -= alpha_p * inv_p;  // r_k = 1 - sum_{l < halt} h^l
+          const double h = h_(l, b, n);
+          out(l, b, n) = static_cast<T>(dh * cfg_.gamma * h * (1 - h));
+        }
+      }
+  }
+
+  // A-ViT's distributional target (utils.py get_distribution_target, gaussian), target depth
+  // ceil(2L/3), sigma 1, buffer 0.02; length L, not normalised.
+  static std::vector<double> prior_target(index_t layers) {
+    const index_t td = (2 * layers + 2) / 3;  // ceil(2L/3)
+    std::vector<double> t(static_cast<std::size_t>(layers));
+    double below = 0;
+    for (index_t l = 0; l < layers; ++l) {
+      const double d = static_cast<double>(l - td);
+      t[static_cast<std::size_t>(l)] = std::exp(-0.5 * d * d) * 0.3989422804014327;  // N(l; td, 1)
+      if (l < td) below += t[static_cast<std::size_t>(l)];
+    }
+    for (auto& v : t) v *= 0.98 / below;
+    return t;
+  }
+
+ private:
+  struct prior_state {
+    std::vector<double> target, p, r;  // [L]
+    double hsum = 0, qsum = 0;
+  };
+
+  prior_state prior() const {
+    const auto L = static_cast<std::size_t>(L_);
+    prior_state s;
+    s.target = prior_target(L_);
+    s.p.assign(L, 0.0);
+    s.r.assign(L, 0.0);
+    for (index_t l = 0; l < L_; ++l) {
+      double sum = 0;
+      for (index_t b = 0; b < B_; ++b)
+        for (index_t n = 1; n < N_; ++n) sum += h_(l, b, n);
+      s.p[static_cast<std::size_t>(l)] = sum / static_cast<double>(patches());
+      s.hsum += s.p[static_cast<std::size_t>(l)];
+    }
+    for (auto& v : s.p) v /= s.hsum;
+    for (std::size_t l = 0; l < L; ++l) {
+      s.r[l] = std::clamp(s.p[l], 0.01, 0.99);
+      s.qsum += s.r[l];
+    }
+    for (auto& v : s.r) v /= s.qsum;
+    return s;
+  }
+
+  index_t patches() const noexcept { return B_ * (N_ - 1); }
+
+  void require_done(const char* what) const {
+    if (L_ == 0 || done_ != L_)
+      throw config_error(detail::concat("HaltingMask::", what, ": ", done_, " of ", L_,
+                                        " blocks updated, expected all (reset, then update every block)"));
+  }
+
+  void check_io(const char* where, ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    check_shape(where, "x", x.shape(), {-1, -1, cfg_.dim});
+    check_shape(where, "y", y.shape(), {x.size(0), x.size(1), cfg_.dim});
+    if (mask) mask->check_fits(where, x.shape());
+  }
+
+  void apply(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n) {
+        const T* s = x.data() + (b * N + n) * C;
+        T* d = y.data() + (b * N + n) * C;
+        if (!mask || mask->alive(b, n)) {
+          if (s != d) std::copy(s, s + C, d);
+        } else {
+          std::fill(d, d + C, T(0));
+        }
+      }
+  }
+
+  config cfg_;
+  index_t B_ = 0, N_ = 0, L_ = 0, done_ = 0;
+  TokenMask mask_;
+  Tensor<double> h_;                // [L, B, N] raw scores
+  Tensor<std::uint8_t> alive_;      // [L, B, N] mask block l ran under
+  Tensor<double> c_;                // [B, N] cumulative score
+  Tensor<index_t> halt_;            // [B, N] block at which the patch token died, -1 while alive
+};
+
+// Bernoulli KL between teacher and student halting probabilities (METHOD.md 2.4):
+// mean over elements of p log(p/q) + (1-p) log((1-p)/(1-q)), both clamped to [1e-6, 1-1e-6].
+// If dq is non-empty it receives d KL / d q (0 where q was clamped).
+template <class T>
+T bernoulli_kl(TensorView<const T> p, TensorView<const T> q, TensorView<T> dq = {}) {
+  if (!(p.shape() == q.shape()))
+    throw shape_error(detail::concat("bernoulli_kl: q is ", q.shape().str(), ", expected p's ", p.shape().str()));
+  if (!dq.empty() && !(dq.shape() == q.shape()))
+    throw shape_error(detail::concat("bernoulli_kl: dq is ", dq.shape().str(), ", expected q's ", q.shape().str()));
+  const index_t n = p.numel();
+  if (n == 0) return T(0);
+  constexpr double lo = 1e-6, hi = 1 - 1e-6;
+  double s = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const double pi = std::clamp(static_cast<double>(p.data()[i]), lo, hi);
+    const double qr = static_cast<double>(q.data()[i]);
+    const double qi = std::clamp(qr, lo, hi);
+    s += pi * std::log(pi / qi) + (1 - pi) * std::log((1 - pi) / (1 - qi));
+    if (!dq.empty())
+      dq.data()[i] = (qr >= lo && qr <= hi)
+                         ? static_cast<T>((-pi / qi + (1 - pi) / (1 - qi)) / static_cast<double>(n))
+                         : T(0);
+  }
+  return static_cast<T>(s / static_cast<double>(n));
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

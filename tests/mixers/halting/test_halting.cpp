@@ -1,0 +1,286 @@
+// HaltingMask (A-ViT, FORMATS.md section 1 "halting"): the masking op as a SeqMixer,
+// the halting loop and its losses against a torch golden (gen_halting.py), finite
+// differences of the losses in double, and the contract: CLS never halts, depth in 1..L,
+// the mask fits the block inputs.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <sparsimix/autograd/gradcheck.hpp>
+#include <sparsimix/concepts.hpp>
+#include <sparsimix/core/rng.hpp>
+#include <sparsimix/mixers/halting.hpp>
+
+#include "support/golden.hpp"
+
+using namespace sparsimix;
+
+static_assert(SeqMixer<HaltingMask<float>> && SeqMixer<HaltingMask<double>>);
+
+namespace {
+
+// The golden's stand-in block: y = tanh(x_in @ W_l), W_l [C, C] (x @ W, not W^T).
+template <class T>
+void stand_in_block(ConstSeq<T> x, TensorView<const T> W, Seq<T> y) {
+  const index_t rows = x.size(0) * x.size(1), C = x.size(2);
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t j = 0; j < C; ++j) {
+      T s = 0;
+      for (index_t k = 0; k < C; ++k) s += x.data()[r * C + k] * W.data()[k * C + j];
+      y.data()[r * C + j] = std::tanh(s);
+    }
+}
+
+// Smallest |c - (1 - eps)| over patch tokens alive when a block updated them (the halting
+// decision is discontinuous there).
+template <class T>
+double run_layers(HaltingMask<T>& hm, const std::vector<Tensor<T>>& ys) {
+  const index_t B = ys[0].size(0), N = ys[0].size(1);
+  hm.reset(B, N, static_cast<index_t>(ys.size()));
+  double margin = 1e300;
+  for (index_t l = 0; l < static_cast<index_t>(ys.size()); ++l) {
+    const TokenMask before = hm.mask();
+    hm.update(l, ys[static_cast<std::size_t>(l)].view());
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 1; n < N; ++n)
+        if (before.alive(b, n)) margin = std::min(margin, std::abs(hm.cumulative()(b, n) - (1 - hm.cfg().eps)));
+  }
+  return margin;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("HaltingMask masking op: forward zeroes dead tokens, backward passes alive gradients",
+                   "[mixer][halting]", float, double) {
+  using T = TestType;
+  HaltingMask<T> hm({.dim = 5});
+  REQUIRE(hm.parameters().empty());
+  REQUIRE(hm.dim() == 5);
+  Rng rng(7);
+  Tensor<T> x(Shape{2, 6, 5}), y(Shape{2, 6, 5}), dy(Shape{2, 6, 5}), dx(Shape{2, 6, 5});
+  fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
+  fill_uniform(rng, dy.data(), dy.numel(), -1.0, 1.0);
+
+  hm.forward(x.view(), y.view(), nullptr);
+  for (index_t i = 0; i < x.numel(); ++i) REQUIRE(y.data()[i] == x.data()[i]);
+
+  TokenMask m(2, 6);
+  m.set(0, 2, false), m.set(1, 1, false), m.set(1, 5, false);
+  typename HaltingMask<T>::cache_type cache;
+  y.fill(T(9));
+  hm.forward(x.view(), y.view(), cache, &m);
+  hm.backward(cache, dy.view(), dx.view());
+  for (index_t b = 0; b < 2; ++b)
+    for (index_t n = 0; n < 6; ++n)
+      for (index_t c = 0; c < 5; ++c) {
+        REQUIRE(y(b, n, c) == (m.alive(b, n) ? x(b, n, c) : T(0)));
+        REQUIRE(dx(b, n, c) == (m.alive(b, n) ? dy(b, n, c) : T(0)));
+      }
+
+  // In place (y aliases x).
+  Tensor<T> z = x;
+  hm.forward(z.view(), z.view(), &m);
+  REQUIRE(z(0, 2, 3) == T(0));
+  REQUIRE(z(0, 1, 3) == x(0, 1, 3));
+
+  // Bad shapes and a mask that does not fit name the tensor.
+  Tensor<T> wrong(Shape{2, 6, 4});
+  REQUIRE_THROWS_AS(hm.forward(wrong.view(), wrong.view(), nullptr), shape_error);
+  TokenMask small(2, 5);
+  REQUIRE_THROWS_WITH(hm.forward(x.view(), y.view(), &small), Catch::Contains("mask is [2, 5]"));
+  REQUIRE_THROWS_AS(HaltingMask<T>({.dim = 0}), config_error);
+  REQUIRE_THROWS_AS((HaltingMask<T>({.dim = 4, .eps = 1.0})), config_error);
+  REQUIRE_THROWS_AS((HaltingMask<T>({.dim = 4, .gamma = NAN})), config_error);
+}
+
+TEMPLATE_TEST_CASE("HaltingMask matches the torch halting loop (masks, depth, ponder, prior KL, gradients)",
+                   "[mixer][halting][golden]", float, double) {
+  using T = TestType;
+  for (const std::string name : {"b3_n17_c8_l6", "b2_n30_c6_l9"}) {
+    INFO("case " << name);
+    const auto g = test::golden("halting_" + name + ".safetensors");
+    const Tensor<T> x0 = g.get<T>("x");
+    const Tensor<T> W = g.get<T>("W");
+    const Tensor<double> hp = g.get<double>("hparams", {5});
+    const index_t B = x0.size(0), N = x0.size(1), C = x0.size(2), L = W.size(0);
+    HaltingMask<T> hm({.dim = C, .gamma = hp(0), .beta = hp(1), .eps = hp(2)});
+
+    hm.reset(B, N, L);
+    Tensor<T> x = x0, xin(x0.shape()), y(x0.shape());
+    const Tensor<std::int64_t> masks = g.get<std::int64_t>("masks", {L, B, N});
+    const Tensor<double> ys = g.get<double>("y", {L, B, N, C});
+    for (index_t l = 0; l < L; ++l) {
+      for (index_t b = 0; b < B; ++b)
+        for (index_t n = 0; n < N; ++n) REQUIRE(hm.mask().alive(b, n) == (masks(l, b, n) != 0));
+      hm.mask().check_fits("block input", x.shape());  // throws if not
+      hm.forward(x.view(), xin.view(), &hm.mask());
+      stand_in_block<T>(xin.view(), W[l], y.view());
+      hm.forward(y.view(), y.view(), &hm.mask());
+      SPARSIMIX_REQUIRE_CLOSE(y.view(), ys[l], 1e-5, 1e-6);
+      hm.update(l, y.view());
+      x = y;
+    }
+    for (index_t l = 0; l < L; ++l)
+      for (index_t b = 0; b < B; ++b)
+        for (index_t n = 0; n < N; ++n) REQUIRE(hm.layer_masks()(l, b, n) == masks(l, b, n));
+
+    const Tensor<std::int64_t> depth = hm.depth();
+    const Tensor<std::int64_t> want_depth = g.get<std::int64_t>("depth", {B, N});
+    bool mid_stack = false, to_the_end = false;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n) {
+        REQUIRE(depth(b, n) == want_depth(b, n));
+        REQUIRE(depth(b, n) >= 1);
+        REQUIRE(depth(b, n) <= L);
+        if (n == 0) REQUIRE(depth(b, n) == L);
+        if (n > 0 && depth(b, n) < L) mid_stack = true;
+        if (n > 0 && depth(b, n) == L) to_the_end = true;
+      }
+    REQUIRE(mid_stack);  // the case really exercises halting
+    REQUIRE(to_the_end);
+
+    Tensor<T> ponder(Shape{1}), kl(Shape{1});
+    ponder(0) = hm.ponder_loss();
+    kl(0) = hm.prior_kl();
+    SPARSIMIX_REQUIRE_CLOSE(ponder.view(), g.get<double>("ponder"), 1e-5, 0.0);
+    SPARSIMIX_REQUIRE_CLOSE(kl.view(), g.get<double>("kl"), 1e-5, 0.0);
+
+    const Tensor<T> grad = hm.loss_grad(hp(3), hp(4));
+    const Tensor<double> want = g.get<double>("grad", {L, B, N});
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    SPARSIMIX_REQUIRE_CLOSE(grad.view(), want.view(), 1e-5, 1e-7 * scale);
+
+    // keep_ratio is the fraction of patch tokens each block processed; never increases.
+    for (index_t l = 0; l < L; ++l) {
+      double k = 0;
+      for (index_t b = 0; b < B; ++b)
+        for (index_t n = 1; n < N; ++n) k += static_cast<double>(masks(l, b, n));
+      REQUIRE(hm.keep_ratio(l) == Approx(k / static_cast<double>(B * (N - 1))));
+      if (l > 0) REQUIRE(hm.keep_ratio(l) <= hm.keep_ratio(l - 1));
+    }
+  }
+}
+
+TEST_CASE("HaltingMask losses: analytic gradients match finite differences", "[mixer][halting][gradcheck]") {
+  const index_t B = 2, N = 9, L = 5;
+  const double alpha_p = 0.6, alpha_d = 0.4;
+  HaltingMask<double> hm({.dim = 1, .gamma = 4, .beta = 2, .eps = 0.01});
+  std::vector<Tensor<double>> ys;
+  Rng rng(11);
+  double margin = 0;
+  for (int attempt = 0; attempt < 200 && margin < 1e-3; ++attempt) {
+    ys.clear();
+    for (index_t l = 0; l < L; ++l) {
+      ys.emplace_back(Shape{B, N, 1});
+      fill_uniform(rng, ys.back().data(), ys.back().numel(), -1.0, 1.2);
+    }
+    margin = run_layers(hm, ys);
+  }
+  REQUIRE(margin >= 1e-3);  // no token sits on the c >= 1 - eps discontinuity
+  const Tensor<std::int64_t> depth = hm.depth();
+  bool mid_stack = false;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t n = 1; n < N; ++n) mid_stack = mid_stack || depth(b, n) < L;
+  REQUIRE(mid_stack);
+
+  const Tensor<double> grad = hm.loss_grad(alpha_p, alpha_d);
+  std::vector<Tensor<double>> g_l;
+  std::vector<gradcheck_target> targets;
+  g_l.reserve(static_cast<std::size_t>(L));
+  for (index_t l = 0; l < L; ++l) {
+    g_l.emplace_back(Shape{B, N, 1});
+    std::copy(grad[l].begin(), grad[l].end(), g_l.back().data());
+    std::string tname = std::to_string(l);  // not "y" + to_string: GCC 12 -Wrestrict false positive
+    tname.insert(tname.begin(), 'y');
+    targets.push_back({tname, ys[static_cast<std::size_t>(l)].data(), g_l.back().data(), B * N});
+  }
+  auto loss = [&]() {
+    run_layers(hm, ys);
+    return alpha_p * hm.ponder_loss() + alpha_d * hm.prior_kl();
+  };
+  gradcheck_options opt;
+  opt.atol = 1e-9;
+  opt.rtol = 1e-5;
+  const auto r = gradcheck(loss, targets, opt);
+  INFO(r.worst << " (max violation " << r.max_violation << ")");
+  REQUIRE(r.ok);
+  REQUIRE(r.checked == L * B * N);
+  // CLS gets no halting gradient; patch tokens do.
+  for (index_t l = 0; l < L; ++l)
+    for (index_t b = 0; b < B; ++b) REQUIRE(grad(l, b, 0) == 0.0);
+  REQUIRE(grad(0, 0, 1) != 0.0);
+}
+
+TEST_CASE("HaltingMask: CLS never halts, patches halt on their score, losses only after every block",
+          "[mixer][halting]") {
+  const index_t B = 2, N = 4, L = 3;
+  HaltingMask<double> hm({.dim = 2});  // gamma 10, beta 30, eps 0.01
+  Tensor<double> y(Shape{B, N, 2});
+  hm.reset(B, N, L);
+  REQUIRE_THROWS_AS(hm.ponder_loss(), config_error);
+  REQUIRE_THROWS_AS(hm.update(1, y.view()), config_error);  // out of order
+  // Block 0: CLS and token 1 score ~1 (10 * 10 - 30 = 70), the rest ~0.
+  for (index_t b = 0; b < B; ++b) {
+    y(b, 0, 0) = 10;
+    y(b, 1, 0) = 10;
+  }
+  hm.update(0, y.view());
+  for (index_t b = 0; b < B; ++b) {
+    REQUIRE(hm.mask().alive(b, 0));
+    REQUIRE_FALSE(hm.mask().alive(b, 1));
+    REQUIRE(hm.mask().alive(b, 2));
+  }
+  hm.update(1, y.view());
+  hm.update(2, y.view());  // last block: everything left halts (h forced to 1)
+  REQUIRE_THROWS_AS(hm.update(3, y.view()), config_error);
+  const auto depth = hm.depth();
+  for (index_t b = 0; b < B; ++b) {
+    REQUIRE(depth(b, 0) == L);
+    REQUIRE(depth(b, 1) == 1);
+    REQUIRE(depth(b, 2) == L);
+    REQUIRE(depth(b, 3) == L);
+    for (index_t l = 0; l < L; ++l) REQUIRE(hm.layer_masks()(l, b, 0) == 1);
+  }
+  // rho: token 1 halts at block 0 with remainder 1 -> 2; tokens 2, 3 run 3 blocks with
+  // remainder 1 - 2 sigmoid(-30) -> ~4. Mean over 3 patches.
+  const double s = 1 / (1 + std::exp(30.0));
+  REQUIRE(hm.ponder_loss() == Approx((2 + 2 * (4 - 2 * s)) / 3).epsilon(1e-12));
+  REQUIRE(hm.keep_ratio(0) == 1.0);
+  REQUIRE(hm.keep_ratio(1) == Approx(2.0 / 3.0));
+  REQUIRE(std::isfinite(hm.prior_kl()));
+}
+
+TEST_CASE("HaltingMask prior target: A-ViT's Gaussian, depth ceil(2L/3)", "[mixer][halting]") {
+  // L = 12 gives A-ViT's target depth 8 (METHOD.md 3.4 lists the values).
+  const auto t = HaltingMask<double>::prior_target(12);
+  REQUIRE(t.size() == 12);
+  double below = 0;
+  for (int l = 0; l < 8; ++l) below += t[static_cast<std::size_t>(l)];
+  REQUIRE(below == Approx(0.98).epsilon(1e-12));
+  REQUIRE(t[8] == Approx(1.30092).epsilon(1e-5));
+  REQUIRE(t[7] == Approx(t[9]).epsilon(1e-12));
+  const auto t6 = HaltingMask<double>::prior_target(6);  // depth 4
+  REQUIRE(t6[4] > t6[3]);
+  REQUIRE(t6[4] > t6[5]);
+  REQUIRE(t6[3] == Approx(t6[5]).epsilon(1e-12));
+}
+
+TEST_CASE("bernoulli_kl: zero for equal inputs, gradient matches finite differences", "[mixer][halting]") {
+  Rng rng(3);
+  Tensor<double> p(Shape{3, 7}), q(Shape{3, 7}), dq(Shape{3, 7});
+  fill_uniform(rng, p.data(), p.numel(), 0.05, 0.95);
+  fill_uniform(rng, q.data(), q.numel(), 0.05, 0.95);
+  REQUIRE(bernoulli_kl<double>(p.view(), p.view()) == Approx(0.0).margin(1e-15));
+  const double kl = bernoulli_kl<double>(p.view(), q.view(), dq.view());
+  REQUIRE(kl > 0);
+  Tensor<double> g = dq;
+  auto loss = [&]() { return bernoulli_kl<double>(p.view(), q.view()); };
+  const auto r = gradcheck(loss, {{"q", q.data(), g.data(), q.numel()}});
+  INFO(r.worst);
+  REQUIRE(r.ok);
+  Tensor<double> bad(Shape{3, 6});
+  REQUIRE_THROWS_AS(bernoulli_kl<double>(p.view(), bad.view()), shape_error);
+}
