@@ -69,3 +69,13 @@ TEST_CASE("TokenMask counts alive tokens and checks its fit", "[core][mask]") {
   REQUIRE_NOTHROW(m.check_fits("f", Shape{2, 5, 8}));
   REQUIRE_THROWS_AS(m.check_fits("f", Shape{2, 6, 8}), shape_error);
 }
+
+TEST_CASE("a default Tensor is empty and copies as empty", "[core][tensor]") {
+  Tensor<float> t;
+  REQUIRE(t.numel() == 0);
+  Tensor<float> c = t;  // must not touch the missing storage
+  REQUIRE(c.numel() == 0);
+  REQUIRE(TensorView<float>().numel() == 0);
+  Tensor<float> s(Shape{});  // rank 0 is a scalar with one element
+  REQUIRE(s.numel() == 1);
+}

@@ -75,7 +75,7 @@ class TensorView {
     }
   }
   T* data_ = nullptr;
-  Shape shape_{};
+  Shape shape_{0};  // empty, not a scalar: a default view has no elements
 };
 
 namespace detail {
@@ -150,7 +150,7 @@ class Tensor {
  private:
   std::unique_ptr<T, detail::aligned_free> storage_;
   index_t capacity_ = 0;
-  Shape shape_{};
+  Shape shape_{0};  // empty, not a scalar: a default Tensor has no elements
 };
 
 // Sequences of tokens: [B, N, C] views.
