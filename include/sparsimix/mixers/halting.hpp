@@ -35,7 +35,8 @@
 //    Defaults (METHOD.md 6.13): alpha_p 5e-4, alpha_d 1e-3.
 //
 // Everything the controller keeps is [L, B, N] scalars (double inside, so float models
-// reproduce the thresholds of a float64 reference). reset() allocates; update() does not.
+// reproduce the thresholds of a float64 reference). Only the first reset() for a shape
+// allocates; update() never does.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -117,7 +118,12 @@ class HaltingMask {
       throw config_error(detail::concat("HaltingMask::reset: B ", batch, ", N ", tokens, ", L ", layers,
                                         ", expected B > 0, N > 1 (CLS + patches), L > 0"));
     B_ = batch, N_ = tokens, L_ = layers, done_ = 0;
-    mask_ = TokenMask(batch, tokens);
+    if (mask_.tensor().rank() == 2 && mask_.batch() == batch && mask_.tokens() == tokens) {
+      for (index_t b = 0; b < batch; ++b)
+        for (index_t n = 0; n < tokens; ++n) mask_.set(b, n, true);
+    } else {
+      mask_ = TokenMask(batch, tokens);
+    }
     h_.resize(Shape{layers, batch, tokens});
     h_.zero();
     alive_.resize(Shape{layers, batch, tokens});
