@@ -55,8 +55,9 @@ TEMPLATE_TEST_CASE("selective_scan matches PyTorch (forward, backward)", "[mixer
   }
   const TokenMask* mp = masked ? &mask : nullptr;
 
-  // Float: 1e-5 relative to the float64 reference, plus an absolute floor of 1e-5 of the
-  // tensor's own scale (entries near 0 are sums of cancelling terms). Double: 1e-10.
+  // Float: 1e-5 relative to the float64 reference, plus an absolute floor of 2e-6 of the
+  // tensor's largest |value| (entries near 0 are sums of cancelling terms). Measured on
+  // AVX-512: at most 0.5 of this budget (docs/mixers/selective_scan.md). Double: 1e-10.
   const bool is_float = std::is_same_v<T, float>;
   auto scale_of = [](const Tensor<double>& t) {
     double s = 0;
@@ -64,7 +65,7 @@ TEMPLATE_TEST_CASE("selective_scan matches PyTorch (forward, backward)", "[mixer
     return s;
   };
   const double rtol = is_float ? 1e-5 : 1e-10;
-  const double afrac = is_float ? 1e-5 : 1e-12;
+  const double afrac = is_float ? 2e-6 : 1e-12;
 
   Tensor<T> y(x.shape()), y_inf(x.shape()), dx(x.shape());
   mixer.forward(x.view(), y_inf.view(), mp);
