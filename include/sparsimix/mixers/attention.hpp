@@ -1,0 +1,381 @@
+// Multi-head self-attention, timm semantics (timm/models/vision_transformer.py `Attention`;
+// Vaswani et al. 2017, arXiv:1706.03762, sec. 3.2; METHOD.md 5.3).  x, y: [B, N, C].
+//   qkv = x W_qkv^T + b_qkv  -> q, k, v [B, H, N, d], d = C / H (rows of W_qkv: q | k | v,
+//   heads contiguous, FORMATS.md section 2);  a = softmax(q k^T d^-1/2) over keys;
+//   attn_out = concat_h(a v)  [B, N, C]  (the distillation target, METHOD.md 1.7);
+//   y = attn_out W_proj^T + b_proj.
+//
+// Token mask (Note [token mask gather], core/token_mask.hpp; FORMATS.md section 1):
+// dead keys are excluded from the softmax exactly (it runs over alive keys only), and the
+// rows of dead queries are 0 in attn_out, in y (no bias) and in captured maps. Both follow
+// from running attention on each sequence's alive tokens gathered in order, which is what
+// this class does: dead tokens cost nothing and their dx is 0. A sequence with no alive
+// token outputs 0.
+//
+// Paths: forward(x, y, mask) const runs the online-softmax kernel (no N x N buffer);
+// forward_capture also writes the maps [B, H, N, N]; the training forward keeps the
+// probabilities [B, H, N, N] in the cache (simple, and fast at N ~ 197) for backward.
+// The const forwards reuse mutable workspaces (no allocation after warm-up, but one object
+// must not run two forwards at once from different threads).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/linalg.hpp"
+#include "../core/param.hpp"
+#include "../core/parallel.hpp"
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "../core/token_mask.hpp"
+#include "../kernels/attention.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+template <class T = float>
+class Attention {
+ public:
+  using scalar_type = T;
+
+  struct config {
+    index_t dim = 0;        // C
+    index_t num_heads = 1;  // H; C % H == 0
+  };
+
+  // What backward reads. Rows are "compact": each sequence's alive tokens in order (all
+  // tokens without a mask), sequence b owning rows [seg[b], seg[b+1]).
+  struct cache_type {
+    index_t batch = 0, tokens = 0;  // B, N of the input
+    bool masked = false;
+    Tensor<index_t> seg;    // [B + 1]
+    Tensor<index_t> rows;   // [T] flat token b * N + n of each compact row (masked only)
+    Tensor<index_t> poff;   // [B + 1] offset of sequence b's [H, n_b, n_b] block in probs
+    Tensor<T> x;            // [T, C] input rows
+    Tensor<T> qkv;          // [T, 3C]
+    Tensor<T> probs;        // concatenated [H, n_b, n_b] softmax probabilities
+    Tensor<T> o;            // [T, C] pre-proj output
+    Tensor<T> o_full;       // [B, N, C] pre-proj output with 0 at dead rows (masked only)
+
+    // The pre-proj output attn_out [B, N, C] (METHOD.md 1.7), 0 at dead rows.
+    ConstSeq<T> attn_out() const {
+      if (masked) return o_full.view();
+      return ConstSeq<T>(o.data(), Shape{batch, tokens, o.size(1)});
+    }
+  };
+
+  explicit Attention(const config& cfg) : cfg_(cfg) {
+    if (cfg.dim <= 0) throw config_error(detail::concat("Attention: dim is ", cfg.dim, ", expected > 0"));
+    if (cfg.num_heads <= 0)
+      throw config_error(detail::concat("Attention: num_heads is ", cfg.num_heads, ", expected > 0"));
+    if (cfg.dim % cfg.num_heads != 0)
+      throw config_error(detail::concat("Attention: dim ", cfg.dim, " is not divisible by num_heads ",
+                                        cfg.num_heads));
+    const index_t C = cfg.dim;
+    w_qkv_ = Tensor<T>(Shape{3 * C, C});
+    b_qkv_ = Tensor<T>(Shape{3 * C});
+    w_proj_ = Tensor<T>(Shape{C, C});
+    b_proj_ = Tensor<T>(Shape{C});
+    g_w_qkv_ = Tensor<T>(Shape{3 * C, C});
+    g_b_qkv_ = Tensor<T>(Shape{3 * C});
+    g_w_proj_ = Tensor<T>(Shape{C, C});
+    g_b_proj_ = Tensor<T>(Shape{C});
+  }
+
+  index_t dim() const noexcept { return cfg_.dim; }
+  index_t num_heads() const noexcept { return cfg_.num_heads; }
+  index_t head_dim() const noexcept { return cfg_.dim / cfg_.num_heads; }
+  T scale() const noexcept { return T(1) / std::sqrt(static_cast<T>(head_dim())); }
+  const config& cfg() const noexcept { return cfg_; }
+
+  // timm ViT init (init_weights_vit_timm): Linear weights trunc_normal(std 0.02) with timm's
+  // absolute bounds [-2, 2] (at std 0.02 effectively a plain normal), biases 0.
+  void init(Rng& rng) {
+    for (Tensor<T>* w : {&w_qkv_, &w_proj_})
+      for (T& e : *w) {
+        double z;
+        do z = rng.normal(0.0, 0.02);
+        while (z < -2.0 || z > 2.0);
+        e = static_cast<T>(z);
+      }
+    b_qkv_.zero();
+    b_proj_.zero();
+  }
+
+  ParamList<T> parameters() {
+    return {{"qkv.weight", w_qkv_.view(), g_w_qkv_.view(), true},
+            {"qkv.bias", b_qkv_.view(), g_b_qkv_.view(), false},
+            {"proj.weight", w_proj_.view(), g_w_proj_.view(), true},
+            {"proj.bias", b_proj_.view(), g_b_proj_.view(), false}};
+  }
+
+  // Inference: online softmax, no N x N buffer.
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+    check_io("Attention.forward", x, "y", y.shape(), mask);
+    run_pre_proj(x, mask, mode::online, nullptr);
+    finish_proj(x.shape(), y.data());
+  }
+
+  // Inference that also writes the attention maps [B, H, N, N] (rows of dead queries and
+  // columns of dead keys are 0; other rows sum to 1), e.g. for sparsity analysis.
+  void forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const {
+    check_io("Attention.forward_capture", x, "y", y.shape(), mask);
+    check_shape("Attention.forward_capture", "maps", maps.shape(),
+                {x.size(0), cfg_.num_heads, x.size(1), x.size(1)});
+    run_pre_proj(x, mask, mode::capture, maps.data());
+    finish_proj(x.shape(), y.data());
+  }
+
+  // Runs only up to the pre-proj output attn_out [B, N, C] (the distillation target of
+  // METHOD.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
+  void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const {
+    check_io("Attention.forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
+    run_pre_proj(x, mask, mode::online, nullptr);
+    scatter_rows(ws_.o.data(), attn_out.data(), x.size(0), x.size(1));
+  }
+
+  // Training: keeps x, qkv, the probabilities and attn_out (cache.attn_out()) for backward.
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
+    const char* where = "Attention.forward";
+    check_io(where, x, "y", y.shape(), mask);
+    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+    cache.batch = B;
+    cache.tokens = N;
+    const index_t rows = plan(mask, B, N, cache.seg, cache.rows);
+    cache.masked = mask != nullptr;
+    cache.x.resize(Shape{rows, C});
+    gather_rows(x.data(), cache.x.data(), rows, cache.masked ? cache.rows.data() : nullptr);
+    cache.qkv.resize(Shape{rows, 3 * C});
+    linear_forward(cache.x.data(), w_qkv_.data(), b_qkv_.data(), cache.qkv.data(), rows, C, 3 * C);
+    cache.poff.resize(Shape{B + 1});
+    const index_t* seg = cache.seg.data();
+    index_t* poff = cache.poff.data();
+    poff[0] = 0;
+    for (index_t b = 0; b < B; ++b) poff[b + 1] = poff[b] + H * sq(seg[b + 1] - seg[b]);
+    cache.probs.resize(Shape{poff[B]});
+    cache.o.resize(Shape{rows, C});
+    const T sc = scale();
+    const T* qkv = cache.qkv.data();
+    T* probs = cache.probs.data();
+    T* o = cache.o.data();
+    parallel_for(B * H, [&](index_t i) {
+      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+      if (n == 0) return;
+      const T* base = qkv + seg[b] * 3 * C + h * d;
+      T* p = probs + poff[b] + h * n * n;
+      kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
+      kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
+    });
+    if (cache.masked) {
+      cache.o_full.resize(Shape{B, N, C});
+      scatter_rows_with(cache.o.data(), cache.o_full.data(), B, N, rows, cache.rows.data());
+      ws_.y.resize(Shape{rows, C});
+      linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
+      scatter_rows_with(ws_.y.data(), y.data(), B, N, rows, cache.rows.data());
+    } else {
+      linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), y.data(), rows, C, C);
+    }
+  }
+
+  // Accumulates parameter gradients; writes dx [B, N, C] (0 at dead rows).
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) {
+    const char* where = "Attention.backward";
+    const index_t B = cache.batch, N = cache.tokens, C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+    if (cache.x.rank() != 2 || cache.x.size(1) != C)
+      throw shape_error(detail::concat(where, ": cache is empty or from another mixer (x is ", cache.x.shape().str(),
+                                       ", expected [*, ", C, "])"));
+    check_shape(where, "dy", dy.shape(), {B, N, C});
+    check_shape(where, "dx", dx.shape(), {B, N, C});
+    const index_t rows = cache.x.size(0);
+    const index_t* seg = cache.seg.data();
+    const index_t* poff = cache.poff.data();
+    const index_t* idx = cache.masked ? cache.rows.data() : nullptr;
+    // dy rows of dead tokens are ignored: y is constant 0 there.
+    const T* dyc = dy.data();
+    if (cache.masked) {
+      ws_.dy.resize(Shape{rows, C});
+      gather_rows(dy.data(), ws_.dy.data(), rows, idx);
+      dyc = ws_.dy.data();
+    }
+    ws_.dout.resize(Shape{rows, C});
+    linear_backward(cache.o.data(), w_proj_.data(), dyc, ws_.dout.data(), g_w_proj_.data(), g_b_proj_.data(), rows,
+                    C, C);
+    ws_.dqkv.resize(Shape{rows, 3 * C});
+    ws_.dp.resize(Shape{poff[B]});
+    const T sc = scale();
+    const T* qkv = cache.qkv.data();
+    const T* probs = cache.probs.data();
+    const T* dout = ws_.dout.data();
+    T* dqkv = ws_.dqkv.data();
+    T* dp = ws_.dp.data();
+    parallel_for(B * H, [&](index_t i) {
+      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+      if (n == 0) return;
+      const index_t off = seg[b] * 3 * C + h * d;
+      const index_t po = poff[b] + h * n * n;
+      kernels::attention_backward(probs + po, qkv + off, qkv + off + C, qkv + off + 2 * C, 3 * C,
+                                  dout + seg[b] * C + h * d, C, n, d, sc, dp + po, dqkv + off, dqkv + off + C,
+                                  dqkv + off + 2 * C, 3 * C);
+    });
+    if (cache.masked) {
+      ws_.dx.resize(Shape{rows, C});
+      linear_backward(cache.x.data(), w_qkv_.data(), dqkv, ws_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
+                      3 * C);
+      scatter_rows_with(ws_.dx.data(), dx.data(), B, N, rows, idx);
+    } else {
+      linear_backward(cache.x.data(), w_qkv_.data(), dqkv, dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
+                      3 * C);
+    }
+  }
+
+ private:
+  enum class mode { online, capture };
+
+  static index_t sq(index_t n) noexcept { return n * n; }
+
+  void check_io(const char* where, ConstSeq<T> x, const char* yname, const Shape& y, const TokenMask* mask) const {
+    check_shape(where, "x", x.shape(), {-1, -1, cfg_.dim});
+    check_shape(where, yname, y, {x.size(0), x.size(1), cfg_.dim});
+    if (mask) mask->check_fits(where, x.shape());
+  }
+
+  // seg [B + 1] row offsets of each sequence's alive tokens; rows [T] their flat token
+  // indices (masked only). Returns T.
+  static index_t plan(const TokenMask* mask, index_t B, index_t N, Tensor<index_t>& seg, Tensor<index_t>& rows) {
+    seg.resize(Shape{B + 1});
+    index_t* s = seg.data();
+    s[0] = 0;
+    if (!mask) {
+      for (index_t b = 0; b < B; ++b) s[b + 1] = s[b] + N;
+      return B * N;
+    }
+    index_t total = 0;
+    for (index_t b = 0; b < B; ++b) total += mask->count(b);
+    rows.resize(Shape{total});
+    index_t* r = rows.data();
+    index_t t = 0;
+    for (index_t b = 0; b < B; ++b) {
+      const std::uint8_t* alive = mask->row(b);
+      for (index_t n = 0; n < N; ++n)
+        if (alive[n]) r[t++] = b * N + n;
+      s[b + 1] = t;
+    }
+    return total;
+  }
+
+  // dst[t, :] = src[idx[t], :] (idx == nullptr: plain copy of `rows` rows).
+  void gather_rows(const T* src, T* dst, index_t rows, const index_t* idx) const {
+    const index_t C = cfg_.dim;
+    const auto bytes = static_cast<std::size_t>(C) * sizeof(T);
+    if (!idx) {
+      if (rows) std::memcpy(dst, src, static_cast<std::size_t>(rows) * bytes);
+      return;
+    }
+    for (index_t t = 0; t < rows; ++t) std::memcpy(dst + t * C, src + idx[t] * C, bytes);
+  }
+  // dst [B, N, C] = 0, then dst[idx[t], :] = src[t, :].
+  void scatter_rows_with(const T* src, T* dst, index_t B, index_t N, index_t rows, const index_t* idx) const {
+    const index_t C = cfg_.dim;
+    std::memset(static_cast<void*>(dst), 0, static_cast<std::size_t>(B * N * C) * sizeof(T));
+    for (index_t t = 0; t < rows; ++t)
+      std::memcpy(dst + idx[t] * C, src + t * C, static_cast<std::size_t>(C) * sizeof(T));
+  }
+  // Workspace rows -> [B, N, C] under the last run's plan.
+  void scatter_rows(const T* src, T* dst, index_t B, index_t N) const {
+    const index_t rows = ws_.seg.data()[B];
+    if (ws_.masked)
+      scatter_rows_with(src, dst, B, N, rows, ws_.rows.data());
+    else if (rows)
+      std::memcpy(dst, src, static_cast<std::size_t>(rows * cfg_.dim) * sizeof(T));
+  }
+
+  // Inference up to attn_out (compact rows in ws_.o). With mode::capture, also fills
+  // maps [B, H, N, N].
+  void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const {
+    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+    const index_t rows = plan(mask, B, N, ws_.seg, ws_.rows);
+    ws_.masked = mask != nullptr;
+    const T* xs = x.data();
+    if (ws_.masked) {
+      ws_.x.resize(Shape{rows, C});
+      gather_rows(x.data(), ws_.x.data(), rows, ws_.rows.data());
+      xs = ws_.x.data();
+    }
+    ws_.qkv.resize(Shape{rows, 3 * C});
+    linear_forward(xs, w_qkv_.data(), b_qkv_.data(), ws_.qkv.data(), rows, C, 3 * C);
+    ws_.o.resize(Shape{rows, C});
+    const index_t* seg = ws_.seg.data();
+    const T sc = scale();
+    const T* qkv = ws_.qkv.data();
+    T* o = ws_.o.data();
+    if (md == mode::online) {
+      constexpr index_t ss = kernels::attention_online_scratch_size();
+      ws_.scratch.resize(Shape{B * H, ss});
+      T* scratch = ws_.scratch.data();
+      parallel_for(B * H, [&](index_t i) {
+        const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+        if (n == 0) return;
+        const T* base = qkv + seg[b] * 3 * C + h * d;
+        kernels::attention_online(base, base + C, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d, sc,
+                                  scratch + i * ss);
+      });
+      return;
+    }
+    // Capture: unmasked sequences write their probabilities straight into maps; masked
+    // ones go through a compact [n_b, n_b] buffer scattered into zeroed rows/columns.
+    index_t per_task = 0;
+    if (ws_.masked) {
+      for (index_t b = 0; b < B; ++b) per_task = std::max(per_task, sq(seg[b + 1] - seg[b]));
+      ws_.scratch.resize(Shape{B * H, per_task});
+      std::memset(static_cast<void*>(maps), 0, static_cast<std::size_t>(B * H * N * N) * sizeof(T));
+    }
+    T* scratch = ws_.scratch.data();
+    const index_t* idx = ws_.rows.data();
+    const bool masked = ws_.masked;
+    parallel_for(B * H, [&](index_t i) {
+      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+      if (n == 0) return;
+      const T* base = qkv + seg[b] * 3 * C + h * d;
+      T* map = maps + i * N * N;
+      T* p = masked ? scratch + i * per_task : map;
+      kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
+      kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
+      if (masked) {
+        const index_t* tok = idx + seg[b];  // flat b * N + n of the alive tokens
+        for (index_t r = 0; r < n; ++r)
+          for (index_t c = 0; c < n; ++c) map[(tok[r] - b * N) * N + (tok[c] - b * N)] = p[r * n + c];
+      }
+    });
+  }
+
+  // y = attn_out W_proj^T + b_proj from ws_.o; 0 at dead rows.
+  void finish_proj(const Shape& xs, T* y) const {
+    const index_t B = xs[0], N = xs[1], C = cfg_.dim;
+    const index_t rows = ws_.seg.data()[B];
+    if (!ws_.masked) {
+      linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
+      return;
+    }
+    ws_.y.resize(Shape{rows, C});
+    linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
+    scatter_rows_with(ws_.y.data(), y, B, N, rows, ws_.rows.data());
+  }
+
+  struct workspace {
+    bool masked = false;
+    Tensor<index_t> seg, rows;
+    Tensor<T> x, qkv, o, y, scratch;  // inference
+    Tensor<T> dy, dout, dqkv, dp, dx;  // backward
+  };
+
+  config cfg_;
+  Tensor<T> w_qkv_, b_qkv_, w_proj_, b_proj_;
+  Tensor<T> g_w_qkv_, g_b_qkv_, g_w_proj_, g_b_proj_;
+  mutable workspace ws_;
+};
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix
