@@ -73,6 +73,8 @@ class MultiHeadLSTM {
   struct state {
     index_t batch = 0, tokens = 0, rows = 0, max_len = 0;  // B, N, M = alive tokens, longest sequence
     bool masked = false;
+    bool training = false;           // filled by the training forward (gates, cells and u kept)
+    index_t dim = 0, heads = 0;      // of the mixer that filled it
     std::vector<index_t> offset, length;  // per sequence: first packed row, alive count
     std::vector<index_t> src;             // packed row r came from token src[r] = b * N + n
     Tensor<T> u;      // [M, C] mixer input (training only)
@@ -276,7 +278,7 @@ class MultiHeadLSTM {
   void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
     static constexpr const char* where = "MultiHeadLSTM.backward";
     const state& st = cache.st;
-    if (st.cells.numel() != static_cast<index_t>(H_) * 2 * st.rows * d_ || st.u.numel() != st.rows * C_)
+    if (!st.training || st.dim != C_ || st.heads != H_)
       throw config_error(detail::concat(where, ": the cache does not come from this mixer's training forward"));
     const index_t B = st.batch, N = st.tokens, M = st.rows, C = C_, d = d_;
     if (dy.data()) check_shape(where, "dy", dy.shape(), {B, N, C});
@@ -384,6 +386,9 @@ class MultiHeadLSTM {
   void run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const {
     const index_t B = x.size(0), N = x.size(1), C = C_, d = d_;
     plan(st, B, N, mask);
+    st.training = training;
+    st.dim = C;
+    st.heads = H_;
     const index_t M = st.rows;
     const T* u = x.data();
     if (training || st.masked) {

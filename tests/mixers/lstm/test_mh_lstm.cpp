@@ -97,6 +97,10 @@ TEMPLATE_TEST_CASE("MultiHeadLSTM rejects bad configs and shapes", "[mixer][lstm
   REQUIRE_THROWS_WITH(m.backward(cache, y.view(), bad.view()), Catch::Contains("dx is [2, 5, 8]"));
   typename M::cache_type empty;
   REQUIRE_THROWS_AS(m.backward(empty, y.view(), dx.view()), config_error);
+  M other({12, 4});  // same C, other heads: its cache does not fit m
+  typename M::cache_type foreign;
+  other.forward(x.view(), y.view(), foreign, nullptr);
+  REQUIRE_THROWS_AS(m.backward(foreign, y.view(), dx.view()), config_error);
 
   // Parameters: compact blocks, named and sized.
   const auto ps = m.parameters();

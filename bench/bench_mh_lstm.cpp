@@ -1,0 +1,72 @@
+// MultiHeadLSTM (FAR) throughput, heads = 3 (DeiT-Tiny: C = 192, d = 64).
+//
+//   BM_MultiHeadLSTM_Forward          inference forward: pre_proj GEMM (Eigen) -> per (head,
+//                                     direction) task over parallel_for: input-to-hidden GEMM
+//                                     for all tokens, then per step a [B, d] x [d, 4d] GEMM and
+//                                     kernels::lstm_cell_forward (xsimd sigmoid/tanh) ->
+//                                     head_proj per head (strided Eigen GEMMs) -> post_proj GEMM
+//   BM_MultiHeadLSTM_ForwardBackward  training forward (gates and cells into the cache) +
+//                                     backward: post/head_proj GEMMs, BPTT tasks
+//                                     (kernels::lstm_cell_backward + [B, 4d] x [4d, d] GEMM per
+//                                     step), weight-gradient GEMMs over all tokens, pre_proj
+//
+// Counters: tokens/s (B * N per iteration) and GFLOP/s with the state formula per token
+// 4 C^2 (pre/post_proj) + 36 C d (LSTM 2 directions x (ih + hh) = 32 C d, head_proj 4 C d),
+// times 2 flops per multiply-add already included; backward counted as 2x forward.
+#include <benchmark/benchmark.h>
+
+#include <sparsimix/mixers/mh_lstm.hpp>
+
+namespace {
+
+using namespace sparsimix;
+
+constexpr index_t heads = 3;
+
+double forward_flops(index_t B, index_t N, index_t C) {
+  const double d = static_cast<double>(C / heads), c = static_cast<double>(C);
+  return static_cast<double>(B * N) * (4 * c * c + 36 * c * d);
+}
+
+struct setup {
+  MultiHeadLSTM<float> m;
+  Tensor<float> x, y, dx;
+  setup(index_t B, index_t N, index_t C)
+      : m({C, heads}), x(Shape{B, N, C}), y(Shape{B, N, C}), dx(Shape{B, N, C}) {
+    Rng rng(1);
+    m.init(rng);
+    fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
+  }
+};
+
+void set_counters(benchmark::State& state, index_t B, index_t N, double flops) {
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(B * N), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_MultiHeadLSTM_Forward(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2);
+  setup s(B, N, C);
+  for (auto _ : state) {
+    s.m.forward(s.x.view(), s.y.view(), nullptr);
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  set_counters(state, B, N, forward_flops(B, N, C));
+}
+
+void BM_MultiHeadLSTM_ForwardBackward(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2);
+  setup s(B, N, C);
+  MultiHeadLSTM<float>::cache_type cache;
+  for (auto _ : state) {
+    s.m.forward(s.x.view(), s.y.view(), cache, nullptr);
+    s.m.backward(cache, s.y.view(), s.dx.view());  // dy = y: any upstream gradient will do
+    benchmark::DoNotOptimize(s.dx.data());
+  }
+  set_counters(state, B, N, 3 * forward_flops(B, N, C));
+}
+
+}  // namespace
+
+BENCHMARK(BM_MultiHeadLSTM_Forward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MultiHeadLSTM_ForwardBackward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
