@@ -15,6 +15,7 @@ write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfigVer
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfig.cmake"
               "${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfigVersion.cmake"
               cmake/sparsimixDependencies.cmake
+              cmake/sparsimixDispatch.cmake cmake/sparsimixDispatchCheck.cmake
         DESTINATION ${SPARSIMIX_CMAKE_DIR})
 
 # pkg-config: relative to the .pc file so the install stays relocatable.
