@@ -28,7 +28,13 @@ struct scan_problem {
   const T* d = nullptr;      // [D_in] skip
 };
 
-namespace ref {
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::kernels
+
+// Same namespace layout as every other ref/ header (kernels::ref::v0_1), so that
+// kernels::ref names one namespace in a TU that includes several of them.
+namespace sparsimix::kernels::ref {
+SPARSIMIX_ABI_BEGIN
 
 // h_t = exp(delta_t A) * h_{t-1} + delta_t u_t B_t,  y_pre_t = C_t . h_t + D u_t,
 // y_t = scale * y_pre_t * gate_t  (gate may be null: 1). Time t runs backwards when
@@ -97,6 +103,5 @@ void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* la
   }
 }
 
-}  // namespace ref
 SPARSIMIX_ABI_END
-}  // namespace sparsimix::kernels
+}  // namespace sparsimix::kernels::ref
