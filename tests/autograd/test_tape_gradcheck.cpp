@@ -40,9 +40,11 @@ using Leaves = std::span<const Var>;
 
 }  // namespace
 
-TEST_CASE("tape linear: gradients of x, w and b", "[autograd][gradcheck]") {
+TEST_CASE("tape linear and fused linear_gelu: gradients of x, w and b", "[autograd][gradcheck]") {
   auto x = rand_tensor({2, 3, 4}, 1), w = rand_tensor({5, 4}, 2), b = rand_tensor({5}, 3);
   CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.linear(v[0], v[1], v[2]); },
+                            {{"x", &x}, {"w", &w}, {"b", &b}}, {}, opts()));
+  CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.linear_gelu(v[0], v[1], v[2]); },
                             {{"x", &x}, {"w", &w}, {"b", &b}}, {}, opts()));
   auto x2 = rand_tensor({6, 4}, 4);
   CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.linear(v[0], v[1]); },
@@ -152,7 +154,7 @@ TEST_CASE("a ViT-like composite graph: shared vars and residuals accumulate", "[
     Var x = t.add(t.concat_tokens(v[1], v[0]), v[2]);
     x = t.add(x, t.mixer(m, t.layernorm(x, v[3], v[4])));  // x += mixer(LN1(x))
     // The same LN parameters again (shared leaves accumulate from two places).
-    Var h = t.gelu(t.linear(t.layernorm(x, v[3], v[4]), v[5], v[6]));
+    Var h = t.linear_gelu(t.layernorm(x, v[3], v[4]), v[5], v[6]);
     x = t.add(x, t.linear(h, v[7]));
     Var cls_out = t.reshape(t.slice_tokens(x, 0, 1), Shape{B, C});
     Var logits = t.linear(cls_out, v[8]);
@@ -234,4 +236,18 @@ TEST_CASE("tape: bad shapes and vars throw typed errors", "[autograd][errors]") 
   REQUIRE_THROWS_AS(t.backward(va), shape_error);  // not a scalar
   REQUIRE_THROWS_AS(t.gelu(Var{}), config_error);
   REQUIRE_THROWS_AS(t.backward(t.sum(t.input(a.view()))), config_error);  // nothing needs grad
+}
+
+TEST_CASE("tape linear_gelu equals gelu(linear) in float", "[autograd]") {
+  Tensor<float> x(Shape{3, 7, 16}), w(Shape{24, 16}), b(Shape{24});
+  Rng rng(50);
+  fill_uniform(rng, x.data(), x.numel(), -2, 2);
+  fill_uniform(rng, w.data(), w.numel(), -0.5, 0.5);
+  fill_uniform(rng, b.data(), b.numel(), -1, 1);
+  Tape<float> t;
+  Var vx = t.input(x.view()), vw = t.input(w.view()), vb = t.input(b.view());
+  Var fused = t.linear_gelu(vx, vw, vb), plain = t.gelu(t.linear(vx, vw, vb));
+  REQUIRE(t.shape(fused) == Shape{3, 7, 24});
+  for (index_t i = 0; i < t.value(fused).numel(); ++i)
+    REQUIRE(t.value(fused).data()[i] == Approx(t.value(plain).data()[i]).epsilon(1e-5).margin(1e-6));
 }

@@ -7,8 +7,10 @@
 // A group has an lr multiplier, its own weight decay, and can be frozen (step() leaves it
 // and its state untouched). A Param with decay == false never decays (biases, norms).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/error.hpp"

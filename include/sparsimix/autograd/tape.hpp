@@ -31,6 +31,7 @@
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
 #include "../kernels/activations.hpp"
+#include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
 #include "../kernels/softmax.hpp"
 
@@ -48,6 +49,7 @@ namespace detail {
 enum class tape_op : std::uint8_t {
   leaf,
   linear,
+  linear_gelu,
   add,
   sub,
   mul,
@@ -175,6 +177,25 @@ class Tape {
     return y;
   }
 
+  // gelu(x w^T + b) in one node (a ViT MLP's fc1): the bias and GELU run as one fused pass
+  // over the GEMM output (kernels::bias_gelu), and only the pre-activation is kept.
+  Var linear_gelu(Var x, Var w, Var b) {
+    const Shape xs = shape(x), ws = shape(w);
+    check_shape("Tape::linear_gelu", "w", ws, {-1, -1});
+    const index_t n = ws[0], k = ws[1];
+    if (xs.rank() < 1 || xs[xs.rank() - 1] != k)
+      throw shape_error(detail::concat("Tape::linear_gelu: x is ", xs.str(), ", expected [..., ", k, "] to match w ",
+                                       ws.str()));
+    check_shape("Tape::linear_gelu", "b", shape(b), {n});
+    const index_t m = xs.numel() / std::max<index_t>(k, 1);
+    Var y = new_var(with_last(xs, n), rg(x) || rg(w) || rg(b));
+    const index_t aux = new_aux(with_last(xs, n));  // pre-activation
+    linear_forward(ptr(x), ptr(w), static_cast<const T*>(nullptr), ptr(y), m, k, n);
+    kernels::bias_gelu(ptr(y), ptr(b), m, n, aux_data(aux));
+    push(detail::tape_op::linear_gelu, y, x, w, b, m, k, aux);
+    return y;
+  }
+
   // a + b. b has a's shape, or a's trailing shape (broadcast over leading dimensions:
   // a bias [C] onto [B, N, C], a position embedding [1, N, C] onto [B, N, C]).
   Var add(Var a, Var b) {
@@ -196,7 +217,10 @@ class Tape {
     check_same("Tape::sub", a, b);
     Var y = new_var(shape(a), rg(a) || rg(b));
     const index_t n = numel(a);
-    for (index_t i = 0; i < n; ++i) ptr(y)[i] = ptr(a)[i] - ptr(b)[i];
+    const T* pa = ptr(a);
+    const T* pb = ptr(b);
+    T* py = ptr(y);
+    for (index_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i];
     push(detail::tape_op::sub, y, a, b);
     return y;
   }
@@ -205,14 +229,19 @@ class Tape {
     check_same("Tape::mul", a, b);
     Var y = new_var(shape(a), rg(a) || rg(b));
     const index_t n = numel(a);
-    for (index_t i = 0; i < n; ++i) ptr(y)[i] = ptr(a)[i] * ptr(b)[i];
+    const T* pa = ptr(a);
+    const T* pb = ptr(b);
+    T* py = ptr(y);
+    for (index_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i];
     push(detail::tape_op::mul, y, a, b);
     return y;
   }
   Var scale(Var a, T s) {
     Var y = new_var(shape(a), rg(a));
     const index_t n = numel(a);
-    for (index_t i = 0; i < n; ++i) ptr(y)[i] = s * ptr(a)[i];
+    const T* pa = ptr(a);
+    T* py = ptr(y);
+    for (index_t i = 0; i < n; ++i) py[i] = s * pa[i];
     push(detail::tape_op::scale, y, a, {}, {}, 0, 0, 0, static_cast<double>(s));
     return y;
   }
@@ -371,11 +400,13 @@ class Tape {
     const index_t c = mask ? shape(a)[2] : n;  // elements per mask entry
     index_t counted = 0;
     double s = 0;
+    const T* pa = ptr(a);
+    const T* pb = ptr(b);
     for (index_t r = 0; r < n / std::max<index_t>(c, 1); ++r) {
       if (mask && !mask->tensor().data()[r]) continue;
       counted += c;
       for (index_t j = r * c; j < (r + 1) * c; ++j) {
-        const double d = static_cast<double>(ptr(a)[j]) - static_cast<double>(ptr(b)[j]);
+        const double d = static_cast<double>(pa[j]) - static_cast<double>(pb[j]);
         s += d * d;
       }
     }
@@ -462,7 +493,8 @@ class Tape {
     T* lp = aux_data(aux);
     log_softmax_rows(ptr(logits), lp, batch, k, T(1));
     double total = 0;
-    for (index_t i = 0; i < batch * k; ++i) total -= static_cast<double>(ptr(targets)[i]) * static_cast<double>(lp[i]);
+    const T* pt = ptr(targets);
+    for (index_t i = 0; i < batch * k; ++i) total -= static_cast<double>(pt[i]) * static_cast<double>(lp[i]);
     ptr(y)[0] = batch > 0 ? static_cast<T>(total / static_cast<double>(batch)) : T(0);
     push(detail::tape_op::soft_cross_entropy, y, logits, targets, {}, batch, k, aux);
     return y;
@@ -507,9 +539,11 @@ class Tape {
     Var y = new_var(Shape{}, rg(p) || rg(q));
     const index_t n = numel(p);
     double total = 0;
+    const T* pp = ptr(p);
+    const T* pq = ptr(q);
     for (index_t i = 0; i < n; ++i) {
-      const double pc = clamp_prob(static_cast<double>(ptr(p)[i]));
-      const double qc = clamp_prob(static_cast<double>(ptr(q)[i]));
+      const double pc = clamp_prob(static_cast<double>(pp[i]));
+      const double qc = clamp_prob(static_cast<double>(pq[i]));
       total += pc * std::log(pc / qc) + (1 - pc) * std::log((1 - pc) / (1 - qc));
     }
     ptr(y)[0] = n > 0 ? static_cast<T>(total / static_cast<double>(n)) : T(0);
@@ -631,7 +665,8 @@ class Tape {
     Var y = new_var(Shape{}, rg(x));
     double s = 0;
     const index_t n = numel(x);
-    for (index_t i = 0; i < n; ++i) s += static_cast<double>(ptr(x)[i]);
+    const T* px = ptr(x);
+    for (index_t i = 0; i < n; ++i) s += static_cast<double>(px[i]);
     ptr(y)[0] = static_cast<T>(s * static_cast<double>(factor));
     push(op, y, x, {}, {}, 0, 0, 0, static_cast<double>(factor));
     return y;
@@ -697,6 +732,24 @@ class Tape {
           xi.grad_ready = true;
         }
         linear_backward(ptr(nd.a), ptr(nd.b), dy, dx, dw, db, m, k, n, acc);
+        break;
+      }
+      case op::linear_gelu: {
+        const index_t m = nd.i0, k = nd.i1, n = shape(nd.b)[0];
+        const T* pre = aux_data(nd.i2);
+        scratch_.resize(Shape{m * n});  // d(pre-activation)
+        kernels::gelu_backward(pre, dy, scratch_.data(), m * n);
+        T* dw = acc_grad(nd.b);
+        T* db = acc_grad(nd.c);
+        T* dx = nullptr;
+        accumulate acc = accumulate::no;
+        auto& xi = vars_[uidx(nd.a)];
+        if (xi.grad) {
+          dx = xi.grad;
+          acc = xi.grad_ready ? accumulate::yes : accumulate::no;
+          xi.grad_ready = true;
+        }
+        linear_backward(ptr(nd.a), ptr(nd.b), scratch_.data(), dx, dw, db, m, k, n, acc);
         break;
       }
       case op::add: {
