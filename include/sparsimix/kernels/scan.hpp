@@ -7,17 +7,16 @@
 // block of W channels the kernel loops over the S states with everything in registers:
 // y = C . h + D u is a vertical FMA chain (no horizontal sum per channel), the SiLU(z) gate
 // and the 1/2 of the bidirectional merge are fused into the store. Backward reduces across
-// lanes only for gB and gC (2S horizontal sums per step). Scalar tail for D_in % W.
+// lanes only for gB and gC (2S horizontal sums per step). The D_in % W tail runs the same
+// code on zero-padded batches.
 // Pointers only: no allocation, no STL containers (keeps per-arch TUs ODR-safe).
 #pragma once
 #if defined(__GNUC__) && !defined(__clang__)  // Note [GCC 12 AVX-512 warnings] in detail/simd.hpp
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-#include <cmath>
-
-#include <xsimd/xsimd.hpp>
-
+#include "detail/simd.hpp"
 #include "ref/scan.hpp"
 
 namespace sparsimix::kernels {
@@ -30,68 +29,122 @@ constexpr index_t scan_backward_acc_size(index_t state) noexcept {
   return 2 * state * static_cast<index_t>(64 / sizeof(T));
 }
 
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::kernels
+
+namespace sparsimix::kernels::simd {
+SPARSIMIX_ABI_BEGIN
+namespace scan_detail {
+
+// Loads/stores W lanes, or the first `rem` (< W) lanes with zero padding for the channel
+// tail: the tail runs the body's instructions (Note [arch-keyed code] in detail/simd.hpp),
+// and zero lanes add exactly 0 to the gB/gC lane sums (u = delta = gy = 0 there).
+template <bool Tail, class A, class T>
+vec<T, A> ld(const T* p, index_t rem) noexcept {
+  if constexpr (Tail)
+    return load_tail(A{}, p, rem, T(0));
+  else
+    return vec<T, A>::load_unaligned(p);
+}
+template <bool Tail, class A, class T>
+void st(const vec<T, A>& v, T* p, index_t rem) noexcept {
+  if constexpr (Tail)
+    store_tail(A{}, v, p, rem);
+  else
+    v.store_unaligned(p);
+}
+
+// One time step of the forward scan for channels [d, d + rem).
+template <bool Tail, class A, class T>
+void forward_block(const scan_problem<T>& p, index_t d, index_t rem, const T* hp, T* hn, const T* bt, const T* ct,
+                   const T* ut, const T* dt, T* ypt, T* yt, const T* gt, T scale) noexcept {
+  using V = vec<T, A>;
+  const index_t Dn = p.channels, S = p.state;
+  const V dv = ld<Tail, A>(dt + d, rem), uv = ld<Tail, A>(ut + d, rem);
+  const V du = dv * uv;
+  V acc(T(0));
+  for (index_t n = 0; n < S; ++n) {
+    const index_t o = n * Dn + d;
+    const V da = xsimd::exp(dv * ld<Tail, A>(p.a + o, rem));
+    const V hv = xsimd::fma(da, ld<Tail, A>(hp + o, rem), du * V(bt[n]));
+    st<Tail, A>(hv, hn + o, rem);
+    acc = xsimd::fma(hv, V(ct[n]), acc);
+  }
+  const V yp = xsimd::fma(ld<Tail, A>(p.d + d, rem), uv, acc);
+  if (ypt) st<Tail, A>(yp, ypt + d, rem);
+  V out = yp * V(scale);
+  if (gt) out = out * ld<Tail, A>(gt + d, rem);
+  st<Tail, A>(out, yt + d, rem);
+}
+
+// One time step of the adjoint for channels [d, d + rem); gB/gC lane sums go to acc.
+template <bool Tail, class A, class T>
+void backward_block(const scan_problem<T>& p, index_t d, index_t rem, const T* hp, const T* hc, const T* bt,
+                    const T* ct, const T* ut, const T* dt, const T* gyt, T* lam, T* acc_b, T* acc_c, T* gut,
+                    T* gdt, T* ga, T* gd) noexcept {
+  using V = vec<T, A>;
+  constexpr index_t W = width<A, T>();
+  const index_t Dn = p.channels, S = p.state;
+  const V dv = ld<Tail, A>(dt + d, rem), uv = ld<Tail, A>(ut + d, rem), gv = ld<Tail, A>(gyt + d, rem);
+  const V du = dv * uv;
+  V gdl(T(0));
+  V gux = ld<Tail, A>(p.d + d, rem) * gv;
+  for (index_t n = 0; n < S; ++n) {
+    const index_t o = n * Dn + d;
+    const V av = ld<Tail, A>(p.a + o, rem);
+    const V da = xsimd::exp(dv * av);
+    const V bn(bt[n]);
+    const V l = xsimd::fma(V(ct[n]), gv, ld<Tail, A>(lam + o, rem));
+    if (hp) {  // h_{-1} = 0: no A or decay term at the first step
+      const V ldah = l * da * ld<Tail, A>(hp + o, rem);
+      gdl = xsimd::fma(ldah, av, gdl);
+      st<Tail, A>(xsimd::fma(ldah, dv, ld<Tail, A>(ga + o, rem)), ga + o, rem);
+    }
+    gdl = xsimd::fma(l, bn * uv, gdl);
+    gux = xsimd::fma(l * dv, bn, gux);
+    xsimd::fma(l, du, V::load_aligned(acc_b + n * W)).store_aligned(acc_b + n * W);
+    xsimd::fma(gv, ld<Tail, A>(hc + o, rem), V::load_aligned(acc_c + n * W)).store_aligned(acc_c + n * W);
+    st<Tail, A>(da * l, lam + o, rem);
+  }
+  st<Tail, A>(gux, gut + d, rem);
+  st<Tail, A>(gdl, gdt + d, rem);
+  st<Tail, A>(xsimd::fma(gv, uv, ld<Tail, A>(gd + d, rem)), gd + d, rem);
+}
+
+}  // namespace scan_detail
+
 // See ref::scan_forward for the contract (h: [S, D_in] running state; states: optional
 // [L, S, D_in] per-step store for backward; y_pre optional; gate optional).
 template <class Arch, class T>
-void scan_forward(Arch, const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate,
-                  T scale) noexcept {
-  using V = xsimd::batch<T, Arch>;
-  constexpr index_t W = static_cast<index_t>(V::size);
+[[gnu::flatten]] void scan_forward(Arch, const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate,
+                                   T scale) noexcept {
+  constexpr index_t W = width<Arch, T>();
   const index_t L = p.len, Dn = p.channels, S = p.state, SD = S * Dn;
   for (index_t k = 0; k < SD; ++k) h[k] = T(0);
-  const V vscale(scale);
   for (index_t i = 0; i < L; ++i) {
     const index_t t = p.reverse ? L - 1 - i : i;
     // With a state store the previous state is the previous row (no copy); h stays zero.
     const T* hp = states ? (i ? states + (i - 1) * SD : h) : h;
     T* hn = states ? states + i * SD : h;
     const T* bt = p.bc + t * p.ldbc;
-    const T* ct = bt + S;
-    const T* ut = p.u + t * Dn;
-    const T* dt = p.delta + t * Dn;
-    T* yt = y + t * Dn;
     T* ypt = y_pre ? y_pre + t * Dn : nullptr;
     const T* gt = gate ? gate + t * Dn : nullptr;
+    const T* ut = p.u + t * Dn;
+    const T* dt = p.delta + t * Dn;
     index_t d = 0;
-    for (; d + W <= Dn; d += W) {
-      const V dv = V::load_unaligned(dt + d), uv = V::load_unaligned(ut + d);
-      const V du = dv * uv;
-      V acc(T(0));
-      for (index_t n = 0; n < S; ++n) {
-        const index_t o = n * Dn + d;
-        const V da = xsimd::exp(dv * V::load_unaligned(p.a + o));
-        const V hv = xsimd::fma(da, V::load_unaligned(hp + o), du * V(bt[n]));
-        hv.store_unaligned(hn + o);
-        acc = xsimd::fma(hv, V(ct[n]), acc);
-      }
-      const V yp = xsimd::fma(V::load_unaligned(p.d + d), uv, acc);
-      if (ypt) yp.store_unaligned(ypt + d);
-      V out = yp * vscale;
-      if (gt) out = out * V::load_unaligned(gt + d);
-      out.store_unaligned(yt + d);
-    }
-    for (; d < Dn; ++d) {  // tail: the reference semantics
-      const T dl = dt[d], u = ut[d];
-      T acc = T(0);
-      for (index_t n = 0; n < S; ++n) {
-        const index_t o = n * Dn + d;
-        const T hv = std::exp(dl * p.a[o]) * hp[o] + dl * u * bt[n];
-        hn[o] = hv;
-        acc += hv * ct[n];
-      }
-      const T yp = acc + p.d[d] * u;
-      if (ypt) ypt[d] = yp;
-      yt[d] = scale * yp * (gt ? gt[d] : T(1));
-    }
+    for (; d + W <= Dn; d += W)
+      scan_detail::forward_block<false, Arch>(p, d, W, hp, hn, bt, bt + S, ut, dt, ypt, y + t * Dn, gt, scale);
+    if (d < Dn)
+      scan_detail::forward_block<true, Arch>(p, d, Dn - d, hp, hn, bt, bt + S, ut, dt, ypt, y + t * Dn, gt, scale);
   }
 }
 
-// See ref::scan_backward. acc: scan_backward_acc_size<T>(S) elements of workspace.
+// See ref::scan_backward. acc: scan_backward_acc_size<T>(S) elements, 64-byte aligned.
 template <class Arch, class T>
-void scan_backward(Arch, const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc, T* gu,
-                   T* gdelta, T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {
-  using V = xsimd::batch<T, Arch>;
-  constexpr index_t W = static_cast<index_t>(V::size);
+[[gnu::flatten]] void scan_backward(Arch, const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc,
+                                    T* gu, T* gdelta, T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {
+  using V = vec<T, Arch>;
+  constexpr index_t W = width<Arch, T>();
   static_assert(W * static_cast<index_t>(sizeof(T)) <= 64, "scan_backward_acc_size assumes <= 64-byte vectors");
   const index_t L = p.len, Dn = p.channels, S = p.state, SD = S * Dn;
   for (index_t k = 0; k < SD; ++k) lam[k] = T(0);
@@ -102,76 +155,47 @@ void scan_backward(Arch, const scan_problem<T>& p, const T* states, const T* gy,
     const T* hp = i ? states + (i - 1) * SD : nullptr;
     const T* hc = states + i * SD;
     const T* bt = p.bc + t * p.ldbc;
-    const T* ct = bt + S;
     const T* ut = p.u + t * Dn;
     const T* dt = p.delta + t * Dn;
     const T* gyt = gy + t * Dn;
-    T* gbt = gbc + t * ldgbc;
     for (index_t k = 0; k < 2 * S * W; ++k) acc[k] = T(0);
     index_t d = 0;
-    for (; d + W <= Dn; d += W) {
-      const V dv = V::load_unaligned(dt + d), uv = V::load_unaligned(ut + d), gv = V::load_unaligned(gyt + d);
-      const V du = dv * uv;
-      V gdl(T(0));
-      V gux = V::load_unaligned(p.d + d) * gv;
-      for (index_t n = 0; n < S; ++n) {
-        const index_t o = n * Dn + d;
-        const V av = V::load_unaligned(p.a + o);
-        const V da = xsimd::exp(dv * av);
-        const V bn(bt[n]);
-        const V l = xsimd::fma(V(ct[n]), gv, V::load_unaligned(lam + o));
-        if (hp) {
-          const V hpv = V::load_unaligned(hp + o);
-          const V ldah = l * da * hpv;
-          gdl = xsimd::fma(ldah, av, gdl);
-          xsimd::fma(ldah, dv, V::load_unaligned(ga + o)).store_unaligned(ga + o);
-        }
-        gdl = xsimd::fma(l, bn * uv, gdl);
-        gux = xsimd::fma(l * dv, bn, gux);
-        xsimd::fma(l, du, V::load_unaligned(acc_b + n * W)).store_unaligned(acc_b + n * W);
-        xsimd::fma(gv, V::load_unaligned(hc + o), V::load_unaligned(acc_c + n * W)).store_unaligned(acc_c + n * W);
-        (da * l).store_unaligned(lam + o);
-      }
-      gux.store_unaligned(gu + t * Dn + d);
-      gdl.store_unaligned(gdelta + t * Dn + d);
-      xsimd::fma(gv, uv, V::load_unaligned(gd + d)).store_unaligned(gd + d);
-    }
+    for (; d + W <= Dn; d += W)
+      scan_detail::backward_block<false, Arch>(p, d, W, hp, hc, bt, bt + S, ut, dt, gyt, lam, acc_b, acc_c,
+                                               gu + t * Dn, gdelta + t * Dn, ga, gd);
+    if (d < Dn)
+      scan_detail::backward_block<true, Arch>(p, d, Dn - d, hp, hc, bt, bt + S, ut, dt, gyt, lam, acc_b, acc_c,
+                                              gu + t * Dn, gdelta + t * Dn, ga, gd);
+    T* gbt = gbc + t * ldgbc;
     for (index_t n = 0; n < S; ++n) {
-      gbt[n] = xsimd::hadd(V::load_unaligned(acc_b + n * W));
-      gbt[S + n] = xsimd::hadd(V::load_unaligned(acc_c + n * W));
-    }
-    for (; d < Dn; ++d) {  // tail: the reference semantics
-      const T dl = dt[d], u = ut[d], g = gyt[d];
-      T gdl = T(0), gux = p.d[d] * g;
-      for (index_t n = 0; n < S; ++n) {
-        const index_t o = n * Dn + d;
-        const T a = p.a[o];
-        const T da = std::exp(dl * a);
-        const T l = lam[o] + ct[n] * g;
-        const T hpv = hp ? hp[o] : T(0);
-        gdl += l * (da * a * hpv + bt[n] * u);
-        ga[o] += l * da * dl * hpv;
-        gbt[n] += l * dl * u;
-        gux += l * dl * bt[n];
-        gbt[S + n] += g * hc[o];
-        lam[o] = da * l;
-      }
-      gu[t * Dn + d] = gux;
-      gdelta[t * Dn + d] = gdl;
-      gd[d] += g * u;
+      gbt[n] = xsimd::hadd(V::load_aligned(acc_b + n * W));
+      gbt[S + n] = xsimd::hadd(V::load_aligned(acc_c + n * W));
     }
   }
 }
 
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::kernels::simd
+
+namespace sparsimix::kernels {
+SPARSIMIX_ABI_BEGIN
+
 // Compile-time arch (the consumer's flags), as STYLE.md 5's default.
+// Without any SIMD arch for the consumer's flags, the scalar twins run.
 template <class T>
 void scan_forward(const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate, T scale) noexcept {
-  scan_forward(xsimd::default_arch{}, p, h, states, y_pre, y, gate, scale);
+  if constexpr (simd::has_default_arch)
+    simd::scan_forward(xsimd::default_arch{}, p, h, states, y_pre, y, gate, scale);
+  else
+    ref::scan_forward(p, h, states, y_pre, y, gate, scale);
 }
 template <class T>
 void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc, T* gu, T* gdelta,
                    T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {
-  scan_backward(xsimd::default_arch{}, p, states, gy, lam, acc, gu, gdelta, gbc, ldgbc, ga, gd);
+  if constexpr (simd::has_default_arch)
+    simd::scan_backward(xsimd::default_arch{}, p, states, gy, lam, acc, gu, gdelta, gbc, ldgbc, ga, gd);
+  else
+    ref::scan_backward(p, states, gy, lam, gu, gdelta, gbc, ldgbc, ga, gd);
 }
 
 SPARSIMIX_ABI_END
