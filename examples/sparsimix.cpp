@@ -2,11 +2,16 @@
 // Every subcommand prints --help, and exits non-zero with a one-line reason on bad input.
 #include <chrono>
 #include <cstdio>
+#include <cstdint>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include <sparsimix/io/checkpoint.hpp>
 #include <sparsimix/sparsimix.hpp>
 
 namespace {
@@ -19,6 +24,71 @@ int run_inspect(const std::string& path) {
   for (const auto& [k, v] : f.metadata()) std::printf("metadata %s = %s\n", k.c_str(), v.c_str());
   for (const auto& r : f.records())
     std::printf("%-48s %-5s %s\n", r.name.c_str(), io::dtype_name(r.type), r.shape.str().c_str());
+  return 0;
+}
+
+// `infer`: logits (and with capture, block outputs and attention maps) of a checkpoint.
+int run_infer(const std::string& model_path, const std::string& input_path, const std::string& out_path, bool capture,
+              const io::load_options& opt) {
+  auto model = io::load_checkpoint<float>(model_path, opt);
+  const auto in = io::safetensors_file::load(input_path);
+  const auto& c = model.config();
+  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
+  check_finite<float>(input_path.c_str(), "images", images.view());
+  Tensor<float> logits(Shape{images.size(0), c.num_classes});
+  vit_capture<float> cap;
+  cap.blocks = cap.maps = capture;
+  model.forward(images.view(), logits.view(), capture ? &cap : nullptr);
+  io::safetensors_writer w;
+  w.add("logits", logits);
+  if (capture) {
+    for (index_t i = 0; i < model.depth(); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      w.add("blocks." + std::to_string(i) + ".out", cap.block_out[k]);
+      if (cap.attn_map[k].numel()) w.add("blocks." + std::to_string(i) + ".attn_map", cap.attn_map[k]);
+    }
+  }
+  w.write(out_path);
+  return 0;
+}
+
+// `grad`: mean cross-entropy of the logits and d loss / d parameter, in PyTorch's layout.
+int run_grad(const std::string& model_path, const std::string& input_path, const std::string& out_path,
+             const io::load_options& opt) {
+  auto model = io::load_checkpoint<float>(model_path, opt);
+  const auto in = io::safetensors_file::load(input_path);
+  const auto& c = model.config();
+  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
+  check_finite<float>(input_path.c_str(), "images", images.view());
+  const auto labels = in.get<std::int64_t>("labels", {images.size(0)});
+  std::vector<index_t> y(static_cast<std::size_t>(labels.numel()));
+  for (index_t i = 0; i < labels.numel(); ++i) {
+    if (labels.data()[i] < 0 || labels.data()[i] >= c.num_classes)
+      throw format_error(detail::concat(input_path, ": labels[", i, "] is ", labels.data()[i], ", expected 0..",
+                                        c.num_classes - 1));
+    y[static_cast<std::size_t>(i)] = static_cast<index_t>(labels.data()[i]);
+  }
+  model.zero_grad();
+  Tape<float> tape;
+  const Var loss = tape.cross_entropy(model.forward(tape, images.view()), y);
+  tape.backward(loss);
+  io::safetensors_writer w;
+  w.add("loss", Tensor<float>(Shape{1}, tape.item(loss)));
+  for (const auto& [name, g] : model.state_dict(/*grads=*/true)) w.add("grad." + name, g);
+  w.write(out_path);
+  return 0;
+}
+
+// `init`: a randomly initialised model from a config JSON file, written as a checkpoint.
+int run_init(const std::string& config_path, std::uint64_t seed, const std::string& out_path) {
+  std::ifstream f(config_path);
+  if (!f) throw io_error("cannot open '" + config_path + "'");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  HybridViT<float> model(io::vit_config_from_string(text));
+  Rng rng(seed);
+  model.init(rng);
+  io::save_checkpoint(model, out_path);
+  std::printf("%s: %td parameters\n", out_path.c_str(), model.num_parameters());
   return 0;
 }
 
@@ -54,6 +124,26 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of a safetensors file");
   inspect->add_option("file", inspect_path, "A .safetensors file")->required();
 
+  std::string model_path, input_path, out_path, config_path;
+  bool capture = false;
+  std::uint64_t seed = 0;
+  io::load_options opt;
+  auto* infer = app.add_subcommand("infer", "Logits of a checkpoint on images (F32 [B, C, H, W] tensor 'images')");
+  infer->add_option("--model", model_path, "Model checkpoint (.safetensors; sparsimix or timm names)")->required();
+  infer->add_option("--input", input_path, "Input .safetensors holding 'images'")->required();
+  infer->add_option("--out", out_path, "Output .safetensors: 'logits' [B, classes]")->required();
+  infer->add_flag("--capture", capture, "Also write blocks.{i}.out and, for attention blocks, blocks.{i}.attn_map");
+  infer->add_option("--heads", opt.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+  auto* grad = app.add_subcommand("grad", "Mean cross-entropy and its gradient for every parameter");
+  grad->add_option("--model", model_path, "Model checkpoint (.safetensors)")->required();
+  grad->add_option("--input", input_path, "Input .safetensors holding 'images' and 'labels' (I64 [B])")->required();
+  grad->add_option("--out", out_path, "Output .safetensors: 'loss' [1] and grad.{name} per parameter")->required();
+  grad->add_option("--heads", opt.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+  auto* init = app.add_subcommand("init", "Write a randomly initialised model for a config (sparsimix.config JSON)");
+  init->add_option("--config", config_path, "JSON file in the sparsimix.config format")->required();
+  init->add_option("--seed", seed, "RNG seed")->capture_default_str();
+  init->add_option("--out", out_path, "Output checkpoint (.safetensors)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -62,6 +152,9 @@ int main(int argc, char** argv) {
   try {
     if (*demo) return run_demo(data_dir, out_dir, budget);
     if (*inspect) return run_inspect(inspect_path);
+    if (*infer) return run_infer(model_path, input_path, out_path, capture, opt);
+    if (*grad) return run_grad(model_path, input_path, out_path, opt);
+    if (*init) return run_init(config_path, seed, out_path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sparsimix: %s\n", e.what());
     return 1;

@@ -6,4 +6,5 @@
 #include "distill.hpp"
 #include "io.hpp"
 #include "kernels.hpp"
+#include "mixers.hpp"
 #include "models.hpp"

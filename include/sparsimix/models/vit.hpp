@@ -1,0 +1,468 @@
+// HybridViT: a timm VisionTransformer (pre-norm blocks, CLS token, learned positions,
+// exact-erf GELU MLP) whose block i holds any token mixer (FORMATS.md section 2):
+//   x = [cls; patch_embed(img)] + pos
+//   x = x + mixer_i(LN1(x));  x = x + fc2(GELU(fc1(LN2(x))))      for each block i
+//   logits = head(LN(x[:, 0]))
+// Inference runs without the tape and stops allocating after its first call; training
+// builds the same graph on a Tape (autograd/tape.hpp).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "../autograd/tape.hpp"
+#include "../core/linalg.hpp"
+#include "../core/rng.hpp"
+#include "../kernels/bias_act.hpp"
+#include "../kernels/layernorm.hpp"
+#include "../mixers/attention.hpp"
+#include "../mixers/mh_lstm.hpp"
+#include "../mixers/selective_scan.hpp"
+#include "any_mixer.hpp"
+#include "mixer_state.hpp"
+#include "vit_config.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+// The token mixer of one block: a built-in one, or any user SeqMixer.
+template <class T = float>
+using Mixer = std::variant<Attention<T>, MultiHeadLSTM<T>, SelectiveScan<T>, AnyMixer<T>>;
+
+// A mixer of the kind `spec` describes, for width C and H heads, initialised from rng.
+template <class T>
+Mixer<T> make_mixer(const mixer_spec& spec, index_t dim, index_t heads, Rng& rng) {
+  switch (spec.kind) {
+    case mixer_kind::attention: {
+      Attention<T> m({dim, heads});
+      m.init(rng);
+      return m;
+    }
+    case mixer_kind::mh_lstm: {
+      MultiHeadLSTM<T> m({dim, heads});
+      m.init(rng);
+      return m;
+    }
+    case mixer_kind::selective_scan: {
+      typename SelectiveScan<T>::config c;
+      c.dim = dim;
+      c.d_state = spec.d_state;
+      c.d_conv = spec.d_conv;
+      c.expand = spec.expand;
+      c.dt_rank = spec.dt_rank;
+      c.bidirectional = spec.bidirectional;
+      SelectiveScan<T> m(c);
+      m.init(rng);
+      return m;
+    }
+  }
+  throw config_error("make_mixer: unknown mixer kind");
+}
+
+// What a forward may also return: per block, the block output [B, N, C], the mixer's
+// output [B, N, C] (before the residual add), and for attention blocks the maps [B, H, N, N].
+template <class T>
+struct vit_capture {
+  bool blocks = false, mixers = false, maps = false;
+  std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // attn_map[i] empty if not attention
+};
+
+// Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
+// block output.
+struct vit_trace {
+  std::vector<Var> mixer_in, mixer_out, block_out;
+  Var logits;
+};
+
+template <class T = float>
+class HybridViT {
+ public:
+  using scalar_type = T;
+
+  // Builds every parameter (zeros) and the mixers of cfg.mixers; call init() or load weights.
+  explicit HybridViT(vit_config cfg) : cfg_(std::move(cfg)) {
+    cfg_.validate();
+    const index_t C = cfg_.embed_dim, F = cfg_.in_chans * cfg_.patch_size * cfg_.patch_size;
+    patch_w_ = pt({C, cfg_.in_chans, cfg_.patch_size, cfg_.patch_size});
+    patch_b_ = pt({C});
+    cls_ = pt({1, 1, C});
+    pos_ = pt({1, cfg_.num_tokens(), C});
+    norm_w_ = pt({C});
+    norm_b_ = pt({C});
+    head_w_ = pt({cfg_.num_classes, C});
+    head_b_ = pt({cfg_.num_classes});
+    (void)F;
+    Rng rng(0);
+    blocks_.reserve(static_cast<std::size_t>(cfg_.depth));
+    for (index_t i = 0; i < cfg_.depth; ++i) {
+      const index_t Hd = cfg_.mlp_hidden();
+      blocks_.push_back(block{pt({C}), pt({C}), pt({C}), pt({C}), pt({Hd, C}), pt({Hd}), pt({C, Hd}), pt({C}),
+                              make_mixer<T>(cfg_.mixers[static_cast<std::size_t>(i)], C, cfg_.num_heads, rng)});
+    }
+    init_norms();
+  }
+
+  const vit_config& config() const noexcept { return cfg_; }
+  index_t depth() const noexcept { return cfg_.depth; }
+  index_t dim() const noexcept { return cfg_.embed_dim; }
+
+  // timm's default init: Linear weights N(0, 0.02) (truncated at +-2, as timm's absolute
+  // bounds), biases 0, LayerNorm 1/0, pos_embed N(0, 0.02), cls_token N(0, 1e-6), patch
+  // conv PyTorch's default U(+-1/sqrt(fan_in)); each mixer's own init.
+  void init(Rng& rng) {
+    auto trunc = [&](Tensor<T>& t, double std) {
+      for (auto& v : t) {
+        double z;
+        do z = rng.normal(0.0, std); while (std::abs(z) > 2.0);
+        v = static_cast<T>(z);
+      }
+    };
+    const double bound = 1.0 / std::sqrt(double(cfg_.in_chans * cfg_.patch_size * cfg_.patch_size));
+    fill_uniform(rng, patch_w_.v.data(), patch_w_.v.numel(), -bound, bound);
+    fill_uniform(rng, patch_b_.v.data(), patch_b_.v.numel(), -bound, bound);
+    trunc(cls_.v, 1e-6);
+    trunc(pos_.v, 0.02);
+    trunc(head_w_.v, 0.02);
+    head_b_.v.zero();
+    for (auto& b : blocks_) {
+      trunc(b.fc1_w.v, 0.02);
+      b.fc1_b.v.zero();
+      trunc(b.fc2_w.v, 0.02);
+      b.fc2_b.v.zero();
+      std::visit([&](auto& m) {
+        if constexpr (requires { m.init(rng); }) m.init(rng);
+      }, b.mixer);
+    }
+    init_norms();
+  }
+
+  Mixer<T>& mixer(index_t i) { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
+  const Mixer<T>& mixer(index_t i) const { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
+
+  // Swaps block i's mixer, keeping every other weight. `spec` records the new kind in the
+  // config (a user AnyMixer cannot be saved to a checkpoint: its kind is unknown).
+  void replace_mixer(index_t i, Mixer<T> m, std::optional<mixer_spec> spec = std::nullopt) {
+    if (i < 0 || i >= depth())
+      throw config_error(detail::concat("HybridViT::replace_mixer: block ", i, " out of range [0, ", depth(), ")"));
+    const index_t d = std::visit([](const auto& mm) { return static_cast<index_t>(mm.dim()); }, m);
+    if (d != dim())
+      throw shape_error(detail::concat("HybridViT::replace_mixer: mixer dim is ", d, ", expected ", dim()));
+    blocks_[static_cast<std::size_t>(i)].mixer = std::move(m);
+    if (spec) {
+      cfg_.mixers[static_cast<std::size_t>(i)] = *spec;
+      custom_.erase(std::remove(custom_.begin(), custom_.end(), i), custom_.end());
+    } else if (std::holds_alternative<AnyMixer<T>>(blocks_[static_cast<std::size_t>(i)].mixer)) {
+      custom_.push_back(i);
+    } else {
+      cfg_.mixers[static_cast<std::size_t>(i)].kind = kind_of(blocks_[static_cast<std::size_t>(i)].mixer);
+    }
+  }
+  // True when every block's mixer can be described by the config (no AnyMixer).
+  bool serializable() const noexcept { return custom_.empty(); }
+
+  // Every trainable tensor with its PyTorch name (MultiHeadLSTM's compact ".blocks" storage
+  // under its own names; see mixer_state for the dense layout).
+  ParamList<T> parameters() {
+    ParamList<T> ps;
+    ps.push_back(param("patch_embed.proj.weight", patch_w_, true));
+    ps.push_back(param("patch_embed.proj.bias", patch_b_, false));
+    ps.push_back(param("cls_token", cls_, false));
+    ps.push_back(param("pos_embed", pos_, false));
+    for (index_t i = 0; i < depth(); ++i) {
+      auto& b = blocks_[static_cast<std::size_t>(i)];
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      ps.push_back(param(p + "norm1.weight", b.n1_w, false));
+      ps.push_back(param(p + "norm1.bias", b.n1_b, false));
+      for (auto& mp : std::visit([](auto& m) { return m.parameters(); }, b.mixer)) {
+        mp.name = p + "attn." + mp.name;
+        ps.push_back(std::move(mp));
+      }
+      ps.push_back(param(p + "norm2.weight", b.n2_w, false));
+      ps.push_back(param(p + "norm2.bias", b.n2_b, false));
+      ps.push_back(param(p + "mlp.fc1.weight", b.fc1_w, true));
+      ps.push_back(param(p + "mlp.fc1.bias", b.fc1_b, false));
+      ps.push_back(param(p + "mlp.fc2.weight", b.fc2_w, true));
+      ps.push_back(param(p + "mlp.fc2.bias", b.fc2_b, false));
+    }
+    ps.push_back(param("norm.weight", norm_w_, false));
+    ps.push_back(param("norm.bias", norm_b_, false));
+    ps.push_back(param("head.weight", head_w_, true));
+    ps.push_back(param("head.bias", head_b_, false));
+    return ps;
+  }
+  void zero_grad() {
+    for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
+  }
+  index_t num_parameters() {
+    index_t n = 0;
+    for (const auto& [name, t] : state_dict()) n += t.numel();
+    return n;
+  }
+
+  // The PyTorch state_dict (timm order, dense layouts), values or gradients.
+  named_tensors<T> state_dict(bool grads = false) {
+    named_tensors<T> out;
+    auto put = [&](const std::string& name, pt& p) {
+      Tensor<T> t(p.v.shape());
+      t.copy_from(grads ? p.g.view() : p.v.view());
+      out.emplace_back(name, std::move(t));
+    };
+    put("patch_embed.proj.weight", patch_w_);
+    put("patch_embed.proj.bias", patch_b_);
+    put("cls_token", cls_);
+    put("pos_embed", pos_);
+    for (index_t i = 0; i < depth(); ++i) {
+      auto& b = blocks_[static_cast<std::size_t>(i)];
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      put(p + "norm1.weight", b.n1_w);
+      put(p + "norm1.bias", b.n1_b);
+      for (auto& [name, t] : std::visit([&](auto& m) { return mixer_state(m, grads); }, b.mixer))
+        out.emplace_back(p + "attn." + name, std::move(t));
+      put(p + "norm2.weight", b.n2_w);
+      put(p + "norm2.bias", b.n2_b);
+      put(p + "mlp.fc1.weight", b.fc1_w);
+      put(p + "mlp.fc1.bias", b.fc1_b);
+      put(p + "mlp.fc2.weight", b.fc2_w);
+      put(p + "mlp.fc2.bias", b.fc2_b);
+    }
+    put("norm.weight", norm_w_);
+    put("norm.bias", norm_b_);
+    put("head.weight", head_w_);
+    put("head.bias", head_b_);
+    return out;
+  }
+
+  // The names state_dict writes, in order.
+  std::vector<std::string> state_names() {
+    std::vector<std::string> n;
+    for (auto& [name, t] : state_dict()) n.push_back(name);
+    return n;
+  }
+
+  // Loads every tensor of state_names() from lookup(name) -> Tensor<T>. Shapes are checked
+  // for every tensor before any weight changes (mixers check their own before writing).
+  template <class Lookup>
+  void load_state_dict(Lookup&& lookup) {
+    std::vector<std::pair<pt*, Tensor<T>>> staged;
+    auto stage = [&](const std::string& name, pt& p) {
+      Tensor<T> t = lookup(name);
+      if (!(t.shape() == p.v.shape()))
+        throw shape_error(detail::concat("HybridViT::load_state_dict: ", name, " is ", t.shape().str(), ", expected ",
+                                         p.v.shape().str()));
+      staged.emplace_back(&p, std::move(t));
+    };
+    stage("patch_embed.proj.weight", patch_w_);
+    stage("patch_embed.proj.bias", patch_b_);
+    stage("cls_token", cls_);
+    stage("pos_embed", pos_);
+    stage("norm.weight", norm_w_);
+    stage("norm.bias", norm_b_);
+    stage("head.weight", head_w_);
+    stage("head.bias", head_b_);
+    for (index_t i = 0; i < depth(); ++i) {
+      auto& b = blocks_[static_cast<std::size_t>(i)];
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      stage(p + "norm1.weight", b.n1_w);
+      stage(p + "norm1.bias", b.n1_b);
+      stage(p + "norm2.weight", b.n2_w);
+      stage(p + "norm2.bias", b.n2_b);
+      stage(p + "mlp.fc1.weight", b.fc1_w);
+      stage(p + "mlp.fc1.bias", b.fc1_b);
+      stage(p + "mlp.fc2.weight", b.fc2_w);
+      stage(p + "mlp.fc2.bias", b.fc2_b);
+    }
+    // Mixers: load each into a copy first, so a failure in block 5 leaves blocks 0-4 as they were.
+    std::vector<Mixer<T>> mixers;
+    for (index_t i = 0; i < depth(); ++i) {
+      Mixer<T> m = blocks_[static_cast<std::size_t>(i)].mixer;
+      const std::string p = "blocks." + std::to_string(i) + ".attn.";
+      std::visit([&](auto& mm) {
+        load_mixer_state(mm, [&](const std::string& n) { return lookup(p + n); }, "HybridViT::load_state_dict");
+      }, m);
+      mixers.push_back(std::move(m));
+    }
+    for (auto& [p, t] : staged) p->v.copy_from(t.view());
+    for (index_t i = 0; i < depth(); ++i) blocks_[static_cast<std::size_t>(i)].mixer = std::move(mixers[static_cast<std::size_t>(i)]);
+  }
+
+  // ---- inference ----------------------------------------------------------------------
+
+  // logits [B, classes] from images [B, in_chans, img, img]. `cap` selects extra outputs.
+  void forward(TensorView<const T> images, TensorView<T> logits, vit_capture<T>* cap = nullptr) const {
+    const index_t B = check_images("HybridViT::forward", images);
+    check_shape("HybridViT::forward", "logits", logits.shape(), {B, cfg_.num_classes});
+    const index_t C = dim(), N = cfg_.num_tokens(), rows = B * N;
+    auto& w = ws_;
+    embed(images, B, w);
+    if (cap) {
+      cap->block_out.resize(static_cast<std::size_t>(depth()));
+      cap->mixer_out.resize(static_cast<std::size_t>(depth()));
+      cap->attn_map.resize(static_cast<std::size_t>(depth()));
+    }
+    w.ln.resize(Shape{B, N, C});
+    w.mix.resize(Shape{B, N, C});
+    w.hid.resize(Shape{rows, cfg_.mlp_hidden()});
+    const T eps = static_cast<T>(cfg_.ln_eps);
+    for (index_t i = 0; i < depth(); ++i) {
+      const auto& b = blocks_[static_cast<std::size_t>(i)];
+      kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
+                                 static_cast<T*>(nullptr), rows, C, eps);
+      const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
+      if (want_map) {
+        auto& map = cap->attn_map[static_cast<std::size_t>(i)];
+        const auto& a = std::get<Attention<T>>(b.mixer);
+        map.resize(Shape{B, a.num_heads(), N, N});
+        a.forward_capture(w.ln.view(), w.mix.view(), map.view(), nullptr);
+      } else {
+        std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), nullptr); }, b.mixer);
+        if (cap) cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();
+      }
+      if (cap && cap->mixers) cap->mixer_out[static_cast<std::size_t>(i)] = w.mix;
+      T* x = w.x.data();
+      const T* mx = w.mix.data();
+      for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
+      mlp(b, w, rows, eps);
+      if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
+    }
+    head(w, B, logits.data());
+  }
+
+  // ---- training -----------------------------------------------------------------------
+
+  // The same forward on a tape: returns logits [B, classes]; every parameter is bound so
+  // tape.backward() accumulates into this model's gradients.
+  Var forward(Tape<T>& tape, TensorView<const T> images, vit_trace* trace = nullptr) {
+    const index_t B = check_images("HybridViT::forward(tape)", images);
+    const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches();
+    ws_.patches.resize(Shape{B, np, F});
+    patchify(images, B, ws_.patches.data());
+    const Var patches = tape.input(ws_.patches.view());
+    const Var wp = tape.param(patch_w_.v.view().reshape(Shape{C, F}), patch_w_.g.view().reshape(Shape{C, F}));
+    Var x = tape.concat_tokens(bind(tape, cls_), tape.linear(patches, wp, bind(tape, patch_b_)));
+    x = tape.add(x, bind(tape, pos_));
+    if (trace) *trace = vit_trace{};
+    const T eps = static_cast<T>(cfg_.ln_eps);
+    for (index_t i = 0; i < depth(); ++i) {
+      auto& b = blocks_[static_cast<std::size_t>(i)];
+      const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
+      const Var m = std::visit([&](auto& mm) { return tape.mixer(mm, h, nullptr); }, b.mixer);
+      x = tape.add(x, m);
+      const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
+      const Var f = tape.gelu(tape.linear(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b)));
+      x = tape.add(x, tape.linear(f, bind(tape, b.fc2_w), bind(tape, b.fc2_b)));
+      if (trace) {
+        trace->mixer_in.push_back(h);
+        trace->mixer_out.push_back(m);
+        trace->block_out.push_back(x);
+      }
+    }
+    const Var cls = tape.layernorm(tape.slice_tokens(x, 0, 1), bind(tape, norm_w_), bind(tape, norm_b_), eps);
+    const Var logits = tape.reshape(tape.linear(cls, bind(tape, head_w_), bind(tape, head_b_)),
+                                    Shape{B, cfg_.num_classes});
+    if (trace) trace->logits = logits;
+    return logits;
+  }
+
+ private:
+  struct pt {
+    Tensor<T> v, g;
+    pt() = default;
+    pt(std::initializer_list<index_t> s) : v(Shape(s)), g(Shape(s)) {}
+  };
+  struct block {
+    pt n1_w, n1_b, n2_w, n2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    Mixer<T> mixer;
+  };
+  struct workspace {
+    Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln;
+  };
+
+  static Param<T> param(const std::string& name, pt& p, bool decay) { return {name, p.v.view(), p.g.view(), decay}; }
+  static Var bind(Tape<T>& tape, pt& p) { return tape.param(p.v.view(), p.g.view()); }
+  static mixer_kind kind_of(const Mixer<T>& m) {
+    if (std::holds_alternative<MultiHeadLSTM<T>>(m)) return mixer_kind::mh_lstm;
+    if (std::holds_alternative<SelectiveScan<T>>(m)) return mixer_kind::selective_scan;
+    return mixer_kind::attention;
+  }
+
+  void init_norms() {
+    norm_w_.v.fill(T(1));
+    norm_b_.v.zero();
+    for (auto& b : blocks_) {
+      b.n1_w.v.fill(T(1));
+      b.n1_b.v.zero();
+      b.n2_w.v.fill(T(1));
+      b.n2_b.v.zero();
+    }
+  }
+
+  index_t check_images(const char* where, TensorView<const T> images) const {
+    check_shape(where, "images", images.shape(), {-1, cfg_.in_chans, cfg_.img_size, cfg_.img_size});
+    return images.size(0);
+  }
+
+  // [B, Cin, H, W] -> [B, np, Cin*P*P] in the Conv2d weight's (c, ky, kx) order.
+  void patchify(TensorView<const T> images, index_t B, T* out) const {
+    const index_t P = cfg_.patch_size, g = cfg_.grid(), Cin = cfg_.in_chans, S = cfg_.img_size;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t gy = 0; gy < g; ++gy)
+        for (index_t gx = 0; gx < g; ++gx)
+          for (index_t c = 0; c < Cin; ++c)
+            for (index_t ky = 0; ky < P; ++ky) {
+              const T* src = images.data() + ((b * Cin + c) * S + gy * P + ky) * S + gx * P;
+              std::copy(src, src + P, out);
+              out += P;
+            }
+  }
+
+  // w.x = [cls; patches W^T + b] + pos, [B, N, C].
+  void embed(TensorView<const T> images, index_t B, workspace& w) const {
+    const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches(), N = np + 1;
+    w.patches.resize(Shape{B * np, F});
+    patchify(images, B, w.patches.data());
+    w.emb.resize(Shape{B * np, C});
+    linear_forward(w.patches.data(), patch_w_.v.data(), patch_b_.v.data(), w.emb.data(), B * np, F, C);
+    w.x.resize(Shape{B, N, C});
+    const T* pos = pos_.v.data();
+    for (index_t b = 0; b < B; ++b) {
+      T* xb = w.x.data() + b * N * C;
+      for (index_t c = 0; c < C; ++c) xb[c] = cls_.v.data()[c] + pos[c];
+      const T* e = w.emb.data() + b * np * C;
+      for (index_t k = 0; k < np * C; ++k) xb[C + k] = e[k] + pos[C + k];
+    }
+  }
+
+  // x += fc2(GELU(fc1(LN2(x)))) over `rows` tokens.
+  void mlp(const block& b, workspace& w, index_t rows, T eps) const {
+    const index_t C = dim(), Hd = cfg_.mlp_hidden();
+    kernels::layernorm_forward(w.x.data(), b.n2_w.v.data(), b.n2_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
+                               static_cast<T*>(nullptr), rows, C, eps);
+    linear_forward(w.ln.data(), b.fc1_w.v.data(), static_cast<const T*>(nullptr), w.hid.data(), rows, C, Hd);
+    kernels::bias_gelu(w.hid.data(), b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
+    linear_forward(w.hid.data(), b.fc2_w.v.data(), b.fc2_b.v.data(), w.x.data(), rows, Hd, C, accumulate::yes);
+  }
+
+  // logits = head(LN(x[:, 0])).
+  void head(workspace& w, index_t B, T* logits) const {
+    const index_t C = dim(), N = cfg_.num_tokens();
+    w.cls.resize(Shape{B, C});
+    w.cls_ln.resize(Shape{B, C});
+    for (index_t b = 0; b < B; ++b) std::copy_n(w.x.data() + b * N * C, C, w.cls.data() + b * C);
+    kernels::layernorm_forward(w.cls.data(), norm_w_.v.data(), norm_b_.v.data(), w.cls_ln.data(),
+                               static_cast<T*>(nullptr), static_cast<T*>(nullptr), B, C, static_cast<T>(cfg_.ln_eps));
+    linear_forward(w.cls_ln.data(), head_w_.v.data(), head_b_.v.data(), logits, B, C, cfg_.num_classes);
+  }
+
+  vit_config cfg_;
+  pt patch_w_, patch_b_, cls_, pos_, norm_w_, norm_b_, head_w_, head_b_;
+  std::vector<block> blocks_;
+  std::vector<index_t> custom_;  // blocks holding an AnyMixer
+  mutable workspace ws_;
+};
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

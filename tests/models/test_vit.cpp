@@ -1,0 +1,172 @@
+#include <catch2/catch.hpp>
+
+#include <sparsimix/autograd/gradcheck.hpp>
+#include <sparsimix/io/checkpoint.hpp>
+#include <sparsimix/models.hpp>
+
+using namespace sparsimix;
+
+namespace {
+
+vit_config small_config(std::vector<mixer_spec> mixers) {
+  vit_config c;
+  c.img_size = 8;
+  c.patch_size = 4;
+  c.in_chans = 2;
+  c.num_classes = 3;
+  c.embed_dim = 12;
+  c.num_heads = 3;
+  c.mlp_ratio = 2.0;
+  c.depth = static_cast<index_t>(mixers.size());
+  c.mixers = std::move(mixers);
+  return c;
+}
+
+mixer_spec scan_spec(bool bi) {
+  mixer_spec s;
+  s.kind = mixer_kind::selective_scan;
+  s.d_state = 3;
+  s.expand = 1.5;
+  s.bidirectional = bi;
+  return s;
+}
+
+// A user mixer: y = x * w (per channel). Models SeqMixer; lives in an AnyMixer.
+template <class T>
+struct channel_scale {
+  using scalar_type = T;
+  struct cache_type {
+    Tensor<T> x;
+  };
+  Tensor<T> w, gw;
+  explicit channel_scale(index_t c) : w(Shape{c}, T(0.5)), gw(Shape{c}) {}
+  index_t dim() const { return w.numel(); }
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask*) const {
+    for (index_t i = 0; i < x.numel(); ++i) y.data()[i] = x.data()[i] * w.data()[i % dim()];
+  }
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& c, const TokenMask* m) {
+    c.x.resize(x.shape());
+    c.x.copy_from(x);
+    forward(x, y, m);
+  }
+  void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) {
+    for (index_t i = 0; i < dy.numel(); ++i) {
+      dx.data()[i] = dy.data()[i] * w.data()[i % dim()];
+      gw.data()[i % dim()] += dy.data()[i] * c.x.data()[i];
+    }
+  }
+  ParamList<T> parameters() { return {{"scale", w.view(), gw.view(), false}}; }
+};
+
+}  // namespace
+
+static_assert(SeqMixer<AnyMixer<float>> && SeqMixer<AnyMixer<double>>);
+static_assert(SeqMixer<channel_scale<double>>);
+
+TEST_CASE("HybridViT inference equals its tape forward, for every mixer kind", "[models][vit]") {
+  mixer_spec attn, lstm;
+  lstm.kind = mixer_kind::mh_lstm;
+  HybridViT<double> m(small_config({attn, lstm, scan_spec(false), scan_spec(true)}));
+  Rng rng(3);
+  m.init(rng);
+  Tensor<double> img(Shape{2, 2, 8, 8}), logits(Shape{2, 3});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  m.forward(img.view(), logits.view());
+  Tape<double> tape;
+  const Var lv = m.forward(tape, img.view());
+  REQUIRE(tape.shape(lv) == Shape{2, 3});
+  for (index_t i = 0; i < logits.numel(); ++i) REQUIRE(tape.value(lv).data()[i] == Approx(logits.data()[i]).margin(1e-12));
+  // A second inference call reuses its buffers and gives the same answer.
+  Tensor<double> again(Shape{2, 3});
+  m.forward(img.view(), again.view());
+  for (index_t i = 0; i < logits.numel(); ++i) REQUIRE(again.data()[i] == logits.data()[i]);
+}
+
+TEST_CASE("HybridViT gradients match finite differences through every block kind", "[models][vit][gradcheck]") {
+  mixer_spec attn, lstm;
+  lstm.kind = mixer_kind::mh_lstm;
+  HybridViT<double> m(small_config({attn, lstm, scan_spec(true)}));
+  Rng rng(5);
+  m.init(rng);
+  Tensor<double> img(Shape{2, 2, 8, 8});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  const std::vector<index_t> labels{1, 2};
+  Tape<double> tape;
+  m.zero_grad();
+  tape.backward(tape.cross_entropy(m.forward(tape, img.view()), labels));
+  auto params = m.parameters();
+  std::vector<Tensor<double>> grads;
+  std::vector<gradcheck_target> targets;
+  grads.reserve(params.size());
+  for (auto& p : params) {
+    grads.emplace_back(p.grad.shape());
+    grads.back().copy_from(TensorView<const double>(p.grad));
+    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
+  }
+  auto loss = [&] {
+    Tape<double> t;
+    return t.item(t.cross_entropy(m.forward(t, img.view()), labels));
+  };
+  gradcheck_options opt;
+  opt.max_per_tensor = 6;
+  const auto r = gradcheck(loss, targets, opt);
+  INFO(r.worst);
+  REQUIRE(r.checked > 100);
+  REQUIRE(r.ok);
+}
+
+TEST_CASE("replace_mixer keeps every other weight and checks the width", "[models][vit]") {
+  mixer_spec attn;
+  HybridViT<double> m(small_config({attn, attn}));
+  Rng rng(9);
+  m.init(rng);
+  Tensor<double> img(Shape{1, 2, 8, 8}), before(Shape{1, 3}), after(Shape{1, 3});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  m.forward(img.view(), before.view());
+  MultiHeadLSTM<double> lstm({12, 3});
+  lstm.init(rng);
+  m.replace_mixer(1, lstm);
+  REQUIRE(m.config().mixers[1].kind == mixer_kind::mh_lstm);
+  m.forward(img.view(), after.view());
+  REQUIRE(after(0, 0) != before(0, 0));
+  for (const auto& [name, t] : m.state_dict())
+    if (name == "blocks.1.mlp.fc1.weight") REQUIRE(t.numel() == 24 * 12);
+  REQUIRE_THROWS_AS(m.replace_mixer(0, Attention<double>({8, 2})), shape_error);
+  REQUIRE_THROWS_AS(m.replace_mixer(5, lstm), config_error);
+  // A user mixer through AnyMixer: runs, trains, but cannot be saved.
+  m.replace_mixer(0, AnyMixer<double>(channel_scale<double>(12)));
+  REQUIRE_FALSE(m.serializable());
+  Tape<double> tape;
+  m.zero_grad();
+  tape.backward(tape.cross_entropy(m.forward(tape, img.view()), std::vector<index_t>{2}));
+  auto* user = std::get<AnyMixer<double>>(m.mixer(0)).get<channel_scale<double>>();
+  REQUIRE(user != nullptr);
+  double g = 0;
+  for (double v : user->gw) g += std::abs(v);
+  REQUIRE(g > 0);
+}
+
+TEST_CASE("checkpoints round-trip and a failed load changes nothing", "[models][vit][io]") {
+  mixer_spec lstm;
+  lstm.kind = mixer_kind::mh_lstm;
+  HybridViT<float> m(small_config({lstm, scan_spec(true)}));
+  Rng rng(11);
+  m.init(rng);
+  const std::string path = "test_vit_roundtrip.safetensors";
+  io::save_checkpoint(m, path);
+  auto back = io::load_checkpoint<float>(path);
+  Tensor<float> img(Shape{1, 2, 8, 8}), a(Shape{1, 3}), b(Shape{1, 3});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  m.forward(img.view(), a.view());
+  back.forward(img.view(), b.view());
+  for (index_t i = 0; i < 3; ++i) REQUIRE(a.data()[i] == b.data()[i]);
+  // load_state_dict with one bad tensor (last block's mixer) leaves every weight as it was.
+  auto sd = back.state_dict();
+  std::map<std::string, Tensor<float>> lookup(sd.begin(), sd.end());
+  lookup["blocks.1.attn.out_proj.weight"] = Tensor<float>(Shape{3, 3});
+  lookup["head.bias"].fill(42.0f);
+  REQUIRE_THROWS_AS(back.load_state_dict([&](const std::string& n) { return lookup.at(n); }), shape_error);
+  back.forward(img.view(), b.view());
+  for (index_t i = 0; i < 3; ++i) REQUIRE(a.data()[i] == b.data()[i]);
+  std::remove(path.c_str());
+}
