@@ -22,6 +22,7 @@ template <class A, class T>
                        index_t cols, T eps) noexcept {
   using V = vec<T, A>;
   constexpr index_t w = width<A, T>();
+  SPARSIMIX_ASSERT(cols > 0 || rows == 0);  // a row needs at least one feature
   const T inv_n = T(1) / static_cast<T>(cols);
   for (index_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
@@ -62,6 +63,7 @@ template <class A, class T>
                         T* dbeta, index_t rows, index_t cols) noexcept {
   using V = vec<T, A>;
   constexpr index_t w = width<A, T>();
+  SPARSIMIX_ASSERT(cols > 0 || rows == 0);  // a row needs at least one feature
   const T inv_n = T(1) / static_cast<T>(cols);
   for (index_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;

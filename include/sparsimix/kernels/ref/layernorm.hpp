@@ -16,6 +16,7 @@ SPARSIMIX_ABI_BEGIN
 template <class T>
 void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, index_t rows,
                        index_t cols, T eps) noexcept {
+  SPARSIMIX_ASSERT(cols > 0 || rows == 0);  // a row needs at least one feature
   const T inv_n = T(1) / static_cast<T>(cols);
   for (index_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
@@ -43,6 +44,7 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
 template <class T>
 void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy, T* dx, T* dgamma,
                         T* dbeta, index_t rows, index_t cols) noexcept {
+  SPARSIMIX_ASSERT(cols > 0 || rows == 0);  // a row needs at least one feature
   const T inv_n = T(1) / static_cast<T>(cols);
   for (index_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
