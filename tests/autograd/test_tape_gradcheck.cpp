@@ -75,7 +75,7 @@ TEST_CASE("tape layernorm, gelu, softmax", "[autograd][gradcheck]") {
   CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.softmax(v[0]); }, {{"x", &x}}, {}, opts()));
 }
 
-TEST_CASE("tape concat_tokens (with batch broadcast), slice_tokens, reshape, mean_tokens", "[autograd][gradcheck]") {
+TEST_CASE("tape concat_tokens (with batch broadcast), slice_tokens, reshape, mean_tokens, mask_tokens", "[autograd][gradcheck]") {
   auto cls = rand_tensor({1, 1, 4}, 12), patches = rand_tensor({3, 5, 4}, 13), other = rand_tensor({3, 2, 4}, 14);
   CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.concat_tokens(v[0], v[1]); },
                             {{"cls", &cls}, {"patches", &patches}}, {}, opts()));
@@ -87,6 +87,11 @@ TEST_CASE("tape concat_tokens (with batch broadcast), slice_tokens, reshape, mea
                             {{"patches", &patches}}, {}, opts()));
   CHECK_GRAD(gradcheck_tape([](Tape<double>& t, Leaves v) { return t.mean_tokens(v[0]); }, {{"patches", &patches}},
                             {}, opts()));
+  TokenMask mask(3, 5);
+  mask.set(0, 0, false);
+  mask.set(2, 3, false);
+  CHECK_GRAD(gradcheck_tape([&](Tape<double>& t, Leaves v) { return t.mask_tokens(v[0], mask); },
+                            {{"patches", &patches}}, {}, opts()));
 }
 
 TEST_CASE("tape sum and mean", "[autograd][gradcheck]") {
@@ -250,4 +255,21 @@ TEST_CASE("tape linear_gelu equals gelu(linear) in float", "[autograd]") {
   REQUIRE(t.shape(fused) == Shape{3, 7, 24});
   for (index_t i = 0; i < t.value(fused).numel(); ++i)
     REQUIRE(t.value(fused).data()[i] == Approx(t.value(plain).data()[i]).epsilon(1e-5).margin(1e-6));
+}
+
+TEST_CASE("tape: masks are copied, so changing one after the forward leaves backward unchanged", "[autograd]") {
+  auto a = rand_tensor({2, 3, 4}, 60), b = rand_tensor({2, 3, 4}, 61);
+  auto run = [&](bool mutate) {
+    TokenMask mask(2, 3);
+    mask.set(1, 0, false);
+    Tape<double> t;
+    Var va = t.input(a.view(), true);
+    Var loss = t.mse(t.mask_tokens(va, mask), t.input(b.view()), &mask);
+    if (mutate) mask.set(0, 1, false);
+    t.backward(loss);
+    return std::vector<double>(t.grad(va).begin(), t.grad(va).end());
+  };
+  const auto g = run(false);
+  REQUIRE(g == run(true));
+  for (index_t j = 0; j < 4; ++j) REQUIRE(g[static_cast<std::size_t>(3 * 4 + j)] == 0.0);  // dead token (1, 0)
 }

@@ -61,6 +61,7 @@ enum class tape_op : std::uint8_t {
   slice_tokens,
   reshape,
   mean_tokens,
+  mask_tokens,
   sum,
   mean,
   mixer,
@@ -107,6 +108,7 @@ class Tape {
     vars_.clear();
     nodes_.clear();
     labels_.clear();
+    bytes_.clear();
     nval_ = ngrad_ = naux_ = nmix_ = 0;
   }
 
@@ -351,6 +353,28 @@ class Tape {
     return y;
   }
 
+  // x [B, N, C] with the tokens the mask marks dead set to 0 (A-ViT zeroes halted tokens
+  // before each block, METHOD.md 2.4); the gradient is masked the same way. The mask is
+  // copied, so it may change before backward().
+  Var mask_tokens(Var x, const TokenMask& mask) {
+    const Shape xs = shape(x);
+    check_shape("Tape::mask_tokens", "x", xs, {-1, -1, -1});
+    mask.check_fits("Tape::mask_tokens", xs);
+    const index_t rows = xs[0] * xs[1], c = xs[2];
+    Var y = new_var(xs, rg(x));
+    const index_t off = save_mask(mask);
+    const T* px = ptr(x);
+    T* py = ptr(y);
+    for (index_t r = 0; r < rows; ++r) {
+      if (bytes_[static_cast<std::size_t>(off + r)])
+        std::copy(px + r * c, px + (r + 1) * c, py + r * c);
+      else
+        std::fill(py + r * c, py + (r + 1) * c, T(0));
+    }
+    push(detail::tape_op::mask_tokens, y, x, {}, {}, rows, c, off);
+    return y;
+  }
+
   // Sum / mean of every element: a scalar.
   Var sum(Var x) { return reduce_all(x, detail::tape_op::sum, T(1)); }
   Var mean(Var x) {
@@ -389,6 +413,7 @@ class Tape {
 
   // Mean squared error over every element. With a mask (a, b [B, N, C]), the mean runs over
   // alive tokens only (METHOD.md 6.12: halted tokens are excluded); no alive token gives 0.
+  // The mask is copied.
   Var mse(Var a, Var b, const TokenMask* mask = nullptr) {
     check_same("Tape::mse", a, b);
     if (mask) {
@@ -411,7 +436,7 @@ class Tape {
       }
     }
     ptr(y)[0] = counted > 0 ? static_cast<T>(s / static_cast<double>(counted)) : T(0);
-    push(detail::tape_op::mse, y, a, b, {}, counted, c, 0, 0, mask);
+    push(detail::tape_op::mse, y, a, b, {}, counted, c, mask ? save_mask(*mask) : -1);
     return y;
   }
 
@@ -591,7 +616,6 @@ class Tape {
     Var out, a, b, c;
     index_t i0, i1, i2;
     double f0;
-    const TokenMask* mask;
   };
 
   static double clamp_prob(double x) noexcept { return std::min(std::max(x, 1e-6), 1.0 - 1e-6); }
@@ -657,8 +681,15 @@ class Tape {
   T* aux_data(index_t i) { return aux_pool_[static_cast<std::size_t>(i)].data(); }
 
   void push(detail::tape_op op, Var out, Var a = {}, Var b = {}, Var c = {}, index_t i0 = 0, index_t i1 = 0,
-            index_t i2 = 0, double f0 = 0, const TokenMask* mask = nullptr) {
-    nodes_.push_back({op, out, a, b, c, i0, i1, i2, f0, mask});
+            index_t i2 = 0, double f0 = 0) {
+    nodes_.push_back({op, out, a, b, c, i0, i1, i2, f0});
+  }
+  // Copies a mask's [B, N] bytes onto the tape (the caller's mask may change before backward).
+  index_t save_mask(const TokenMask& m) {
+    const index_t off = static_cast<index_t>(bytes_.size());
+    const auto& t = m.tensor();
+    bytes_.insert(bytes_.end(), t.data(), t.data() + t.numel());
+    return off;
   }
 
   Var reduce_all(Var x, detail::tape_op op, T factor) {
@@ -862,6 +893,15 @@ class Tape {
             for (index_t j = 0; j < c; ++j) gx[(i * n + t) * c + j] += inv * dy[i * c + j];
         break;
       }
+      case op::mask_tokens: {
+        T* gx = acc_grad(nd.a);
+        if (!gx) break;
+        const index_t rows = nd.i0, c = nd.i1;
+        for (index_t r = 0; r < rows; ++r)
+          if (bytes_[static_cast<std::size_t>(nd.i2 + r)])
+            for (index_t j = r * c; j < (r + 1) * c; ++j) gx[j] += dy[j];
+        break;
+      }
       case op::sum:
       case op::mean: {
         const index_t n = numel(nd.a);
@@ -891,7 +931,7 @@ class Tape {
         const T* a = ptr(nd.a);
         const T* b = ptr(nd.b);
         for (index_t r = 0; r < n / c; ++r) {
-          if (nd.mask && !nd.mask->tensor().data()[r]) continue;
+          if (nd.i2 >= 0 && !bytes_[static_cast<std::size_t>(nd.i2 + r)]) continue;
           for (index_t j = r * c; j < (r + 1) * c; ++j) {
             const T d = g * (a[j] - b[j]);
             if (ga) ga[j] += d;
@@ -1001,6 +1041,7 @@ class Tape {
   std::vector<var_info> vars_;
   std::vector<node> nodes_;
   std::vector<index_t> labels_;
+  std::vector<std::uint8_t> bytes_;  // saved token masks
   std::vector<Tensor<T>> val_pool_, grad_pool_, aux_pool_;
   index_t nval_ = 0, ngrad_ = 0, naux_ = 0;
   std::vector<std::unique_ptr<detail::mixer_holder_base<T>>> mixers_;
