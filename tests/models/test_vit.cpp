@@ -4,6 +4,8 @@
 #include <sparsimix/io/checkpoint.hpp>
 #include <sparsimix/models.hpp>
 
+#include <set>
+
 using namespace sparsimix;
 
 namespace {
@@ -169,4 +171,80 @@ TEST_CASE("checkpoints round-trip and a failed load changes nothing", "[models][
   back.forward(img.view(), b.view());
   for (index_t i = 0; i < 3; ++i) REQUIRE(a.data()[i] == b.data()[i]);
   std::remove(path.c_str());
+}
+
+TEST_CASE("HybridViT with A-ViT halting: masks, inference == tape, halting loss gradients", "[models][vit][halting]") {
+  mixer_spec attn, lstm;
+  lstm.kind = mixer_kind::mh_lstm;
+  auto cfg = small_config({attn, lstm, scan_spec(false), attn});
+  // Scores sigmoid(gamma * y0 - beta) near 0.3-0.6 so patch tokens halt at different blocks.
+  cfg.halting = halting_spec{2.0, 0.5, 0.01};
+  HybridViT<double> m(cfg);
+  Rng rng(21);
+  m.init(rng);
+  Tensor<double> img(Shape{3, 2, 8, 8}), logits(Shape{3, 3});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  vit_capture<double> cap;
+  cap.blocks = cap.maps = true;
+  m.forward(img.view(), logits.view(), &cap);
+  const auto depth = m.halting().depth();
+  std::set<std::int64_t> depths;
+  for (index_t b = 0; b < 3; ++b) {
+    REQUIRE(depth(b, 0) == 4);  // CLS never halts
+    for (index_t n = 1; n < 5; ++n) depths.insert(depth(b, n));
+  }
+  INFO("distinct patch depths: " << depths.size());
+  REQUIRE(depths.size() >= 2);  // halting really happens mid-stack
+  // Dead tokens are zero in the block outputs and in the attention maps' rows and columns.
+  const auto& masks = m.halting().layer_masks();  // [L, B, N]
+  for (index_t l = 0; l < 4; ++l)
+    for (index_t b = 0; b < 3; ++b)
+      for (index_t n = 0; n < 5; ++n) {
+        if (masks(l, b, n)) continue;
+        for (index_t c = 0; c < 12; ++c) REQUIRE(cap.block_out[static_cast<std::size_t>(l)](b, n, c) == 0.0);
+        if (l == 3)
+          for (index_t h = 0; h < 3; ++h)
+            for (index_t k = 0; k < 5; ++k) {
+              REQUIRE(cap.attn_map[3](b, h, n, k) == 0.0);
+              REQUIRE(cap.attn_map[3](b, h, k, n) == 0.0);
+            }
+      }
+  // The tape forward makes the same masks and logits.
+  Tape<double> tape;
+  vit_trace trace;
+  const Var lv = m.forward(tape, img.view(), &trace);
+  for (index_t i = 0; i < logits.numel(); ++i) REQUIRE(tape.value(lv).data()[i] == Approx(logits.data()[i]).margin(1e-12));
+  const auto depth2 = m.halting().depth();
+  for (index_t i = 0; i < depth.numel(); ++i) REQUIRE(depth2.data()[i] == depth.data()[i]);
+  // CE + halting losses: analytic gradients against finite differences (the masks stay put
+  // for small steps: no cumulative score sits within the step of the threshold).
+  const std::vector<index_t> labels{0, 1, 2};
+  const double ap = 0.05, ad = 0.1;  // large weights so the halting terms dominate some gradients
+  m.zero_grad();
+  const Var loss = tape.add(tape.cross_entropy(lv, labels), m.halting_loss(tape, trace, ap, ad));
+  const double expected_value = tape.item(tape.cross_entropy(lv, labels)) + ap * m.halting().ponder_loss() +
+                                ad * m.halting().prior_kl();
+  REQUIRE(tape.item(loss) == Approx(expected_value).epsilon(1e-12));
+  tape.backward(loss);
+  auto params = m.parameters();
+  std::vector<Tensor<double>> grads;
+  std::vector<gradcheck_target> targets;
+  grads.reserve(params.size());
+  for (auto& p : params) {
+    grads.emplace_back(p.grad.shape());
+    grads.back().copy_from(TensorView<const double>(p.grad));
+    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
+  }
+  auto loss_fn = [&] {
+    Tape<double> t;
+    vit_trace tr;
+    const Var l = m.forward(t, img.view(), &tr);
+    return t.item(t.add(t.cross_entropy(l, labels), m.halting_loss(t, tr, ap, ad)));
+  };
+  gradcheck_options opt;
+  opt.eps = 1e-7;
+  opt.max_per_tensor = 5;
+  const auto r = gradcheck(loss_fn, targets, opt);
+  INFO(r.worst);
+  REQUIRE(r.ok);
 }

@@ -20,6 +20,7 @@
 #include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
 #include "../mixers/attention.hpp"
+#include "../mixers/halting.hpp"
 #include "../mixers/mh_lstm.hpp"
 #include "../mixers/selective_scan.hpp"
 #include "any_mixer.hpp"
@@ -72,7 +73,7 @@ struct vit_capture {
 };
 
 // Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
-// block output.
+// block output (masked under halting).
 struct vit_trace {
   std::vector<Var> mixer_in, mixer_out, block_out;
   Var logits;
@@ -104,9 +105,17 @@ class HybridViT {
                               make_mixer<T>(cfg_.mixers[static_cast<std::size_t>(i)], C, cfg_.num_heads, rng)});
     }
     init_norms();
+    if (cfg_.halting) halting_.emplace(typename HaltingMask<T>::config{C, cfg_.halting->gamma, cfg_.halting->beta,
+                                                                      cfg_.halting->eps});
   }
 
   const vit_config& config() const noexcept { return cfg_; }
+  // The A-ViT halting state of the last forward (masks, depth, ponder, prior); throws
+  // config_error when the model has no halting.
+  const HaltingMask<T>& halting() const {
+    if (!halting_) throw config_error("HybridViT::halting: the model was configured without halting");
+    return *halting_;
+  }
   index_t depth() const noexcept { return cfg_.depth; }
   index_t dim() const noexcept { return cfg_.embed_dim; }
 
@@ -307,8 +316,12 @@ class HybridViT {
     w.mix.resize(Shape{B, N, C});
     w.hid.resize(Shape{rows, cfg_.mlp_hidden()});
     const T eps = static_cast<T>(cfg_.ln_eps);
+    if (halting_) halting_->reset(B, N, depth());
     for (index_t i = 0; i < depth(); ++i) {
       const auto& b = blocks_[static_cast<std::size_t>(i)];
+      // Under halting, block i runs on x * m with m the mask before it (FORMATS.md 1).
+      const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
+      if (mask) zero_dead(*mask, w.x.data(), B, N);
       kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
                                  static_cast<T*>(nullptr), rows, C, eps);
       const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
@@ -316,9 +329,9 @@ class HybridViT {
         auto& map = cap->attn_map[static_cast<std::size_t>(i)];
         const auto& a = std::get<Attention<T>>(b.mixer);
         map.resize(Shape{B, a.num_heads(), N, N});
-        a.forward_capture(w.ln.view(), w.mix.view(), map.view(), nullptr);
+        a.forward_capture(w.ln.view(), w.mix.view(), map.view(), mask);
       } else {
-        std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), nullptr); }, b.mixer);
+        std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), mask); }, b.mixer);
         if (cap) cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();
       }
       if (cap && cap->mixers) cap->mixer_out[static_cast<std::size_t>(i)] = w.mix;
@@ -326,6 +339,10 @@ class HybridViT {
       const T* mx = w.mix.data();
       for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
       mlp(b, w, rows, eps);
+      if (mask) {
+        zero_dead(*mask, w.x.data(), B, N);
+        halting_->update(i, w.x.view());
+      }
       if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
     }
     head(w, B, logits.data());
@@ -346,14 +363,35 @@ class HybridViT {
     x = tape.add(x, bind(tape, pos_));
     if (trace) *trace = vit_trace{};
     const T eps = static_cast<T>(cfg_.ln_eps);
+    const index_t N = cfg_.num_tokens();
+    if (halting_) {
+      halting_->reset(B, N, depth());
+      train_masks_.resize(static_cast<std::size_t>(depth()));
+    }
     for (index_t i = 0; i < depth(); ++i) {
       auto& b = blocks_[static_cast<std::size_t>(i)];
+      const TokenMask* mask = nullptr;
+      Var keep;
+      if (halting_) {
+        // The mixer node reads its mask again in backward: keep a copy per block.
+        train_masks_[static_cast<std::size_t>(i)] = halting_->mask();
+        mask = &train_masks_[static_cast<std::size_t>(i)];
+        ws_.keep.resize(Shape{B, N, C});
+        for (index_t r = 0; r < B * N; ++r)
+          std::fill_n(ws_.keep.data() + r * C, C, mask->alive(r / N, r % N) ? T(1) : T(0));
+        keep = tape.input(ws_.keep.view());
+        x = tape.mul(x, keep);
+      }
       const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
-      const Var m = std::visit([&](auto& mm) { return tape.mixer(mm, h, nullptr); }, b.mixer);
+      const Var m = std::visit([&](auto& mm) { return tape.mixer(mm, h, mask); }, b.mixer);
       x = tape.add(x, m);
       const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
       const Var f = tape.gelu(tape.linear(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b)));
       x = tape.add(x, tape.linear(f, bind(tape, b.fc2_w), bind(tape, b.fc2_b)));
+      if (halting_) {
+        x = tape.mul(x, keep);
+        halting_->update(i, tape.value(x));
+      }
       if (trace) {
         trace->mixer_in.push_back(h);
         trace->mixer_out.push_back(m);
@@ -367,6 +405,30 @@ class HybridViT {
     return logits;
   }
 
+  // The A-ViT losses alpha_p * ponder + alpha_d * prior KL of the last tape forward (which
+  // must have been traced), as a scalar on the tape: its value is the loss, and backward sends
+  // the halting controller's gradient into each block output's channel 0.
+  Var halting_loss(Tape<T>& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3) {
+    const auto& hs = halting();
+    if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
+      throw config_error("HybridViT::halting_loss: needs the trace of a complete tape forward");
+    const Tensor<T> g = hs.loss_grad(alpha_p, alpha_d);  // [L, B, N]
+    const Shape ys = tape.shape(trace.block_out[0]);
+    const index_t B = ys[0], N = ys[1], C = ys[2];
+    // surrogate = sum_l <y_l, G_l> (G_l holds g in channel 0); value corrected to the loss.
+    Var total;
+    ws_.keep.resize(Shape{B, N, C});
+    for (index_t l = 0; l < depth(); ++l) {
+      ws_.keep.zero();
+      for (index_t r = 0; r < B * N; ++r) ws_.keep.data()[r * C] = g.data()[l * B * N + r];
+      const Var term = tape.sum(tape.mul(trace.block_out[static_cast<std::size_t>(l)], tape.input(ws_.keep.view())));
+      total = total.valid() ? tape.add(total, term) : term;
+    }
+    const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl();
+    Tensor<T> shift(Shape{1}, value - tape.item(total));
+    return tape.add(total, tape.input(shift.view()));
+  }
+
  private:
   struct pt {
     Tensor<T> v, g;
@@ -378,7 +440,7 @@ class HybridViT {
     Mixer<T> mixer;
   };
   struct workspace {
-    Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln;
+    Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln, keep;
   };
 
   static Param<T> param(const std::string& name, pt& p, bool decay) { return {name, p.v.view(), p.g.view(), decay}; }
@@ -398,6 +460,14 @@ class HybridViT {
       b.n2_w.v.fill(T(1));
       b.n2_b.v.zero();
     }
+  }
+
+  // Rows of dead tokens become 0 (x: [B, N, C]).
+  void zero_dead(const TokenMask& mask, T* x, index_t B, index_t N) const {
+    const index_t C = dim();
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n)
+        if (!mask.alive(b, n)) std::fill_n(x + (b * N + n) * C, C, T(0));
   }
 
   index_t check_images(const char* where, TensorView<const T> images) const {
@@ -461,6 +531,8 @@ class HybridViT {
   pt patch_w_, patch_b_, cls_, pos_, norm_w_, norm_b_, head_w_, head_b_;
   std::vector<block> blocks_;
   std::vector<index_t> custom_;  // blocks holding an AnyMixer
+  mutable std::optional<HaltingMask<T>> halting_;  // A-ViT state of the last forward
+  std::vector<TokenMask> train_masks_;             // per block, alive until the tape's backward
   mutable workspace ws_;
 };
 
