@@ -306,7 +306,7 @@ class MultiHeadLSTM {
     }
     // head_proj, per head: dW_h += ds_h^T [o_fwd_h | o_bwd_h], do_h = ds_h W_h.
     bw_.dhid.resize(Shape{M, 2 * C});
-    for (index_t h = 0; h < H_; ++h) {
+    parallel_for(H_, [&](index_t h) {
       const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
       for (index_t dir = 0; dir < 2; ++dir) {
         const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, d, 2 * C);
@@ -314,7 +314,7 @@ class MultiHeadLSTM {
         detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d).noalias() += dsh.transpose() * oh;
         detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, d, 2 * C).noalias() = dsh * wh;
       }
-    }
+    });
     if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
 
     // BPTT, one task per (head, direction).
@@ -410,7 +410,7 @@ class MultiHeadLSTM {
 
     // head_proj per head: s_h = o_fwd_h W_h[:, :d]^T + o_bwd_h W_h[:, d:]^T + b_h.
     st.s.resize(Shape{M, C});
-    for (index_t h = 0; h < H_; ++h) {
+    parallel_for(H_, [&](index_t h) {  // one region for all heads (Eigen runs serially inside)
       auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
       for (index_t dir = 0; dir < 2; ++dir) {
         const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, d, 2 * C);
@@ -421,7 +421,7 @@ class MultiHeadLSTM {
           sh.noalias() += oh * wh.transpose();
       }
       sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
-    }
+    });
     if (st.masked) {
       st.yp.resize(Shape{M, C});
       linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), st.yp.data(), M, C, C);
