@@ -47,6 +47,7 @@ int run_infer(const std::string& model_path, const std::string& input_path, cons
       w.add("blocks." + std::to_string(i) + ".out", cap.block_out[k]);
       if (cap.attn_map[k].numel()) w.add("blocks." + std::to_string(i) + ".attn_map", cap.attn_map[k]);
     }
+    if (c.halting) w.add("halting.depth", model.halting().depth(), io::dtype::i64);
   }
   w.write(out_path);
   return 0;

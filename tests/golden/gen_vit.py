@@ -26,20 +26,25 @@ CASES = {
                           [{"kind": "mh_lstm"}, {"kind": "selective_scan", "bidirectional": True},
                            {"kind": "attention"}], 1, True),
     "vit_timm": (8, 4, 3, 6, 64, 1, 2.0, [{"kind": "attention"}] * 2, 2, False),
+    # A-ViT halting: gamma/beta chosen so patch tokens halt at different blocks.
+    "vit_halting": (12, 4, 1, 5, 24, 3, 2.0,
+                    [{"kind": "attention"}, {"kind": "mh_lstm"}, {"kind": "selective_scan", "bidirectional": True},
+                     {"kind": "attention"}], 3, {"gamma": 1.5, "beta": 0.5, "eps": 0.01}),
 }
 
 
-def config_of(img, patch, chans, classes, C, H, ratio, mixers):
+def config_of(img, patch, chans, classes, C, H, ratio, mixers, halting=None):
     return {"img_size": img, "patch_size": patch, "in_chans": chans, "num_classes": classes, "embed_dim": C,
             "depth": len(mixers), "num_heads": H, "mlp_ratio": ratio, "ln_eps": 1e-6, "mixers": mixers,
-            "halting": None}
+            "halting": halting}
 
 
 def generate(out):
     torch.set_num_threads(1)
     for seed, (name, case) in enumerate(CASES.items()):
         img, patch, chans, classes, C, H, ratio, mixers, batch, meta = case
-        cfg = config_of(img, patch, chans, classes, C, H, ratio, mixers)
+        halting = meta if isinstance(meta, dict) else None
+        cfg = config_of(img, patch, chans, classes, C, H, ratio, mixers, halting)
         gen = torch.Generator().manual_seed(100 + seed)
         model = ref_vit.HybridViT(cfg).double()
         model.randomize(gen)
@@ -61,6 +66,10 @@ def generate(out):
                 expected[f"blocks.{i}.attn_map"] = m.detach()
         for k, p in model.named_parameters():
             expected["grad." + k] = p.grad
+        if halting:
+            expected["halting.depth"] = model.depth
+            depths = set(model.depth[:, 1:].flatten().tolist())
+            assert len(depths) >= 2, f"{name}: tokens must halt at different blocks, got depths {depths}"
         st.save(out / f"{name}_expected.safetensors", expected)
         with open(out / f"{name}_config.json", "w") as f:
             json.dump(cfg, f)

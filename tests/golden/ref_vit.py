@@ -20,9 +20,24 @@ class Attention(torch.nn.Module):
         self.qkv = torch.nn.Linear(C, 3 * C)
         self.proj = torch.nn.Linear(C, C)
 
-    def forward(self, x):
-        y, attn, _ = gen_attention.attention(x, self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias, self.H)
+    def forward(self, x, alive=None):
+        y, attn, _ = gen_attention.attention(x, self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias,
+                                             self.H, alive)
         return y, attn
+
+
+def run_sequential(mixer, x, alive):
+    """Note [token mask gather]: each sequence's alive tokens on their own, 0 elsewhere."""
+    if alive is None:
+        return mixer(x)
+    rows = []
+    for b in range(x.shape[0]):
+        idx = alive[b].nonzero().flatten()
+        yb = torch.zeros_like(x[b])
+        if idx.numel() > 0:
+            yb = yb.index_put((idx,), mixer(x[b:b + 1, idx])[0][0])
+        rows.append(yb)
+    return torch.stack(rows), None
 
 
 def lstm_masks(C, H):
@@ -93,8 +108,12 @@ class Block(torch.nn.Module):
         self.mlp.fc1 = torch.nn.Linear(C, hidden)
         self.mlp.fc2 = torch.nn.Linear(hidden, C)
 
-    def forward(self, x):
-        m, attn = self.attn(self.norm1(x))
+    def forward(self, x, alive=None):
+        h = self.norm1(x)
+        if isinstance(self.attn, Attention):
+            m, attn = self.attn(h, alive)
+        else:
+            m, attn = run_sequential(self.attn, h, alive)
         x = x + m
         x = x + self.mlp.fc2(F.gelu(self.mlp.fc1(self.norm2(x))))
         return x, attn
@@ -114,6 +133,7 @@ class HybridViT(torch.nn.Module):
         self.blocks = torch.nn.ModuleList([Block(C, H, hidden, s, eps) for s in cfg["mixers"]])
         self.norm = torch.nn.LayerNorm(C, eps=eps)
         self.head = torch.nn.Linear(C, cfg["num_classes"])
+        self.halting = cfg.get("halting")
 
     def randomize(self, gen):
         """Every parameter random (norms around 1), LSTM masks applied, values rounded to float32."""
@@ -141,8 +161,26 @@ class HybridViT(torch.nn.Module):
         x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         outs, maps = [], []
-        for b in self.blocks:
-            x, attn = b(x)
+        B, N = x.shape[0], x.shape[1]
+        L = len(self.blocks)
+        alive = torch.ones(B, N, dtype=torch.bool) if self.halting else None
+        cum = torch.zeros(B, N, dtype=x.dtype)
+        self.depth = torch.full((B, N), L, dtype=torch.int64)
+        for i, b in enumerate(self.blocks):
+            # FORMATS.md 1, "halting": block i runs on x * m and its output is masked.
+            if alive is not None:
+                x = x * alive[..., None].to(x.dtype)
+            x, attn = b(x, alive)
+            if alive is not None:
+                x = x * alive[..., None].to(x.dtype)
+                h = torch.sigmoid(self.halting["gamma"] * x[..., 0] - self.halting["beta"]).detach()
+                if i == L - 1:
+                    h = torch.ones_like(h)
+                cum = cum + h
+                dies = alive & (cum >= 1 - self.halting["eps"])
+                dies[:, 0] = False  # CLS never halts
+                self.depth[dies] = i + 1
+                alive = alive & ~dies
             outs.append(x)
             maps.append(attn)
         logits = self.head(self.norm(x[:, 0]))
