@@ -294,6 +294,24 @@ TEMPLATE_TEST_CASE("MultiHeadLSTM under a mask equals running the gathered seque
     SPARSIMIX_REQUIRE_CLOSE(g_masked[i].second, g_seq[i].second, tol, tol);
   }
 
+  // Every token dead: y and dx are all 0 and backward adds nothing but the exact zeros.
+  {
+    TokenMask none(B, N);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n) none.set(b, n, false);
+    typename MultiHeadLSTM<T>::cache_type c0;
+    Tensor<T> y0(x.shape(), T(3)), dx0(x.shape(), T(3));
+    m.zero_grad();
+    m.forward(x.view(), y0.view(), c0, &none);
+    m.backward(c0, dy.view(), dx0.view());
+    for (index_t i = 0; i < y0.numel(); ++i) {
+      REQUIRE(y0.data()[i] == T(0));
+      REQUIRE(dx0.data()[i] == T(0));
+    }
+    for (const auto& p : m.parameters())
+      for (T v : p.grad) REQUIRE(v == T(0));
+  }
+
   // A fully dead sequence outputs 0 and leaves the others unchanged.
   TokenMask dead = mask;
   for (index_t n = 0; n < N; ++n) dead.set(1, n, false);
