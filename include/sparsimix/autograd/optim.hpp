@@ -61,6 +61,7 @@ class param_groups {
   index_t group_steps(index_t i) const { return group(i).steps; }
 
   // Every parameter of the groups that are not frozen (what clip_grad_norm should see).
+  // Builds a new list: call it once, outside the training loop.
   ParamList<T> trainable() const {
     ParamList<T> out;
     for (const auto& g : groups_)

@@ -15,6 +15,14 @@
 // writer in the reverse loop writes it (`=`), later writers add; a node whose output
 // gradient was never written is skipped (its contribution is zero). Leaves (params and
 // inputs that require grad) always accumulate (`+=`), like PyTorch's .grad.
+//
+// Ops: linear, linear_gelu, add (with trailing broadcast), sub, mul, scale, layernorm, gelu,
+// softmax, concat_tokens, slice_tokens, reshape, mean_tokens, mask_tokens, sum, mean, and
+// mixer (any SeqMixer). Losses: mse (optionally token-masked), cosine_loss, cross_entropy
+// (label smoothing), soft_cross_entropy, kl_div_logits (temperature), bernoulli_kl.
+// Each node keeps only what its backward reads (flashlight's withoutData idea): inputs'
+// values are read in place, extras (LayerNorm mean/rstd, log-probabilities, a mixer's
+// cache) live in pooled buffers. Not thread-safe: one tape per thread.
 #pragma once
 #include <algorithm>
 #include <cmath>
