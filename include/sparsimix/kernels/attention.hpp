@@ -5,7 +5,7 @@
 // Layout: q, k, v are [n, d] row blocks `ld` elements apart, i.e. column slices of a fused
 // [n, 3C] qkv buffer (timm's layout, FORMATS.md section 2); outputs likewise take a row stride.
 // Two paths:
-//   attention_online   inference: key tiles of attention_key_tile, running max/sum per query
+//   attention_online   inference: key tiles of attention_key_tile<T>, running max/sum per query
 //                      row, no n x n buffer (O(tile^2) scratch).
 //   attention_probs +  training and map capture: the full [n, n] probabilities (kept for
 //   attention_apply    backward; at ViT sizes, n ~ 197, that is 155 KB per head in float).
@@ -28,14 +28,18 @@
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
-// 64 x 64 score tiles: 16 KB in float, so S, a K/V tile pair (2 x 64 x d) and the query
-// block stay in L1/L2 while Eigen multiplies them.
+// Score tiles of 64 queries x 256 keys in float (128 in double): 64 KB, so the tile, a K/V
+// tile pair and the query block stay in L2, and Eigen packs P (the left operand of P V)
+// within its 128 KB stack limit (no malloc). Measured at n = 197, d = 64: 256 keys beat 64
+// by about 15% (fewer, larger Eigen products).
 inline constexpr index_t attention_query_tile = 64;
-inline constexpr index_t attention_key_tile = 64;
+template <class T>
+inline constexpr index_t attention_key_tile = static_cast<index_t>(1024 / sizeof(T));
 
-// Scratch elements attention_online needs (the score tile, running max and sum).
+// Scratch elements attention_online<T> needs (the score tile, running max and sum).
+template <class T>
 constexpr index_t attention_online_scratch_size() noexcept {
-  return attention_query_tile * attention_key_tile + 2 * attention_query_tile;
+  return attention_query_tile * attention_key_tile<T> + 2 * attention_query_tile;
 }
 
 namespace detail {
@@ -129,14 +133,14 @@ template <class A, class T>
 
 // One (batch, head): o[i, :] = sum_j softmax_j(scale q_i . k_j) v[j, :], never forming
 // the n x n matrix. q, k, v: [n, d] rows `ld` apart; o: [n, d] rows `ldo` apart (it is
-// also the accumulator). scratch: attention_online_scratch_size() elements.
+// also the accumulator). scratch: attention_online_scratch_size<T>() elements.
 // Per query block and key tile (FlashAttention Alg. 1, lines 9-12):
 //   S = scale Q K^T;  m' = max(m, rowmax S);  P = exp(S - m');  l = l e^{m - m'} + rowsum P;
 //   O = O e^{m - m'} + P V;  and O /= l at the end.
 template <class A, class T>
 void attention_online(A, const T* q, const T* k, const T* v, index_t ld, T* o, index_t ldo, index_t n, index_t d,
                       T scale, T* scratch) noexcept {
-  constexpr index_t QT = attention_query_tile, KT = attention_key_tile;
+  constexpr index_t QT = attention_query_tile, KT = attention_key_tile<T>;
   T* s = scratch;
   T* m = scratch + QT * KT;
   T* l = m + QT;
@@ -175,18 +179,40 @@ void attention_online(const T* q, const T* k, const T* v, index_t ld, T* o, inde
     ref::attention_online(q, k, v, ld, o, ldo, n, d, scale);
 }
 
-// p = softmax_rows(scale q k^T): the full [n, n] probabilities, contiguous.
+// p = softmax_rows(scale q k^T): the full [n, n] probabilities, contiguous. The scores go
+// in [64, key tile] blocks so Eigen's packing buffers stay on its stack (no malloc).
 template <class T>
 void attention_probs(const T* q, const T* k, index_t ld, index_t n, index_t d, T scale, T* p) noexcept {
-  auto P = as_matrix(p, n, n);
-  P.noalias() = (scale * detail::cmap(q, n, d, ld)) * detail::cmap(k, n, d, ld).transpose();
+  constexpr index_t KC = attention_key_tile<T>;
+  for (index_t i0 = 0; i0 < n; i0 += attention_query_tile) {
+    const index_t bq = n - i0 < attention_query_tile ? n - i0 : attention_query_tile;
+    const auto Q = detail::cmap(q + i0 * ld, bq, d, ld);
+    for (index_t j0 = 0; j0 < n; j0 += KC) {
+      const index_t bk = n - j0 < KC ? n - j0 : KC;
+      detail::map(p + i0 * n + j0, bq, bk, n).noalias() = (scale * Q) * detail::cmap(k + j0 * ld, bk, d, ld).transpose();
+    }
+  }
   softmax_rows(p, p, n, n);
 }
 
 // o = p v: p [n, n] contiguous, v [n, d] rows `ld` apart, o [n, d] rows `ldo` apart.
+// In [64, key tile] blocks of p: Eigen packs the whole left operand of a product, and beyond
+// its 128 KB stack limit (a full p is 155 KB at n = 197) it calls malloc.
 template <class T>
 void attention_apply(const T* p, const T* v, index_t ld, T* o, index_t ldo, index_t n, index_t d) noexcept {
-  detail::map(o, n, d, ldo).noalias() = as_matrix(p, n, n) * detail::cmap(v, n, d, ld);
+  constexpr index_t KC = attention_key_tile<T>;
+  for (index_t i0 = 0; i0 < n; i0 += attention_query_tile) {
+    const index_t bq = n - i0 < attention_query_tile ? n - i0 : attention_query_tile;
+    auto O = detail::map(o + i0 * ldo, bq, d, ldo);
+    for (index_t j0 = 0; j0 < n; j0 += KC) {
+      const index_t bk = n - j0 < KC ? n - j0 : KC;
+      const auto P = detail::cmap(p + i0 * n + j0, bq, bk, n);
+      if (j0 == 0)
+        O.noalias() = P * detail::cmap(v + j0 * ld, bk, d, ld);
+      else
+        O.noalias() += P * detail::cmap(v + j0 * ld, bk, d, ld);
+    }
+  }
 }
 
 // Backward of o = P v with P = softmax(scale q k^T), given dout ([n, d], rows `lddo` apart):

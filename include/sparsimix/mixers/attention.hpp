@@ -312,7 +312,7 @@ class Attention {
     const T* qkv = ws_.qkv.data();
     T* o = ws_.o.data();
     if (md == mode::online) {
-      constexpr index_t ss = kernels::attention_online_scratch_size();
+      constexpr index_t ss = kernels::attention_online_scratch_size<T>();
       ws_.scratch.resize(Shape{B * H, ss});
       T* scratch = ws_.scratch.data();
       parallel_for(B * H, [&](index_t i) {

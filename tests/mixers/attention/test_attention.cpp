@@ -186,7 +186,7 @@ TEMPLATE_TEST_CASE("Online-softmax inference equals the full-matrix training for
                    double) {
   using T = TestType;
   const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-13;
-  const index_t N = GENERATE(1, 7, 63, 64, 65, 128, 197, 260);
+  const index_t N = GENERATE(1, 7, 63, 64, 65, 128, 129, 197, 256, 257, 300);
   const bool masked = GENERATE(false, true);
   CAPTURE(N, masked);
   Rng rng(static_cast<std::uint64_t>(N) * 2 + masked);

@@ -1,5 +1,6 @@
 // kernels/attention.hpp against its scalar twin kernels/ref/attention.hpp, for sizes around
-// the 64-key tile and head dims that are not a multiple of the SIMD width.
+// the query tile (64) and the key tile (256 float, 128 double), and head dims that are not
+// a multiple of the SIMD width.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -38,7 +39,7 @@ struct qkv_case {
 
 TEMPLATE_TEST_CASE("attention_online matches the scalar twin", "[kernels][attention]", float, double) {
   using T = TestType;
-  const index_t n = GENERATE(1, 2, 13, 64, 65, 127, 197, 300);
+  const index_t n = GENERATE(1, 2, 13, 64, 65, 127, 128, 129, 197, 256, 257, 300);
   const index_t d = GENERATE(8, 17, 64);
   const double logit_scale = GENERATE(1.0, 6.0);
   // The twin runs in double on the same inputs, so this measures the kernel's rounding.
@@ -52,7 +53,7 @@ TEMPLATE_TEST_CASE("attention_online matches the scalar twin", "[kernels][attent
   const index_t ldo = d + 3;
   Tensor<T> o(Shape{n, ldo}, T(-7));
   Tensor<double> r(Shape{n, ldo}, -7.0);
-  std::vector<T> scratch(static_cast<std::size_t>(kernels::attention_online_scratch_size()));
+  std::vector<T> scratch(static_cast<std::size_t>(kernels::attention_online_scratch_size<T>()));
   kernels::attention_online(c.q(), c.k(), c.v(), c.ld, o.data(), ldo, n, d, c.scale, scratch.data());
   const auto q64 = c.as_double();
   kernels::ref::attention_online(q64.data(), q64.data() + d, q64.data() + 2 * d, c.ld, r.data(), ldo, n, d,
