@@ -1,3 +1,8 @@
-// sparsimix distill: sparsity metrics, layer selection, distillation.
+// sparsimix distill: sparsity metrics and measurement, data loading, training loops,
+// layer-wise distillation.
 #pragma once
+#include "distill/analysis.hpp"
+#include "distill/data.hpp"
+#include "distill/distill.hpp"
 #include "distill/sparsity.hpp"
+#include "distill/train.hpp"

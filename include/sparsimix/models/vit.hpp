@@ -68,8 +68,9 @@ Mixer<T> make_mixer(const mixer_spec& spec, index_t dim, index_t heads, Rng& rng
 // output [B, N, C] (before the residual add), and for attention blocks the maps [B, H, N, N].
 template <class T>
 struct vit_capture {
-  bool blocks = false, mixers = false, maps = false;
+  bool blocks = false, mixers = false, maps = false, mixer_inputs = false;
   std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // attn_map[i] empty if not attention
+  std::vector<Tensor<T>> mixer_in;                        // LN1 outputs (the mixers' inputs)
 };
 
 // Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
@@ -206,6 +207,13 @@ class HybridViT {
   void zero_grad() {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
   }
+  // Which of the model's own (non-mixer) tensors get gradients in the tape forward: a frozen
+  // one is read as a constant, saving its weight-gradient GEMM. Mixers always compute theirs
+  // (an optimizer group decides whether they move).
+  template <class Pred>
+  void set_trainable(Pred&& trainable) {
+    for_each_own([&](const std::string& name, pt& p) { p.trainable = trainable(name); });
+  }
   index_t num_parameters() {
     index_t n = 0;
     for (const auto& [name, t] : state_dict()) n += t.numel();
@@ -311,6 +319,7 @@ class HybridViT {
       cap->block_out.resize(static_cast<std::size_t>(depth()));
       cap->mixer_out.resize(static_cast<std::size_t>(depth()));
       cap->attn_map.resize(static_cast<std::size_t>(depth()));
+      if (cap->mixer_inputs) cap->mixer_in.resize(static_cast<std::size_t>(depth()));
     }
     w.ln.resize(Shape{B, N, C});
     w.mix.resize(Shape{B, N, C});
@@ -324,6 +333,7 @@ class HybridViT {
       if (mask) zero_dead(*mask, w.x.data(), B, N);
       kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
                                  static_cast<T*>(nullptr), rows, C, eps);
+      if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
       const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
       if (want_map) {
         auto& map = cap->attn_map[static_cast<std::size_t>(i)];
@@ -432,6 +442,7 @@ class HybridViT {
  private:
   struct pt {
     Tensor<T> v, g;
+    bool trainable = true;  // false: bound as a constant on the tape (no weight gradient work)
     pt() = default;
     pt(std::initializer_list<index_t> s) : v(Shape(s)), g(Shape(s)) {}
   };
@@ -444,7 +455,32 @@ class HybridViT {
   };
 
   static Param<T> param(const std::string& name, pt& p, bool decay) { return {name, p.v.view(), p.g.view(), decay}; }
-  static Var bind(Tape<T>& tape, pt& p) { return tape.param(p.v.view(), p.g.view()); }
+  static Var bind(Tape<T>& tape, pt& p) {
+    return p.trainable ? tape.param(p.v.view(), p.g.view()) : tape.frozen(p.v.view());
+  }
+  template <class F>
+  void for_each_own(F&& f) {
+    f("patch_embed.proj.weight", patch_w_);
+    f("patch_embed.proj.bias", patch_b_);
+    f("cls_token", cls_);
+    f("pos_embed", pos_);
+    for (index_t i = 0; i < depth(); ++i) {
+      auto& b = blocks_[static_cast<std::size_t>(i)];
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      f(p + "norm1.weight", b.n1_w);
+      f(p + "norm1.bias", b.n1_b);
+      f(p + "norm2.weight", b.n2_w);
+      f(p + "norm2.bias", b.n2_b);
+      f(p + "mlp.fc1.weight", b.fc1_w);
+      f(p + "mlp.fc1.bias", b.fc1_b);
+      f(p + "mlp.fc2.weight", b.fc2_w);
+      f(p + "mlp.fc2.bias", b.fc2_b);
+    }
+    f("norm.weight", norm_w_);
+    f("norm.bias", norm_b_);
+    f("head.weight", head_w_);
+    f("head.bias", head_b_);
+  }
   static mixer_kind kind_of(const Mixer<T>& m) {
     if (std::holds_alternative<MultiHeadLSTM<T>>(m)) return mixer_kind::mh_lstm;
     if (std::holds_alternative<SelectiveScan<T>>(m)) return mixer_kind::selective_scan;

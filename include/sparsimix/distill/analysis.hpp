@@ -1,0 +1,62 @@
+// Attention sparsity of a model's attention layers on a calibration set (METHOD.md 6.10).
+#pragma once
+#include <vector>
+
+#include "../models/vit.hpp"
+#include "../io/idx.hpp"
+#include "sparsity.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+struct layer_sparsity {
+  index_t layer = 0;
+  bool attention = false;             // false: the layer has no attention maps (stats unset)
+  sparsity_stats all;                 // averaged over heads, every alive query row
+  sparsity_stats cls;                 // CLS-row variant
+  std::vector<sparsity_stats> heads;  // per head, every query row
+};
+
+// Runs the model on the first `count` images of `ds` in batches and accumulates every
+// attention layer's maps.
+template <class T>
+std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const io::image_dataset& ds, index_t count,
+                                             index_t batch = 100) {
+  const index_t n = std::min(count, ds.size()), L = model.depth();
+  std::vector<sparsity_accumulator> all(static_cast<std::size_t>(L)), cls;
+  for (index_t l = 0; l < L; ++l) cls.emplace_back(0, true);
+  const Shape is = ds.images.shape();
+  const index_t per = is[1] * is[2] * is[3];
+  Tensor<T> images, logits;
+  vit_capture<T> cap;
+  cap.maps = true;
+  for (index_t start = 0; start < n; start += batch) {
+    const index_t b = std::min(batch, n - start);
+    images.resize(Shape{b, is[1], is[2], is[3]});
+    for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
+    logits.resize(Shape{b, model.config().num_classes});
+    model.forward(images.view(), logits.view(), &cap);
+    const TokenMask* mask = nullptr;  // halting models: maps already hold zeros for dead tokens
+    for (index_t l = 0; l < L; ++l) {
+      const auto& m = cap.attn_map[static_cast<std::size_t>(l)];
+      if (!m.numel()) continue;
+      all[static_cast<std::size_t>(l)].add<T>(m.view(), mask);
+      cls[static_cast<std::size_t>(l)].add<T>(m.view(), mask);
+    }
+  }
+  std::vector<layer_sparsity> out(static_cast<std::size_t>(L));
+  for (index_t l = 0; l < L; ++l) {
+    auto& o = out[static_cast<std::size_t>(l)];
+    o.layer = l;
+    const auto& a = all[static_cast<std::size_t>(l)];
+    o.attention = a.heads() > 0;
+    if (!o.attention) continue;
+    o.all = a.layer();
+    o.cls = cls[static_cast<std::size_t>(l)].layer();
+    for (index_t h = 0; h < a.heads(); ++h) o.heads.push_back(a.head(h));
+  }
+  return out;
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

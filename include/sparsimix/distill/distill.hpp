@@ -1,0 +1,188 @@
+// Layer-wise distillation of attention layers into sequential mixers (FAR, METHOD.md 1.7-1.8,
+// 2.4-2.5, 6.1-6.8) under a fixed step budget:
+//   stage 1: only the new mixers train; they match the teacher's mixer outputs (a
+//            similarity loss summed over replaced layers) plus cross-entropy;
+//   stage 2: the whole hybrid fine-tunes with cross-entropy + KL to the teacher's logits.
+#pragma once
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "train.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+// What a replaced layer's student is matched to in stage 1.
+//   mixer_out: MSE between the student mixer's output and the teacher attention's output
+//              (both after their output projection; for mh_lstm post_proj starts as the
+//              teacher's proj and is frozen in stage 1, so this is the pre-projection match
+//              seen through the teacher's own projection);
+//   block_out: MSE between block outputs; cosine: 1 - cosine over channels of block outputs.
+enum class distill_target { mixer_out, block_out, cosine };
+
+inline const char* distill_target_name(distill_target t) noexcept {
+  switch (t) {
+    case distill_target::mixer_out: return "mixer_out";
+    case distill_target::block_out: return "block_out";
+    case distill_target::cosine: return "cosine";
+  }
+  return "?";
+}
+
+struct distill_options {
+  fit_options stage1, stage2;
+  distill_target target = distill_target::mixer_out;
+  // Teacher-forced: each replaced mixer sees the teacher's own block input (LN1 output),
+  // so one teacher pass trains every replaced layer locally; the loss is the similarity
+  // alone (no cross-entropy). Free-running (default, FAR's code): the student runs on its
+  // own residual stream and cross-entropy is added.
+  bool teacher_forced = false;
+  double sim_weight = 1.0;
+  double ce_weight = 1.0;
+  bool normalise_sim = false;  // divide the similarity sum by the number of replaced layers
+  double kd_weight = 1.0;      // stage 2
+  double kd_temperature = 1.0;
+};
+
+struct distill_result {
+  fit_result stage1, stage2;
+};
+
+// A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (same width and
+// heads). An mh_lstm's post_proj starts as the teacher attention's proj (FAR, METHOD.md 1.3).
+template <class T>
+HybridViT<T> make_student(const HybridViT<T>& teacher, const std::vector<index_t>& layers, const mixer_spec& spec,
+                          Rng& rng) {
+  HybridViT<T> student = teacher;
+  const auto& cfg = teacher.config();
+  for (index_t l : layers) {
+    if (l < 0 || l >= teacher.depth())
+      throw config_error(detail::concat("make_student: layer ", l, " out of range [0, ", teacher.depth(), ")"));
+    Mixer<T> m = make_mixer<T>(spec, cfg.embed_dim, cfg.num_heads, rng);
+    if (auto* lstm = std::get_if<MultiHeadLSTM<T>>(&m)) {
+      if (const auto* attn = std::get_if<Attention<T>>(&teacher.mixer(l))) {
+        auto& a = const_cast<Attention<T>&>(*attn);  // parameters() is non-const; read only
+        Tensor<T> pw, pb;
+        for (const auto& p : a.parameters()) {
+          if (p.name == "proj.weight") { pw = Tensor<T>(p.value.shape()); pw.copy_from(TensorView<const T>(p.value)); }
+          if (p.name == "proj.bias") { pb = Tensor<T>(p.value.shape()); pb.copy_from(TensorView<const T>(p.value)); }
+        }
+        for (auto& p : lstm->parameters()) {
+          if (p.name == "post_proj.weight") std::copy(pw.begin(), pw.end(), p.value.begin());
+          if (p.name == "post_proj.bias") std::copy(pb.begin(), pb.end(), p.value.begin());
+        }
+      }
+    }
+    student.replace_mixer(l, std::move(m), spec);
+  }
+  return student;
+}
+
+// Runs both stages on `student` (made by make_student from `teacher`, replacing `layers`).
+template <class T>
+distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const std::vector<index_t>& layers,
+                       const io::image_dataset& train, const io::image_dataset* val, const distill_options& opt,
+                       const std::function<void(int stage, const fit_progress&)>& on_progress = {}) {
+  if (layers.empty()) throw config_error("distill: no layer to replace");
+  const std::set<index_t> replaced(layers.begin(), layers.end());
+  distill_result res;
+  vit_capture<T> cap;
+  cap.mixers = opt.target == distill_target::mixer_out;
+  cap.blocks = !cap.mixers;
+  cap.mixer_inputs = opt.teacher_forced;
+  Tensor<T> teacher_logits;
+  auto run_teacher = [&](const Tensor<T>& images) {
+    teacher_logits.resize(Shape{images.size(0), teacher.config().num_classes});
+    teacher.forward(images.view(), teacher_logits.view(), &cap);
+  };
+  const T sim_scale = static_cast<T>(opt.sim_weight / (opt.normalise_sim ? double(replaced.size()) : 1.0));
+
+  // ---- stage 1: only the replaced mixers (mh_lstm: all but post_proj, FAR) ------------
+  {
+    typename AdamW<T>::config oc;
+    oc.lr = opt.stage1.lr;
+    oc.weight_decay = opt.stage1.weight_decay;
+    AdamW<T> optimizer(oc);
+    ParamList<T> params;
+    for (auto& p : student.parameters()) {
+      bool in_replaced = false;
+      for (index_t l : replaced)
+        if (p.name.rfind("blocks." + std::to_string(l) + ".attn.", 0) == 0) in_replaced = true;
+      if (in_replaced && p.name.find("post_proj") == std::string::npos) params.push_back(p);
+    }
+    optimizer.add_group(std::move(params));
+    student.set_trainable([](const std::string&) { return false; });
+    batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
+                                double& acc) {
+      run_teacher(images);
+      Var total;
+      auto add = [&](Var v) { total = total.valid() ? tape.add(total, v) : v; };
+      if (opt.teacher_forced) {
+        for (index_t l : replaced) {
+          const auto k = static_cast<std::size_t>(l);
+          const Var x = tape.input(cap.mixer_in[k].view());
+          const Var y = std::visit([&](auto& m) { return tape.mixer(m, x, nullptr); }, student.mixer(l));
+          add(tape.scale(tape.mse(y, tape.input(cap.mixer_out[k].view())), sim_scale));
+        }
+        acc = 0;
+        return total;
+      }
+      vit_trace trace;
+      const Var logits = student.forward(tape, images.view(), &trace);
+      acc = batch_accuracy(tape.value(logits), labels);
+      for (index_t l : replaced) {
+        const auto k = static_cast<std::size_t>(l);
+        Var sim;
+        switch (opt.target) {
+          case distill_target::mixer_out: sim = tape.mse(trace.mixer_out[k], tape.input(cap.mixer_out[k].view())); break;
+          case distill_target::block_out: sim = tape.mse(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
+          case distill_target::cosine: sim = tape.cosine_loss(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
+        }
+        add(tape.scale(sim, sim_scale));
+      }
+      if (opt.ce_weight > 0) add(tape.scale(tape.cross_entropy(logits, labels), static_cast<T>(opt.ce_weight)));
+      return total;
+    };
+    if (opt.teacher_forced) {
+      cap.mixers = true;  // the teacher's mixer outputs are the targets of the local losses
+      cap.blocks = false;
+    }
+    res.stage1 = fit(student, optimizer, train, val, opt.stage1, loss,
+                     on_progress ? std::function<void(const fit_progress&)>([&](const fit_progress& p) { on_progress(1, p); })
+                                 : std::function<void(const fit_progress&)>{});
+  }
+
+  // ---- stage 2: everything, cross-entropy + KL to the teacher's logits ---------------
+  if (opt.stage2.steps > 0) {
+    typename AdamW<T>::config oc;
+    oc.lr = opt.stage2.lr;
+    oc.weight_decay = opt.stage2.weight_decay;
+    AdamW<T> optimizer(oc);
+    student.set_trainable([](const std::string&) { return true; });
+    optimizer.add_group(student.parameters());
+    cap = vit_capture<T>{};
+    batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
+                                double& acc) {
+      const Var logits = student.forward(tape, images.view());
+      acc = batch_accuracy(tape.value(logits), labels);
+      Var total = tape.cross_entropy(logits, labels);
+      if (opt.kd_weight > 0) {
+        run_teacher(images);
+        const Var kd = tape.kl_div_logits(logits, tape.input(teacher_logits.view()), static_cast<T>(opt.kd_temperature));
+        total = tape.add(total, tape.scale(kd, static_cast<T>(opt.kd_weight)));
+      }
+      return total;
+    };
+    res.stage2 = fit(student, optimizer, train, val, opt.stage2, loss,
+                     on_progress ? std::function<void(const fit_progress&)>([&](const fit_progress& p) { on_progress(2, p); })
+                                 : std::function<void(const fit_progress&)>{});
+  }
+  student.set_trainable([](const std::string&) { return true; });
+  return res;
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix

@@ -1,0 +1,222 @@
+// Training and evaluation loops for HybridViT classifiers: one fit() loop (AdamW, cosine
+// schedule with linear warm-up, gradient clipping, progress reports) that teacher training
+// and both distillation stages use with their own loss.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../autograd/optim.hpp"
+#include "../autograd/schedule.hpp"
+#include "../models/vit.hpp"
+#include "data.hpp"
+
+namespace sparsimix {
+SPARSIMIX_ABI_BEGIN
+
+struct eval_result {
+  double accuracy = 0;  // fraction in [0, 1]
+  double loss = 0;      // mean cross-entropy
+  index_t count = 0;
+};
+
+// Accuracy and mean cross-entropy over `limit` examples (0: all), in batches.
+template <class T>
+eval_result evaluate(const HybridViT<T>& model, const io::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
+  const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
+  const index_t classes = model.config().num_classes;
+  const Shape is = ds.images.shape();
+  const index_t per = is[1] * is[2] * is[3];
+  Tensor<T> images, logits;
+  eval_result r;
+  double loss = 0;
+  index_t correct = 0;
+  for (index_t start = 0; start < n; start += batch) {
+    const index_t b = std::min(batch, n - start);
+    images.resize(Shape{b, is[1], is[2], is[3]});
+    for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
+    logits.resize(Shape{b, classes});
+    model.forward(images.view(), logits.view());
+    for (index_t i = 0; i < b; ++i) {
+      const T* z = logits.data() + i * classes;
+      const index_t y = static_cast<index_t>(ds.labels.data()[start + i]);
+      const index_t pred = std::max_element(z, z + classes) - z;
+      correct += pred == y;
+      const double mx = static_cast<double>(z[pred]);
+      double se = 0;
+      for (index_t c = 0; c < classes; ++c) se += std::exp(static_cast<double>(z[c]) - mx);
+      loss += mx + std::log(se) - static_cast<double>(z[y]);
+    }
+  }
+  r.count = n;
+  r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+  r.loss = n ? loss / static_cast<double>(n) : 0.0;
+  return r;
+}
+
+// Median wall-clock milliseconds of a batch-1 inference forward (after warm-up).
+template <class T>
+double measure_latency_ms(const HybridViT<T>& model, const io::image_dataset& ds, int runs = 50) {
+  const Shape is = ds.images.shape();
+  Tensor<T> image(Shape{1, is[1], is[2], is[3]}), logits(Shape{1, model.config().num_classes});
+  for (index_t i = 0; i < image.numel(); ++i) image.data()[i] = static_cast<T>(ds.images.data()[i]);
+  for (int i = 0; i < 5; ++i) model.forward(image.view(), logits.view());
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(image.view(), logits.view());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(ms.begin(), ms.begin() + runs / 2, ms.end());
+  return ms[static_cast<std::size_t>(runs / 2)];
+}
+
+struct fit_options {
+  index_t steps = 1000;          // optimizer updates (the fixed budget)
+  index_t batch = 128;
+  double lr = 1e-3;
+  double weight_decay = 0.05;
+  double warmup_fraction = 0.05;
+  double min_lr = 1e-5;
+  double clip_norm = 1.0;        // <= 0: no clipping
+  bool augment = false;
+  std::uint64_t seed = 0;
+  index_t eval_every = 0;        // steps between validation runs (0: only at the end)
+  index_t eval_limit = 0;        // validation examples per run (0: all)
+};
+
+struct fit_progress {
+  index_t step = 0, steps = 0, epoch = 0;
+  double loss = 0, batch_accuracy = 0, lr = 0, images_per_second = 0, eta_seconds = 0, elapsed_seconds = 0;
+};
+
+struct fit_result {
+  index_t steps = 0;
+  double seconds = 0, images_per_second = 0, final_loss = 0;
+  double best_val_accuracy = -1;  // -1 without validation
+  index_t best_step = -1;
+};
+
+// The loss of one batch on the tape; may set batch_accuracy (fraction) for progress lines.
+template <class T>
+using batch_loss_fn = std::function<Var(Tape<T>&, const Tensor<T>& images, const std::vector<index_t>& labels,
+                                        double& batch_accuracy)>;
+
+// Runs `opt.steps` AdamW updates of `params` (groups already set up by the caller) on
+// batches of `train`, calling on_progress about every second and on_eval(step, result) after
+// each validation run (which may save a checkpoint and returns nothing).
+template <class T>
+fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const io::image_dataset& train, const io::image_dataset* val,
+               const fit_options& opt, const batch_loss_fn<T>& batch_loss,
+               const std::function<void(const fit_progress&)>& on_progress = {},
+               const std::function<void(index_t, const eval_result&)>& on_eval = {}) {
+  if (opt.steps < 1) throw config_error(detail::concat("fit: steps is ", opt.steps, ", expected >= 1"));
+  loader_options lo;
+  lo.batch = opt.batch;
+  lo.augment = opt.augment;
+  lo.seed = opt.seed;
+  batch_loader loader(train, lo);
+  if (loader.batches_per_epoch() < 1)
+    throw config_error(detail::concat("fit: ", train.size(), " examples make no batch of ", opt.batch));
+  const auto warmup = static_cast<index_t>(std::lround(opt.warmup_fraction * static_cast<double>(opt.steps)));
+  const cosine_schedule schedule(opt.lr, opt.steps, std::min(warmup, opt.steps), std::min(opt.min_lr, opt.lr));
+  const ParamList<T> trainable = optimizer.trainable();
+  Tape<T> tape;
+  Tensor<float> images_f;
+  Tensor<T> images;
+  std::vector<index_t> labels;
+  fit_result res;
+  index_t epoch = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last_report = t0;
+  double loss_ema = 0;
+  for (index_t step = 0; step < opt.steps; ++step) {
+    if (!loader.next(images_f, labels)) {
+      loader.start_epoch(++epoch);
+      loader.next(images_f, labels);
+    }
+    images.resize(images_f.shape());
+    for (index_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<T>(images_f.data()[i]);
+    tape.clear();
+    optimizer.zero_grad();
+    double batch_acc = 0;
+    const Var loss = batch_loss(tape, images, labels, batch_acc);
+    const double lv = static_cast<double>(tape.item(loss));
+    if (!std::isfinite(lv))
+      throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")"));
+    tape.backward(loss);
+    if (opt.clip_norm > 0) clip_grad_norm(trainable, opt.clip_norm);
+    optimizer.set_lr(schedule(step));
+    optimizer.step();
+    loss_ema = step == 0 ? lv : 0.98 * loss_ema + 0.02 * lv;
+    res.final_loss = loss_ema;
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - t0).count();
+    if (on_progress && (std::chrono::duration<double>(now - last_report).count() >= 1.0 || step + 1 == opt.steps)) {
+      last_report = now;
+      fit_progress p;
+      p.step = step + 1;
+      p.steps = opt.steps;
+      p.epoch = epoch;
+      p.loss = loss_ema;
+      p.batch_accuracy = batch_acc;
+      p.lr = schedule(step);
+      p.elapsed_seconds = elapsed;
+      p.images_per_second = static_cast<double>((step + 1) * opt.batch) / elapsed;
+      p.eta_seconds = elapsed / static_cast<double>(step + 1) * static_cast<double>(opt.steps - step - 1);
+      on_progress(p);
+    }
+    const bool eval_now = val && ((opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || step + 1 == opt.steps);
+    if (eval_now) {
+      const auto r = evaluate(model, *val, 500, opt.eval_limit);
+      if (r.accuracy > res.best_val_accuracy) {
+        res.best_val_accuracy = r.accuracy;
+        res.best_step = step + 1;
+      }
+      if (on_eval) on_eval(step + 1, r);
+    }
+  }
+  res.steps = opt.steps;
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.images_per_second = static_cast<double>(opt.steps * opt.batch) / res.seconds;
+  return res;
+}
+
+// Fraction of rows whose arg-max is the label (for progress lines).
+template <class T>
+double batch_accuracy(TensorView<const T> logits, const std::vector<index_t>& labels) {
+  const index_t B = logits.size(0), K = logits.size(1);
+  index_t correct = 0;
+  for (index_t i = 0; i < B; ++i) {
+    const T* z = logits.data() + i * K;
+    correct += (std::max_element(z, z + K) - z) == labels[static_cast<std::size_t>(i)];
+  }
+  return B ? static_cast<double>(correct) / static_cast<double>(B) : 0.0;
+}
+
+// Plain supervised training: cross-entropy (optional label smoothing) on every parameter.
+template <class T>
+fit_result train_classifier(HybridViT<T>& model, const io::image_dataset& train, const io::image_dataset* val,
+                            const fit_options& opt, double label_smoothing = 0.0,
+                            const std::function<void(const fit_progress&)>& on_progress = {},
+                            const std::function<void(index_t, const eval_result&)>& on_eval = {}) {
+  typename AdamW<T>::config oc;
+  oc.lr = opt.lr;
+  oc.weight_decay = opt.weight_decay;
+  AdamW<T> optimizer(oc);
+  model.set_trainable([](const std::string&) { return true; });
+  optimizer.add_group(model.parameters());
+  batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
+                              double& acc) {
+    const Var logits = model.forward(tape, images.view());
+    acc = batch_accuracy(tape.value(logits), labels);
+    return tape.cross_entropy(logits, labels, static_cast<T>(label_smoothing));
+  };
+  return fit(model, optimizer, train, val, opt, loss, on_progress, on_eval);
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix
