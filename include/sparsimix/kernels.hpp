@@ -4,6 +4,5 @@
 #include "kernels/activations.hpp"
 #include "kernels/bias_act.hpp"
 #include "kernels/layernorm.hpp"
-#include "kernels/lstm.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/softmax.hpp"
