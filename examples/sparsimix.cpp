@@ -14,6 +14,8 @@
 #include <sparsimix/io/checkpoint.hpp>
 #include <sparsimix/sparsimix.hpp>
 
+#include "pipeline_commands.hpp"
+
 namespace {
 
 using namespace sparsimix;
@@ -93,22 +95,6 @@ int run_init(const std::string& config_path, std::uint64_t seed, const std::stri
   return 0;
 }
 
-// `demo`: the main job. Only the steps that exist run; the rest are named as missing.
-int run_demo(const std::string& data_dir, const std::string& out_dir, const std::string& budget) {
-  if (budget != "small" && budget != "full") throw config_error("demo: --budget must be small or full, got '" + budget + "'");
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto train = io::load_fashion_mnist(data_dir, "train");
-  const auto test = io::load_fashion_mnist(data_dir, "test");
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("data: Fashion-MNIST from %s: %td train, %td test images %s, loaded in %.2f s\n", data_dir.c_str(),
-              train.size(), test.size(), train.images.shape().str().c_str(), secs);
-  std::printf(
-      "demo (%s budget, out %s): the teacher training, sparsity analysis, distillation and report steps are\n"
-      "NOT IMPLEMENTED YET in this version; only the data check above ran. See docs/dev-notes.md.\n",
-      budget.c_str(), out_dir.c_str());
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,10 +102,56 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string data_dir = io::fashion_mnist_default_dir, out_dir = "runs/demo", budget = "small";
+  std::uint64_t demo_seed = 0;
   auto* demo = app.add_subcommand("demo", "The main job on Fashion-MNIST: teacher, sparsity, distillation, report");
   demo->add_option("--data", data_dir, "Folder with the Fashion-MNIST .gz files")->capture_default_str();
   demo->add_option("--out", out_dir, "Run folder for config.json, report.json, CSV and SVG")->capture_default_str();
-  demo->add_option("--budget", budget, "small (< 20 min on 2 cores) or full")->capture_default_str();
+  demo->add_option("--budget", budget, "small (< 20 min on 2 cores), full (quality run) or tiny (smoke test)")
+      ->capture_default_str();
+  demo->add_option("--seed", demo_seed, "RNG seed (same seed, same numbers on one machine)")->capture_default_str();
+
+  cli::train_args ta;
+  auto* train = app.add_subcommand("train", "Train a ViT teacher on Fashion-MNIST, keeping the best checkpoint");
+  train->add_option("--data", ta.data, "Folder with the Fashion-MNIST .gz files")->capture_default_str();
+  train->add_option("--out", ta.out, "Checkpoint to write (best validation accuracy)")->capture_default_str();
+  train->add_option("--config", ta.config, "Model config JSON (default: the demo teacher)");
+  train->add_option("--budget", ta.budget, "Preset for steps and learning rate: tiny, small, full")->capture_default_str();
+  train->add_option("--steps", ta.steps, "Optimizer steps (overrides the budget)");
+  train->add_option("--batch", ta.batch, "Batch size (overrides the budget)");
+  train->add_option("--lr", ta.lr, "Peak learning rate (overrides the budget)");
+  train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
+  train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
+
+  std::string sp_model, sp_out = "sparsity";
+  index_t sp_count = 1000;
+  auto* sparsity = app.add_subcommand("sparsity", "Attention sparsity per layer and head on held-out training images");
+  sparsity->add_option("--model", sp_model, "Teacher checkpoint")->required();
+  sparsity->add_option("--data", data_dir, "Folder with the Fashion-MNIST .gz files")->capture_default_str();
+  sparsity->add_option("--out", sp_out, "Folder for sparsity.json and sparsity_heatmap.svg")->capture_default_str();
+  sparsity->add_option("--count", sp_count, "Calibration images")->capture_default_str();
+
+  cli::distill_args da;
+  auto* distill = app.add_subcommand("distill", "Replace attention layers by a sequential mixer and distil them");
+  distill->add_option("--teacher", da.teacher, "Teacher checkpoint")->required();
+  distill->add_option("--data", da.data, "Folder with the Fashion-MNIST .gz files")->capture_default_str();
+  distill->add_option("--out", da.out, "Student checkpoint to write")->capture_default_str();
+  distill->add_option("--mixer", da.mixer, "mh_lstm or selective_scan")->capture_default_str();
+  distill->add_option("--layers", da.layers, "Layers to replace, e.g. 0,1");
+  distill->add_option("--select", da.select, "Or pick them by attention sparsity: sparsest or densest");
+  distill->add_option("--k", da.k, "How many layers --select picks (default depth/3)");
+  distill->add_option("--target", da.target, "Stage-1 target: mixer_out, block_out or cosine")->capture_default_str();
+  distill->add_flag("--teacher-forced", da.teacher_forced, "Stage 1 on the teacher's block inputs (local losses only)");
+  distill->add_option("--stage1-steps", da.stage1, "Stage-1 steps (default from --budget)");
+  distill->add_option("--stage2-steps", da.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
+  distill->add_option("--budget", da.budget, "Preset: tiny, small, full")->capture_default_str();
+  distill->add_option("--seed", da.seed, "RNG seed")->capture_default_str();
+
+  std::string ev_model;
+  index_t ev_limit = 0;
+  auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");
+  eval->add_option("--model", ev_model, "Checkpoint")->required();
+  eval->add_option("--data", data_dir, "Folder with the Fashion-MNIST .gz files")->capture_default_str();
+  eval->add_option("--limit", ev_limit, "Evaluate on the first N test images only");
 
   std::string inspect_path;
   auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of a safetensors file");
@@ -151,7 +183,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (*demo) return run_demo(data_dir, out_dir, budget);
+    if (*demo) return cli::run_demo(data_dir, out_dir, budget, demo_seed);
+    if (*train) return cli::run_train(ta);
+    if (*sparsity) return cli::run_sparsity(sp_model, data_dir, sp_out, sp_count);
+    if (*distill) return cli::run_distill(da);
+    if (*eval) return cli::run_eval(ev_model, data_dir, ev_limit);
     if (*inspect) return run_inspect(inspect_path);
     if (*infer) return run_infer(model_path, input_path, out_path, capture, opt);
     if (*grad) return run_grad(model_path, input_path, out_path, opt);

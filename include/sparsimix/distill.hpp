@@ -4,5 +4,6 @@
 #include "distill/analysis.hpp"
 #include "distill/data.hpp"
 #include "distill/distill.hpp"
+#include "distill/experiment.hpp"
 #include "distill/sparsity.hpp"
 #include "distill/train.hpp"

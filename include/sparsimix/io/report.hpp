@@ -1,0 +1,241 @@
+// The experiment's run folder (FORMATS.md section 4): report.json, CSV tables and SVG plots.
+// Keys are snake_case; accuracies are fractions in [0, 1], times in milliseconds.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../distill/experiment.hpp"
+#include "atomic_file.hpp"
+
+namespace sparsimix::io {
+SPARSIMIX_ABI_BEGIN
+
+inline nlohmann::ordered_json stats_json(const sparsity_stats& s) {
+  return {{"entropy", s.entropy}, {"top_k_mass", s.top_k_mass}, {"k90", s.k90}, {"threshold", s.threshold}};
+}
+
+inline nlohmann::ordered_json to_json(const experiment_report& r) {
+  nlohmann::ordered_json j;
+  j["teacher"] = {{"test_accuracy", r.teacher_test_accuracy},
+                  {"val_accuracy", r.teacher_val_accuracy},
+                  {"params", r.teacher_params},
+                  {"latency_ms", r.teacher_latency_ms},
+                  {"train_seconds", r.teacher_train_seconds}};
+  auto layers = nlohmann::ordered_json::array();
+  for (const auto& l : r.sparsity) {
+    if (!l.attention) continue;
+    const auto o = stats_json(l.all);
+    nlohmann::ordered_json e{{"layer", l.layer}};
+    for (auto it = o.begin(); it != o.end(); ++it) e[it.key()] = it.value();
+    e["cls"] = stats_json(l.cls);
+    e["heads"] = nlohmann::ordered_json::array();
+    for (const auto& h : l.heads) e["heads"].push_back(stats_json(h));
+    layers.push_back(e);
+  }
+  j["sparsity"] = {{"metric", sparsity_metric_name(r.metric)}, {"layers", layers}, {"ranking", r.ranking}};
+  auto variants = nlohmann::ordered_json::array();
+  for (const auto& v : r.variants)
+    variants.push_back({{"name", v.name},
+                        {"mixer", v.mixer},
+                        {"replaced", v.replaced},
+                        {"selection", v.selection},
+                        {"mean_sparsity", v.mean_sparsity},
+                        {"test_accuracy", v.test_accuracy},
+                        {"val_accuracy", v.val_accuracy},
+                        {"accuracy_drop", v.accuracy_drop},
+                        {"params", v.params},
+                        {"latency_ms", v.latency_ms},
+                        {"train_seconds", v.seconds}});
+  j["variants"] = variants;
+  nlohmann::ordered_json claims = nlohmann::ordered_json::object();
+  for (const auto& [mixer, c] : r.claims)
+    claims[mixer] = {{"sparsest_drop", c.sparsest_drop},
+                     {"densest_drop", c.densest_drop},
+                     {"holds", c.holds},
+                     {"spearman", c.spearman}};
+  j["claims"] = {{"sparse_vs_dense", claims}};
+  return j;
+}
+
+inline void write_text_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](std::ostream& os) { os << text; });
+}
+
+namespace detail {
+inline std::string fmt(double v, int prec = 4) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+inline std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else o += c;
+  }
+  return o;
+}
+// White (0) to dark blue (1).
+inline std::string heat_colour(double t) {
+  t = std::clamp(t, 0.0, 1.0);
+  const int r = static_cast<int>(255 - 215 * t), g = static_cast<int>(255 - 165 * t), b = static_cast<int>(255 - 75 * t);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", r, g, b);
+  return buf;
+}
+}  // namespace detail
+
+// Layers x heads heatmap of the sparsity score (1 - k90 for the k90 metric).
+inline std::string sparsity_heatmap_svg(const experiment_report& r) {
+  index_t heads = 0;
+  for (const auto& l : r.sparsity) heads = std::max<index_t>(heads, static_cast<index_t>(l.heads.size()));
+  const int cw = 70, ch = 34, left = 90, top = 50;
+  const int W = left + cw * static_cast<int>(heads + 1) + 40, H = top + ch * static_cast<int>(r.sparsity.size()) + 60;
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
+  s << "<text x='10' y='22' font-size='15'>Attention sparsity (" << sparsity_metric_name(r.metric)
+    << " score; darker = sparser)</text>\n";
+  for (index_t h = 0; h <= heads; ++h)
+    s << "<text x='" << left + cw * h + cw / 2 << "' y='" << top - 8 << "' text-anchor='middle'>"
+      << (h < heads ? "head " + std::to_string(h) : std::string("mean")) << "</text>\n";
+  for (std::size_t i = 0; i < r.sparsity.size(); ++i) {
+    const auto& l = r.sparsity[i];
+    const int y = top + ch * static_cast<int>(i);
+    s << "<text x='10' y='" << y + ch / 2 + 4 << "'>layer " << l.layer << "</text>\n";
+    if (!l.attention) continue;
+    for (index_t h = 0; h <= heads; ++h) {
+      const auto& st = h < static_cast<index_t>(l.heads.size()) ? l.heads[static_cast<std::size_t>(h)] : l.all;
+      if (h < heads && h >= static_cast<index_t>(l.heads.size())) continue;
+      const double v = sparsity_score(st, r.metric);
+      s << "<rect x='" << left + cw * h << "' y='" << y << "' width='" << cw - 2 << "' height='" << ch - 2
+        << "' fill='" << detail::heat_colour(v) << "'/>";
+      s << "<text x='" << left + cw * h + cw / 2 << "' y='" << y + ch / 2 + 4 << "' text-anchor='middle' fill='"
+        << (v > 0.55 ? "white" : "black") << "'>" << detail::fmt(v, 3) << "</text>\n";
+    }
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+// Scatter: accuracy drop against the replaced group's mean sparsity, one series per mixer.
+inline std::string drop_vs_sparsity_svg(const experiment_report& r) {
+  const int W = 560, H = 380, L = 70, R = 20, T = 40, B = 50;
+  double xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
+  for (const auto& v : r.variants) {
+    xmin = std::min(xmin, v.mean_sparsity);
+    xmax = std::max(xmax, v.mean_sparsity);
+    ymin = std::min(ymin, v.accuracy_drop);
+    ymax = std::max(ymax, v.accuracy_drop);
+  }
+  if (r.variants.empty()) xmin = ymin = 0, xmax = ymax = 1;
+  const double xpad = std::max(1e-3, (xmax - xmin) * 0.1), ypad = std::max(1e-3, (ymax - ymin) * 0.1);
+  xmin -= xpad, xmax += xpad, ymin -= ypad, ymax += ypad;
+  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - ymin) / (ymax - ymin) * (H - T - B); };
+  const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
+  s << "<text x='10' y='22' font-size='15'>Accuracy drop vs mean sparsity of the replaced layers</text>\n";
+  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>";
+  s << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double xv = xmin + (xmax - xmin) * i / 4, yv = ymin + (ymax - ymin) * i / 4;
+    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::fmt(xv, 3) << "</text>";
+    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::fmt(yv, 3) << "</text>\n";
+  }
+  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>mean sparsity score of the group</text>";
+  s << "<text x='16' y='" << (T + H - B) / 2 << "' transform='rotate(-90 16 " << (T + H - B) / 2
+    << ")' text-anchor='middle'>accuracy drop (teacher - student)</text>\n";
+  int series = 0;
+  for (const auto& [mixer, c] : r.claims) {
+    const char* col = colours[series % 4];
+    s << "<text x='" << W - R - 150 << "' y='" << T + 14 * series << "' fill='" << col << "'>" << detail::esc(mixer)
+      << " (rho " << detail::fmt(c.spearman, 2) << ")</text>\n";
+    for (const auto& v : r.variants) {
+      if (v.mixer != mixer) continue;
+      const char* shape = v.selection == "sparsest" ? "S" : v.selection == "densest" ? "D" : "";
+      s << "<circle cx='" << px(v.mean_sparsity) << "' cy='" << py(v.accuracy_drop) << "' r='5' fill='" << col
+        << "'><title>" << detail::esc(v.name) << "</title></circle>";
+      if (*shape) s << "<text x='" << px(v.mean_sparsity) + 7 << "' y='" << py(v.accuracy_drop) - 6 << "' fill='" << col << "'>" << shape << "</text>";
+      s << "\n";
+    }
+    ++series;
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+// Horizontal bars of one quantity per model (teacher first).
+inline std::string bars_svg(const experiment_report& r, const std::string& title, const std::string& unit,
+                            double teacher_value, double (*get)(const variant_result&)) {
+  std::vector<std::pair<std::string, double>> rows{{"teacher (attention)", teacher_value}};
+  for (const auto& v : r.variants) rows.emplace_back(v.name, get(v));
+  double mx = 0;
+  for (const auto& [n, v] : rows) mx = std::max(mx, v);
+  if (mx <= 0) mx = 1;
+  const int rh = 22, L = 250, W = 720, T = 40;
+  const int H = T + rh * static_cast<int>(rows.size()) + 20;
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
+  s << "<text x='10' y='22' font-size='15'>" << detail::esc(title) << "</text>\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const int y = T + rh * static_cast<int>(i);
+    const double w = rows[i].second / mx * (W - L - 90);
+    s << "<text x='" << L - 6 << "' y='" << y + 15 << "' text-anchor='end'>" << detail::esc(rows[i].first) << "</text>";
+    s << "<rect x='" << L << "' y='" << y + 3 << "' width='" << w << "' height='" << rh - 6 << "' fill='"
+      << (i == 0 ? "#7f7f7f" : "#1f77b4") << "'/>";
+    s << "<text x='" << L + w + 5 << "' y='" << y + 15 << "'>" << detail::fmt(rows[i].second, 4) << " " << unit << "</text>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+// Writes report.json, sparsity.csv, variants.csv and the SVG plots into `dir`.
+inline void write_report(const experiment_report& r, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const auto p = [&](const char* f) { return (std::filesystem::path(dir) / f).string(); };
+  write_text_atomically(p("report.json"), to_json(r).dump(2) + "\n");
+  std::ostringstream sp;
+  sp << "layer,head,entropy,top_k_mass,k90,threshold\n";
+  for (const auto& l : r.sparsity) {
+    if (!l.attention) continue;
+    auto row = [&](const std::string& head, const sparsity_stats& s) {
+      sp << l.layer << "," << head << "," << s.entropy << "," << s.top_k_mass << "," << s.k90 << "," << s.threshold << "\n";
+    };
+    row("mean", l.all);
+    row("cls", l.cls);
+    for (std::size_t h = 0; h < l.heads.size(); ++h) row(std::to_string(h), l.heads[h]);
+  }
+  write_text_atomically(p("sparsity.csv"), sp.str());
+  std::ostringstream vs;
+  vs << "name,mixer,selection,replaced,mean_sparsity,test_accuracy,accuracy_drop,params,latency_ms,train_seconds\n";
+  vs << "teacher,attention,none,,," << r.teacher_test_accuracy << ",0," << r.teacher_params << "," << r.teacher_latency_ms
+     << "," << r.teacher_train_seconds << "\n";
+  for (const auto& v : r.variants) {
+    std::string layers;
+    for (index_t l : v.replaced) layers += (layers.empty() ? "" : " ") + std::to_string(l);
+    vs << v.name << "," << v.mixer << "," << v.selection << "," << layers << "," << v.mean_sparsity << ","
+       << v.test_accuracy << "," << v.accuracy_drop << "," << v.params << "," << v.latency_ms << "," << v.seconds << "\n";
+  }
+  write_text_atomically(p("variants.csv"), vs.str());
+  write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r));
+  write_text_atomically(p("drop_vs_sparsity.svg"), drop_vs_sparsity_svg(r));
+  write_text_atomically(p("accuracy.svg"), bars_svg(r, "Test accuracy per model", "", r.teacher_test_accuracy,
+                                                    [](const variant_result& v) { return v.test_accuracy; }));
+  write_text_atomically(p("params.svg"), bars_svg(r, "Parameters per model", "", static_cast<double>(r.teacher_params),
+                                                  [](const variant_result& v) { return static_cast<double>(v.params); }));
+  write_text_atomically(p("latency.svg"), bars_svg(r, "Latency per image (batch 1, 1 process)", "ms", r.teacher_latency_ms,
+                                                   [](const variant_result& v) { return v.latency_ms; }));
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::io

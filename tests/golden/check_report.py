@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""Checks a `sparsimix demo` run folder against FORMATS.md section 4 (keys, types, ranges)
+and that the trained teacher beats chance (0.1 on Fashion-MNIST) by a wide margin."""
+import json
+import pathlib
+import sys
+
+
+def main():
+    run = pathlib.Path(sys.argv[1])
+    min_teacher = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+    errors = []
+
+    def need(cond, msg):
+        if not cond:
+            errors.append(msg)
+
+    for f in ["config.json", "report.json", "sparsity.csv", "variants.csv", "sparsity_heatmap.svg",
+              "drop_vs_sparsity.svg", "accuracy.svg", "params.svg", "latency.svg", "teacher.safetensors"]:
+        need((run / f).is_file(), f"missing {f}")
+    r = json.loads((run / "report.json").read_text())
+    json.loads((run / "config.json").read_text())
+    t = r["teacher"]
+    for k in ["test_accuracy", "params", "latency_ms", "train_seconds"]:
+        need(k in t, f"teacher.{k} missing")
+    need(0 <= t["test_accuracy"] <= 1, "teacher.test_accuracy not a fraction")
+    need(t["test_accuracy"] >= min_teacher, f"teacher accuracy {t['test_accuracy']} below {min_teacher} (chance 0.1)")
+    s = r["sparsity"]
+    need(s["metric"] == "k90", "sparsity.metric")
+    depth = len(s["layers"])
+    need(sorted(s["ranking"]) == list(range(depth)), "sparsity.ranking is not a permutation of the layers")
+    for layer in s["layers"]:
+        for k in ["layer", "entropy", "top_k_mass", "k90", "threshold", "heads"]:
+            need(k in layer, f"sparsity.layers[].{k} missing")
+        need(0 < layer["k90"] <= 1, "k90 out of (0, 1]")
+        need(len(layer["heads"]) >= 1, "no heads")
+    need(len(r["variants"]) >= 4, "too few variants")
+    for v in r["variants"]:
+        for k in ["name", "mixer", "replaced", "selection", "mean_sparsity", "test_accuracy", "accuracy_drop", "params",
+                  "latency_ms"]:
+            need(k in v, f"variants[].{k} missing")
+        need(v["selection"] in ("sparsest", "densest", "group"), "bad selection")
+        need(abs(t["test_accuracy"] - v["test_accuracy"] - v["accuracy_drop"]) < 1e-9, "accuracy_drop inconsistent")
+        need(0 <= v["test_accuracy"] <= 1, "variant accuracy not a fraction")
+    claims = r["claims"]["sparse_vs_dense"]
+    for mixer in ["mh_lstm", "selective_scan"]:
+        need(mixer in claims, f"claims.sparse_vs_dense.{mixer} missing")
+        c = claims.get(mixer, {})
+        for k in ["sparsest_drop", "densest_drop", "holds", "spearman"]:
+            need(k in c, f"claims.{mixer}.{k} missing")
+        if "holds" in c:
+            need(c["holds"] == (c["sparsest_drop"] < c["densest_drop"]), "holds inconsistent")
+            need(-1 <= c["spearman"] <= 1, "spearman out of range")
+    for e in errors:
+        print("FAIL", e)
+    print(f"report {run}: {'ok' if not errors else str(len(errors)) + ' problems'}; teacher test accuracy "
+          f"{t['test_accuracy']:.4f}")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
