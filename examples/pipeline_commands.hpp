@@ -290,7 +290,7 @@ inline int run_sparsity(const std::string& model_path, const std::string& data, 
 
 struct distill_args {
   std::string teacher, data = io::fashion_mnist_default_dir, out = "student.safetensors", mixer = "mh_lstm",
-                       layers, select, target = "mixer_out", budget = "small";
+                       layers, select, target = "pre_proj", budget = "small";
   index_t k = 0, stage1 = 0, stage2 = -1;
   bool teacher_forced = false, bidirectional = true;
   std::uint64_t seed = 0;
@@ -345,10 +345,11 @@ inline int run_distill(const distill_args& a) {
   if (a.stage1 > 0) o.stage1.steps = a.stage1;
   if (a.stage2 >= 0) o.stage2.steps = a.stage2;
   o.teacher_forced = a.teacher_forced;
-  if (a.target == "mixer_out") o.target = distill_target::mixer_out;
+  if (a.target == "pre_proj") o.target = distill_target::pre_proj;
+  else if (a.target == "mixer_out") o.target = distill_target::mixer_out;
   else if (a.target == "block_out") o.target = distill_target::block_out;
   else if (a.target == "cosine") o.target = distill_target::cosine;
-  else throw config_error("distill: --target must be mixer_out, block_out or cosine, got '" + a.target + "'");
+  else throw config_error("distill: --target must be pre_proj, mixer_out, block_out or cosine, got '" + a.target + "'");
   o.stage1.seed = a.seed + 1;
   o.stage2.seed = a.seed + 2;
   Rng rng(a.seed);

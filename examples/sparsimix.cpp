@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   distill->add_option("--layers", da.layers, "Layers to replace, e.g. 0,1");
   distill->add_option("--select", da.select, "Or pick them by attention sparsity: sparsest or densest");
   distill->add_option("--k", da.k, "How many layers --select picks (default depth/3)");
-  distill->add_option("--target", da.target, "Stage-1 target: mixer_out, block_out or cosine")->capture_default_str();
+  distill->add_option("--target", da.target, "Stage-1 target: pre_proj, mixer_out, block_out or cosine")->capture_default_str();
   distill->add_flag("--teacher-forced", da.teacher_forced, "Stage 1 on the teacher's block inputs (local losses only)");
   distill->add_option("--stage1-steps", da.stage1, "Stage-1 steps (default from --budget)");
   distill->add_option("--stage2-steps", da.stage2, "Stage-2 steps (default from --budget; 0 skips it)");

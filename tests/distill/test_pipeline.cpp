@@ -77,14 +77,36 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
     REQUIRE(l.all.k90 <= 1.0);
   }
 
+  // The teacher's pre-projection output, through its own proj, is its mixer output.
+  {
+    vit_capture<float> cap;
+    cap.pre_proj = cap.mixers = true;
+    Tensor<float> img(Shape{2, 1, 28, 28}), logits(Shape{2, 10});
+    std::copy_n(val.images.data(), img.numel(), img.data());
+    teacher.forward(img.view(), logits.view(), &cap);
+    auto& a = std::get<Attention<float>>(teacher.mixer(1));
+    TensorView<float> pw, pb;
+    for (auto& p : a.parameters()) {
+      if (p.name == "proj.weight") pw = p.value;
+      if (p.name == "proj.bias") pb = p.value;
+    }
+    Tensor<float> y(cap.mixer_out[1].shape());
+    linear_forward(cap.pre_proj_out[1].data(), pw.data(), pb.data(), y.data(), 2 * 17, 24, 24);
+    for (index_t i = 0; i < y.numel(); ++i) REQUIRE(y.data()[i] == Approx(cap.mixer_out[1].data()[i]).margin(1e-5));
+  }
+
   mixer_spec lstm;
   lstm.kind = mixer_kind::mh_lstm;
-  for (bool forced : {false, true}) {
+  const distill_target targets[] = {distill_target::pre_proj, distill_target::pre_proj, distill_target::mixer_out,
+                                    distill_target::block_out, distill_target::cosine};
+  for (int run = 0; run < 5; ++run) {
+    const bool forced = run == 1;
     HybridViT<float> student = make_student(teacher, {1}, lstm, rng);
     REQUIRE(student.config().mixers[1].kind == mixer_kind::mh_lstm);
     const double before = evaluate(student, val).accuracy;
     distill_options d;
     d.teacher_forced = forced;
+    d.target = targets[run];
     d.stage1 = fo;
     d.stage1.steps = 60;
     d.stage2 = fo;
@@ -92,7 +114,7 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
     d.stage2.lr = 2e-4;
     distill(teacher, student, {1}, train, nullptr, d);
     const double after = evaluate(student, val).accuracy;
-    INFO("teacher-forced " << forced << ": student " << before << " -> " << after << ", teacher " << acc);
+    INFO(distill_target_name(d.target) << ", teacher-forced " << forced << ": student " << before << " -> " << after << ", teacher " << acc);
     REQUIRE(after > before);
     REQUIRE(after > acc - 0.15);
   }

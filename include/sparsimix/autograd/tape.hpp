@@ -52,6 +52,16 @@ struct Var {
   bool valid() const noexcept { return id >= 0; }
 };
 
+// A mixer whose training cache keeps its pre-projection output (`head_out`, [B, N, C]) and
+// whose backward takes a gradient on it: MultiHeadLSTM's head_proj output, FAR's
+// distillation target (METHOD.md 1.7).
+template <class M>
+concept PreProjMixer = SeqMixer<M> && requires(M& m, const typename M::cache_type& c,
+                                               ConstSeq<typename M::scalar_type> dy, Seq<typename M::scalar_type> dx) {
+  c.head_out.view();
+  m.backward(c, dy, dx, dy);
+};
+
 namespace detail {
 
 enum class tape_op : std::uint8_t {
@@ -86,13 +96,22 @@ template <class T>
 struct mixer_holder_base {
   virtual ~mixer_holder_base() = default;
   virtual void backward(ConstSeq<T> dy, Seq<T> dx) = 0;
+  // With a gradient on the mixer's pre-projection output too (see Tape::mixer_pre_proj).
+  virtual void backward(ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) = 0;
 };
+
 template <class M>
 struct mixer_holder final : mixer_holder_base<typename M::scalar_type> {
   using T = typename M::scalar_type;
   M* mixer = nullptr;
   typename M::cache_type cache{};
   void backward(ConstSeq<T> dy, Seq<T> dx) override { mixer->backward(cache, dy, dx); }
+  void backward(ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) override {
+    if constexpr (PreProjMixer<M>)
+      mixer->backward(cache, dy, dx, ds);
+    else
+      throw config_error("Tape: this mixer has no pre-projection output");
+  }
 };
 
 }  // namespace detail
@@ -417,6 +436,24 @@ class Tape {
     return y;
   }
 
+  // Like mixer(), and also the mixer's pre-projection output s [B, N, C] as a var (its
+  // value copied from the cache), so a loss can read it: {y, s}. Backward feeds both
+  // gradients to the mixer in one call.
+  template <PreProjMixer M>
+    requires std::is_same_v<typename M::scalar_type, T>
+  std::pair<Var, Var> mixer_pre_proj(M& m, Var x, const TokenMask* mask = nullptr) {
+    const Var y = mixer(m, x, mask);
+    auto& h = static_cast<detail::mixer_holder<M>&>(*mixers_[static_cast<std::size_t>(nmix_ - 1)]);
+    const auto sv = h.cache.head_out.view();
+    if (!(sv.shape() == shape(y)))
+      throw shape_error(detail::concat("Tape::mixer_pre_proj: head_out is ", sv.shape().str(), ", expected ",
+                                       shape(y).str()));
+    const Var s = new_var(shape(y), true);
+    std::copy(sv.begin(), sv.end(), ptr(s));
+    nodes_.back().b = s;  // the mixer node now has two outputs: y (out) and s (b)
+    return {y, s};
+  }
+
   // ---- losses (each a scalar) ---------------------------------------------------------
 
   // Mean squared error over every element. With a mask (a, b [B, N, C]), the mean runs over
@@ -605,7 +642,8 @@ class Tape {
     for (index_t i = static_cast<index_t>(nodes_.size()) - 1; i >= 0; --i) {
       const node& nd = nodes_[static_cast<std::size_t>(i)];
       const auto& out = vars_[uidx(nd.out)];
-      if (!out.grad || !out.grad_ready) continue;  // nothing flows through this node
+      const bool second = nd.op == detail::tape_op::mixer && nd.b.valid() && vars_[uidx(nd.b)].grad_ready;
+      if (!out.grad || (!out.grad_ready && !second)) continue;  // nothing flows through this node
       run_backward(nd, out.grad);
     }
   }
@@ -921,6 +959,17 @@ class Tape {
       case op::mixer: {
         auto& h = *mixers_[static_cast<std::size_t>(nd.i0)];
         const Shape xs = shape(nd.a);
+        if (nd.b.valid() && vars_[uidx(nd.b)].grad_ready) {
+          // Two outputs: y's gradient may never have been written (a loss on s alone).
+          const ConstSeq<T> dys(acc_grad(nd.out), xs), dss(vars_[uidx(nd.b)].grad, xs);
+          if (vars_[uidx(nd.a)].grad) {
+            write_grad(nd.a, [&](T* dx) { h.backward(dys, Seq<T>(dx, xs), dss); });
+          } else {
+            scratch2_.resize(xs);
+            h.backward(dys, scratch2_.view(), dss);
+          }
+          break;
+        }
         const ConstSeq<T> dys(dy, xs);
         if (vars_[uidx(nd.a)].grad) {
           write_grad(nd.a, [&](T* dx) { h.backward(dys, Seq<T>(dx, xs)); });
@@ -1055,6 +1104,7 @@ class Tape {
   std::vector<std::unique_ptr<detail::mixer_holder_base<T>>> mixers_;
   index_t nmix_ = 0;
   Tensor<T> scratch_;
+  Tensor<T> scratch2_;  // dx nobody reads, for two-output mixer nodes
 };
 
 // Free-function spelling of Tape::mixer, for generic code.

@@ -16,15 +16,18 @@ namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
 // What a replaced layer's student is matched to in stage 1.
-//   mixer_out: MSE between the student mixer's output and the teacher attention's output
-//              (both after their output projection; for mh_lstm post_proj starts as the
-//              teacher's proj and is frozen in stage 1, so this is the pre-projection match
-//              seen through the teacher's own projection);
+//   pre_proj:  (default, FAR's HEAD code, METHOD.md 1.7, 6.1) MSE between the student's
+//              pre-projection output (mh_lstm: head_proj output s) and the teacher
+//              attention's output before proj; post_proj is the teacher's proj, frozen in
+//              stage 1. A mixer without a pre-projection output (selective_scan: a Mamba
+//              block ends in its own out_proj) is matched on its output (mixer_out);
+//   mixer_out: MSE between the student mixer's output and the teacher attention's output;
 //   block_out: MSE between block outputs; cosine: 1 - cosine over channels of block outputs.
-enum class distill_target { mixer_out, block_out, cosine };
+enum class distill_target { pre_proj, mixer_out, block_out, cosine };
 
 inline const char* distill_target_name(distill_target t) noexcept {
   switch (t) {
+    case distill_target::pre_proj: return "pre_proj";
     case distill_target::mixer_out: return "mixer_out";
     case distill_target::block_out: return "block_out";
     case distill_target::cosine: return "cosine";
@@ -34,7 +37,7 @@ inline const char* distill_target_name(distill_target t) noexcept {
 
 struct distill_options {
   fit_options stage1, stage2;
-  distill_target target = distill_target::mixer_out;
+  distill_target target = distill_target::pre_proj;
   // Teacher-forced: each replaced mixer sees the teacher's own block input (LN1 output),
   // so one teacher pass trains every replaced layer locally; the loss is the similarity
   // alone (no cross-entropy). Free-running (default, FAR's code): the student runs on its
@@ -90,8 +93,10 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
   const std::set<index_t> replaced(layers.begin(), layers.end());
   distill_result res;
   vit_capture<T> cap;
-  cap.mixers = opt.target == distill_target::mixer_out;
-  cap.blocks = !cap.mixers;
+  const bool pre = opt.target == distill_target::pre_proj;
+  cap.mixers = pre || opt.target == distill_target::mixer_out || opt.teacher_forced;
+  cap.blocks = opt.target == distill_target::block_out || opt.target == distill_target::cosine;
+  cap.pre_proj = pre;
   cap.mixer_inputs = opt.teacher_forced;
   Tensor<T> teacher_logits;
   auto run_teacher = [&](const Tensor<T>& images) {
@@ -124,19 +129,36 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
         for (index_t l : replaced) {
           const auto k = static_cast<std::size_t>(l);
           const Var x = tape.input(cap.mixer_in[k].view());
-          const Var y = std::visit([&](auto& m) { return tape.mixer(m, x, nullptr); }, student.mixer(l));
-          add(tape.scale(tape.mse(y, tape.input(cap.mixer_out[k].view())), sim_scale));
+          const Var sim = std::visit(
+              [&](auto& m) {
+                if constexpr (PreProjMixer<std::remove_cvref_t<decltype(m)>>) {
+                  if (pre && cap.pre_proj_out[k].numel()) {
+                    auto [y, s] = tape.mixer_pre_proj(m, x, nullptr);
+                    return tape.mse(s, tape.input(cap.pre_proj_out[k].view()));
+                  }
+                }
+                return tape.mse(tape.mixer(m, x, nullptr), tape.input(cap.mixer_out[k].view()));
+              },
+              student.mixer(l));
+          add(tape.scale(sim, sim_scale));
         }
         acc = 0;
         return total;
       }
       vit_trace trace;
+      trace.want_pre_proj = pre;
       const Var logits = student.forward(tape, images.view(), &trace);
       acc = batch_accuracy(tape.value(logits), labels);
       for (index_t l : replaced) {
         const auto k = static_cast<std::size_t>(l);
         Var sim;
         switch (opt.target) {
+          case distill_target::pre_proj:
+            if (trace.pre_proj[k].valid() && cap.pre_proj_out[k].numel()) {
+              sim = tape.mse(trace.pre_proj[k], tape.input(cap.pre_proj_out[k].view()));
+              break;
+            }
+            [[fallthrough]];
           case distill_target::mixer_out: sim = tape.mse(trace.mixer_out[k], tape.input(cap.mixer_out[k].view())); break;
           case distill_target::block_out: sim = tape.mse(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
           case distill_target::cosine: sim = tape.cosine_loss(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
@@ -146,10 +168,6 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       if (opt.ce_weight > 0) add(tape.scale(tape.cross_entropy(logits, labels), static_cast<T>(opt.ce_weight)));
       return total;
     };
-    if (opt.teacher_forced) {
-      cap.mixers = true;  // the teacher's mixer outputs are the targets of the local losses
-      cap.blocks = false;
-    }
     res.stage1 = fit(student, optimizer, train, val, opt.stage1, loss,
                      on_progress ? std::function<void(const fit_progress&)>([&](const fit_progress& p) { on_progress(1, p); })
                                  : std::function<void(const fit_progress&)>{});

@@ -68,15 +68,20 @@ Mixer<T> make_mixer(const mixer_spec& spec, index_t dim, index_t heads, Rng& rng
 // output [B, N, C] (before the residual add), and for attention blocks the maps [B, H, N, N].
 template <class T>
 struct vit_capture {
-  bool blocks = false, mixers = false, maps = false, mixer_inputs = false;
+  bool blocks = false, mixers = false, maps = false, mixer_inputs = false, pre_proj = false;
   std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // attn_map[i] empty if not attention
   std::vector<Tensor<T>> mixer_in;                        // LN1 outputs (the mixers' inputs)
+  // Attention blocks: the output before proj, concat_heads(softmax(q k^T / sqrt d) v)
+  // (FAR's distillation target, METHOD.md 1.7); empty for other blocks.
+  std::vector<Tensor<T>> pre_proj_out;
 };
 
 // Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
-// block output (masked under halting).
+// block output (masked under halting), and, when asked for, the pre-projection output of
+// mixers that have one (PreProjMixer: mh_lstm's head_proj output; invalid Var otherwise).
 struct vit_trace {
-  std::vector<Var> mixer_in, mixer_out, block_out;
+  bool want_pre_proj = false;
+  std::vector<Var> mixer_in, mixer_out, block_out, pre_proj;
   Var logits;
 };
 
@@ -320,6 +325,7 @@ class HybridViT {
       cap->mixer_out.resize(static_cast<std::size_t>(depth()));
       cap->attn_map.resize(static_cast<std::size_t>(depth()));
       if (cap->mixer_inputs) cap->mixer_in.resize(static_cast<std::size_t>(depth()));
+      if (cap->pre_proj) cap->pre_proj_out.resize(static_cast<std::size_t>(depth()));
     }
     w.ln.resize(Shape{B, N, C});
     w.mix.resize(Shape{B, N, C});
@@ -334,6 +340,15 @@ class HybridViT {
       kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
                                  static_cast<T*>(nullptr), rows, C, eps);
       if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
+      if (cap && cap->pre_proj) {
+        auto& pre = cap->pre_proj_out[static_cast<std::size_t>(i)];
+        if (const auto* a = std::get_if<Attention<T>>(&b.mixer)) {
+          pre.resize(Shape{B, N, C});
+          a->forward_pre_proj(w.ln.view(), pre.view(), mask);
+        } else {
+          pre = Tensor<T>();
+        }
+      }
       const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
       if (want_map) {
         auto& map = cap->attn_map[static_cast<std::size_t>(i)];
@@ -371,7 +386,11 @@ class HybridViT {
     const Var wp = tape.param(patch_w_.v.view().reshape(Shape{C, F}), patch_w_.g.view().reshape(Shape{C, F}));
     Var x = tape.concat_tokens(bind(tape, cls_), tape.linear(patches, wp, bind(tape, patch_b_)));
     x = tape.add(x, bind(tape, pos_));
-    if (trace) *trace = vit_trace{};
+    if (trace) {
+      const bool want = trace->want_pre_proj;
+      *trace = vit_trace{};
+      trace->want_pre_proj = want;
+    }
     const T eps = static_cast<T>(cfg_.ln_eps);
     const index_t N = cfg_.num_tokens();
     if (halting_) {
@@ -393,7 +412,19 @@ class HybridViT {
         x = tape.mul(x, keep);
       }
       const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
-      const Var m = std::visit([&](auto& mm) { return tape.mixer(mm, h, mask); }, b.mixer);
+      Var pre;
+      const Var m = std::visit(
+          [&](auto& mm) {
+            if constexpr (PreProjMixer<std::remove_cvref_t<decltype(mm)>>) {
+              if (trace && trace->want_pre_proj) {
+                auto [y, s] = tape.mixer_pre_proj(mm, h, mask);
+                pre = s;
+                return y;
+              }
+            }
+            return tape.mixer(mm, h, mask);
+          },
+          b.mixer);
       x = tape.add(x, m);
       const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
       const Var f = tape.gelu(tape.linear(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b)));
@@ -405,6 +436,7 @@ class HybridViT {
       if (trace) {
         trace->mixer_in.push_back(h);
         trace->mixer_out.push_back(m);
+        trace->pre_proj.push_back(pre);
         trace->block_out.push_back(x);
       }
     }
