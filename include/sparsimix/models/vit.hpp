@@ -400,16 +400,11 @@ class HybridViT {
     for (index_t i = 0; i < depth(); ++i) {
       auto& b = blocks_[static_cast<std::size_t>(i)];
       const TokenMask* mask = nullptr;
-      Var keep;
       if (halting_) {
         // The mixer node reads its mask again in backward: keep a copy per block.
         train_masks_[static_cast<std::size_t>(i)] = halting_->mask();
         mask = &train_masks_[static_cast<std::size_t>(i)];
-        ws_.keep.resize(Shape{B, N, C});
-        for (index_t r = 0; r < B * N; ++r)
-          std::fill_n(ws_.keep.data() + r * C, C, mask->alive(r / N, r % N) ? T(1) : T(0));
-        keep = tape.input(ws_.keep.view());
-        x = tape.mul(x, keep);
+        x = tape.mask_tokens(x, *mask);
       }
       const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
       Var pre;
@@ -427,10 +422,10 @@ class HybridViT {
           b.mixer);
       x = tape.add(x, m);
       const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
-      const Var f = tape.gelu(tape.linear(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b)));
+      const Var f = tape.linear_gelu(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b));
       x = tape.add(x, tape.linear(f, bind(tape, b.fc2_w), bind(tape, b.fc2_b)));
       if (halting_) {
-        x = tape.mul(x, keep);
+        x = tape.mask_tokens(x, *mask);
         halting_->update(i, tape.value(x));
       }
       if (trace) {
