@@ -10,6 +10,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive under -fsanitize=address
 #endif
 #include <Eigen/Core>
 #if defined(__GNUC__) && !defined(__clang__)
