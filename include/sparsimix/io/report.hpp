@@ -99,11 +99,24 @@ inline std::string sparsity_heatmap_svg(const experiment_report& r) {
   index_t heads = 0;
   for (const auto& l : r.sparsity) heads = std::max<index_t>(heads, static_cast<index_t>(l.heads.size()));
   const int cw = 70, ch = 34, left = 90, top = 50;
-  const int W = left + cw * static_cast<int>(heads + 1) + 40, H = top + ch * static_cast<int>(r.sparsity.size()) + 60;
+  const int W = std::max(520, left + cw * static_cast<int>(heads + 1) + 40);
+  const int H = top + ch * static_cast<int>(r.sparsity.size()) + 40;
+  // Colours span the observed range so differences between layers stay visible.
+  double lo = 1e300, hi = -1e300;
+  for (const auto& l : r.sparsity) {
+    if (!l.attention) continue;
+    for (const auto& st : l.heads) {
+      lo = std::min(lo, sparsity_score(st, r.metric));
+      hi = std::max(hi, sparsity_score(st, r.metric));
+    }
+  }
+  if (!(hi > lo)) hi = lo + 1e-9;
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
-  s << "<text x='10' y='22' font-size='15'>Attention sparsity (" << sparsity_metric_name(r.metric)
+  s << "<text x='10' y='22' font-size='15'>Attention sparsity per layer and head (" << sparsity_metric_name(r.metric)
     << " score; darker = sparser)</text>\n";
+  s << "<text x='10' y='" << H - 12 << "' font-size='11'>colour scale: white = " << detail::fmt(lo, 3)
+    << ", dark blue = " << detail::fmt(hi, 3) << "</text>\n";
   for (index_t h = 0; h <= heads; ++h)
     s << "<text x='" << left + cw * h + cw / 2 << "' y='" << top - 8 << "' text-anchor='middle'>"
       << (h < heads ? "head " + std::to_string(h) : std::string("mean")) << "</text>\n";
@@ -117,9 +130,9 @@ inline std::string sparsity_heatmap_svg(const experiment_report& r) {
       if (h < heads && h >= static_cast<index_t>(l.heads.size())) continue;
       const double v = sparsity_score(st, r.metric);
       s << "<rect x='" << left + cw * h << "' y='" << y << "' width='" << cw - 2 << "' height='" << ch - 2
-        << "' fill='" << detail::heat_colour(v) << "'/>";
+        << "' fill='" << detail::heat_colour((v - lo) / (hi - lo)) << "'/>";
       s << "<text x='" << left + cw * h + cw / 2 << "' y='" << y + ch / 2 + 4 << "' text-anchor='middle' fill='"
-        << (v > 0.55 ? "white" : "black") << "'>" << detail::fmt(v, 3) << "</text>\n";
+        << ((v - lo) / (hi - lo) > 0.55 ? "white" : "black") << "'>" << detail::fmt(v, 3) << "</text>\n";
     }
   }
   s << "</svg>\n";
