@@ -14,7 +14,12 @@
 //   forward  = 2 B N C 3C (qkv) + 2 B H N^2 d x 2 (q k^T, p v) + 2 B N C^2 (proj)
 //            = 8 B N C^2 + 4 B N^2 C
 //   backward = 2x the GEMMs of forward: 16 B N C^2 + 8 B N^2 C; forward+backward = 3x forward.
+// With SPARSIMIX_BENCH_FULL=1 in the environment, BM_Attention_Forward also runs the long
+// DeiT shapes N = 1025 and 4097 (B = 1): too slow for the CTest smoke run.
 #include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <string>
 
 #include <sparsimix/mixers/attention.hpp>
 
@@ -89,5 +94,16 @@ void BM_Attention_ForwardBackward(benchmark::State& state) {
 BENCHMARK(BM_Attention_Forward)->SPARSIMIX_ATTENTION_ARGS->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_ForwardCapture)->SPARSIMIX_ATTENTION_ARGS->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_ForwardBackward)->SPARSIMIX_ATTENTION_ARGS->Unit(benchmark::kMicrosecond);
+
+const int long_shapes = [] {
+  const char* e = std::getenv("SPARSIMIX_BENCH_FULL");
+  if (e && std::string(e) == "1")
+    benchmark::RegisterBenchmark("BM_Attention_Forward", BM_Attention_Forward)
+        ->ArgNames({"B", "N", "C"})
+        ->Args({1, 1025, 192})
+        ->Args({1, 4097, 192})
+        ->Unit(benchmark::kMicrosecond);
+  return 0;
+}();
 
 }  // namespace

@@ -1,0 +1,207 @@
+// Whole-model HybridViT benchmarks (float32), the shapes of issue 6.
+//
+// Kernel paths:
+//   BM_ViT_Forward/deit_tiny/B:b/T:t   HybridViT::forward (inference, no tape): patchify +
+//                                      linear_forward (Eigen) patch embed; per block
+//                                      kernels::layernorm_forward, Attention::forward
+//                                      (Eigen qkv/proj GEMMs, kernels::simd::attention_online),
+//                                      MLP as Eigen fc1 + kernels::bias_gelu + Eigen fc2
+//                                      (accumulating into the residual); head GEMM.
+//   BM_ViT_TrainStep/<model>/B:b/T:t   one AdamW training step on a reused Tape: tape.clear,
+//                                      zero_grad, HybridViT::forward(tape) (tape linear/
+//                                      layernorm/gelu nodes, Attention cache forward),
+//                                      cross_entropy, tape.backward (linear_backward GEMMs,
+//                                      kernels::attention_backward, layernorm_backward),
+//                                      AdamW::step. model = deit_tiny (img 224, patch 16, C 192,
+//                                      depth 12, H 3, 1000 classes) or demo (img 28, patch 4,
+//                                      C 96, depth 6, H 3, 10 classes, 1 channel).
+//   BM_ViT_Hybrid/<mix>/N:n/T:t        inference forward of a DeiT-Tiny-shaped model at
+//                                      N = (img/16)^2 + 1 tokens (img 224, 384, 512 ->
+//                                      N 197, 577, 1025), B = 1; mix = attn (12 attention
+//                                      blocks) or half_lstm (blocks 0, 2, .. attention, 1, 3, ..
+//                                      MultiHeadLSTM: pre_proj GEMM, per head x direction LSTM
+//                                      recurrences over parallel_for, head_proj, post_proj).
+//
+// Threads: T is set with sparsimix::set_num_threads (OpenMP: parallel_for regions and Eigen's
+// own GEMM threading). Without SPARSIMIX_WITH_OPENMP only T = 1 is registered.
+// Heavy cases register only when the environment has SPARSIMIX_BENCH_FULL=1, so the CTest
+// smoke run (--benchmark_min_time=0) stays short: by default only DeiT forward B=1, the demo
+// training step and the N=197 hybrid pair run.
+//
+// Counters: images/s, tokens/s (B * N per iteration) and GFLOP/s with the nominal count
+// (multiply-add = 2; softmax, LayerNorm, GELU, exp not counted) per image:
+//   F = 2 np (Cin P^2) C                                   patch embed
+//     + sum over blocks: N * 16 C^2                        MLP (C -> 4C -> C)
+//                        + attention: N * 8 C^2 + 4 N^2 C  (qkv, proj, q k^T, p v)
+//                        + mh_lstm:   N * (4 C^2 + 36 C d) (pre/post_proj, 2 dirs x (ih+hh)
+//                                                           = 32 C d, head_proj 4 C d), d = C/H
+//     + 2 C classes                                        head
+// A training step is counted as 3 F per image (backward = 2x forward GEMMs; AdamW not counted).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sparsimix/autograd/optim.hpp>
+#include <sparsimix/models/vit.hpp>
+
+namespace {
+
+using namespace sparsimix;
+
+vit_config deit_tiny(index_t img, bool half_lstm) {
+  vit_config c;
+  c.img_size = img;
+  c.patch_size = 16;
+  c.in_chans = 3;
+  c.num_classes = 1000;
+  c.embed_dim = 192;
+  c.depth = 12;
+  c.num_heads = 3;
+  c.mixers.assign(12, mixer_spec{});
+  if (half_lstm)
+    for (std::size_t i = 1; i < c.mixers.size(); i += 2) c.mixers[i].kind = mixer_kind::mh_lstm;
+  return c;
+}
+
+vit_config demo() {
+  vit_config c;  // the defaults are the demo model: img 28, patch 4, C 96, depth 6, H 3
+  c.mixers.assign(static_cast<std::size_t>(c.depth), mixer_spec{});
+  return c;
+}
+
+double image_flops(const vit_config& c) {
+  const double C = static_cast<double>(c.embed_dim), N = static_cast<double>(c.num_tokens());
+  const double d = C / static_cast<double>(c.num_heads);
+  double f = 2.0 * static_cast<double>(c.num_patches() * c.in_chans * c.patch_size * c.patch_size) * C;
+  for (const auto& m : c.mixers) {
+    f += N * 2 * C * static_cast<double>(c.mlp_hidden()) * 2;
+    if (m.kind == mixer_kind::mh_lstm)
+      f += N * (4 * C * C + 36 * C * d);
+    else
+      f += N * 8 * C * C + 4 * N * N * C;
+  }
+  return f + 2 * C * static_cast<double>(c.num_classes);
+}
+
+// Models are built once per configuration: init of DeiT-Tiny's 5.7M weights would otherwise
+// run again for every iteration-count probe of the benchmark library.
+HybridViT<float>& model(const std::string& key, const vit_config& cfg) {
+  static std::map<std::string, std::unique_ptr<HybridViT<float>>> cache;
+  auto& m = cache[key];
+  if (!m) {
+    m = std::make_unique<HybridViT<float>>(cfg);
+    Rng rng(1);
+    m->init(rng);
+  }
+  return *m;
+}
+
+void counters(benchmark::State& state, const vit_config& c, index_t B, double flop_factor) {
+  using benchmark::Counter;
+  state.counters["images/s"] = Counter(static_cast<double>(B), Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] = Counter(static_cast<double>(B * c.num_tokens()), Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      Counter(flop_factor * static_cast<double>(B) * image_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = static_cast<double>(max_threads());
+}
+
+Tensor<float> images(const vit_config& c, index_t B) {
+  Tensor<float> img(Shape{B, c.in_chans, c.img_size, c.img_size});
+  Rng rng(7);
+  fill_normal(rng, img.data(), img.numel(), 0.0, 1.0);
+  return img;
+}
+
+void run_forward(benchmark::State& state, const std::string& key, const vit_config& cfg, index_t B, int threads) {
+  set_num_threads(threads);
+  const auto& m = model(key, cfg);
+  const Tensor<float> img = images(cfg, B);
+  Tensor<float> logits(Shape{B, cfg.num_classes});
+  m.forward(img.view(), logits.view());  // warm-up: workspaces grow once
+  for (auto _ : state) {
+    m.forward(img.view(), logits.view());
+    benchmark::DoNotOptimize(logits.data());
+    benchmark::ClobberMemory();
+  }
+  counters(state, cfg, B, 1.0);
+}
+
+void run_train(benchmark::State& state, const std::string& key, const vit_config& cfg, index_t B, int threads) {
+  set_num_threads(threads);
+  auto& m = model(key, cfg);
+  const Tensor<float> img = images(cfg, B);
+  std::vector<index_t> labels(static_cast<std::size_t>(B));
+  for (index_t i = 0; i < B; ++i) labels[static_cast<std::size_t>(i)] = (i * 7) % cfg.num_classes;
+  AdamW<float> opt({.lr = 1e-4, .weight_decay = 0.05});
+  opt.add_group(m.parameters());
+  Tape<float> tape;
+  auto step = [&] {
+    tape.clear();
+    opt.zero_grad();
+    const Var loss = tape.cross_entropy(m.forward(tape, img.view()), labels);
+    tape.backward(loss);
+    opt.step();
+  };
+  step();  // warm-up: the tape's pools and the optimizer state grow once
+  for (auto _ : state) {
+    step();
+    benchmark::ClobberMemory();
+  }
+  counters(state, cfg, B, 3.0);
+}
+
+bool full() {
+  const char* e = std::getenv("SPARSIMIX_BENCH_FULL");
+  return e && std::string(e) == "1";
+}
+
+int register_all() {
+  const bool all = full();
+  std::vector<int> ts{1};
+#if defined(SPARSIMIX_USE_OPENMP)
+  ts.push_back(2);
+#endif
+  auto name = [](std::string base, std::string what, index_t v, int t) {
+    return base + "/" + what + std::to_string(v) + "/T:" + std::to_string(t);
+  };
+  for (int t : ts) {
+    const bool heavy_t = t > 1;
+    for (index_t B : {index_t{1}, index_t{8}}) {
+      if ((B > 1 || heavy_t) && !all) continue;
+      benchmark::RegisterBenchmark(name("BM_ViT_Forward/deit_tiny", "B:", B, t).c_str(),
+                                   [B, t](benchmark::State& s) { run_forward(s, "deit_tiny_224", deit_tiny(224, false), B, t); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+    if (all)
+      benchmark::RegisterBenchmark(name("BM_ViT_TrainStep/deit_tiny", "B:", 8, t).c_str(),
+                                   [t](benchmark::State& s) { run_train(s, "deit_tiny_224", deit_tiny(224, false), 8, t); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    if (all || !heavy_t)
+      benchmark::RegisterBenchmark(name("BM_ViT_TrainStep/demo", "B:", 128, t).c_str(),
+                                   [t](benchmark::State& s) { run_train(s, "demo", demo(), 128, t); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    for (index_t img : {index_t{224}, index_t{384}, index_t{512}}) {
+      if ((img > 224 || heavy_t) && !all) continue;
+      const index_t N = (img / 16) * (img / 16) + 1;
+      for (bool half : {false, true}) {
+        const std::string key = std::string(half ? "half_lstm_" : "attn_") + std::to_string(img);
+        benchmark::RegisterBenchmark(name(std::string("BM_ViT_Hybrid/") + (half ? "half_lstm" : "attn"), "N:", N, t).c_str(),
+                                     [=](benchmark::State& s) { run_forward(s, key, deit_tiny(img, half), 1, t); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+  }
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
