@@ -60,6 +60,21 @@ struct channel_scale {
   ParamList<T> parameters() { return {{"scale", w.view(), gw.view(), false}}; }
 };
 
+// Every parameter as a gradcheck target, its analytic gradient snapshotted into `grads`
+// (the model's own gradients change while the loss closure runs).
+std::vector<gradcheck_target> gradcheck_targets(HybridViT<double>& m, std::vector<Tensor<double>>& grads) {
+  auto params = m.parameters();
+  std::vector<gradcheck_target> targets;
+  grads.clear();
+  grads.reserve(params.size());
+  for (auto& p : params) {
+    grads.emplace_back(p.grad.shape());
+    grads.back().copy_from(TensorView<const double>(p.grad));
+    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
+  }
+  return targets;
+}
+
 }  // namespace
 
 static_assert(SeqMixer<AnyMixer<float>> && SeqMixer<AnyMixer<double>>);
@@ -96,15 +111,8 @@ TEST_CASE("HybridViT gradients match finite differences through every block kind
   Tape<double> tape;
   m.zero_grad();
   tape.backward(tape.cross_entropy(m.forward(tape, img.view()), labels));
-  auto params = m.parameters();
   std::vector<Tensor<double>> grads;
-  std::vector<gradcheck_target> targets;
-  grads.reserve(params.size());
-  for (auto& p : params) {
-    grads.emplace_back(p.grad.shape());
-    grads.back().copy_from(TensorView<const double>(p.grad));
-    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
-  }
+  const auto targets = gradcheck_targets(m, grads);
   auto loss = [&] {
     Tape<double> t;
     return t.item(t.cross_entropy(m.forward(t, img.view()), labels));
@@ -226,15 +234,8 @@ TEST_CASE("HybridViT with A-ViT halting: masks, inference == tape, halting loss 
                                 ad * m.halting().prior_kl();
   REQUIRE(tape.item(loss) == Approx(expected_value).epsilon(1e-12));
   tape.backward(loss);
-  auto params = m.parameters();
   std::vector<Tensor<double>> grads;
-  std::vector<gradcheck_target> targets;
-  grads.reserve(params.size());
-  for (auto& p : params) {
-    grads.emplace_back(p.grad.shape());
-    grads.back().copy_from(TensorView<const double>(p.grad));
-    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
-  }
+  const auto targets = gradcheck_targets(m, grads);
   auto loss_fn = [&] {
     Tape<double> t;
     vit_trace tr;

@@ -183,30 +183,13 @@ class HybridViT {
   // under its own names; see mixer_state for the dense layout).
   ParamList<T> parameters() {
     ParamList<T> ps;
-    ps.push_back(param("patch_embed.proj.weight", patch_w_, true));
-    ps.push_back(param("patch_embed.proj.bias", patch_b_, false));
-    ps.push_back(param("cls_token", cls_, false));
-    ps.push_back(param("pos_embed", pos_, false));
-    for (index_t i = 0; i < depth(); ++i) {
-      auto& b = blocks_[static_cast<std::size_t>(i)];
-      const std::string p = "blocks." + std::to_string(i) + ".";
-      ps.push_back(param(p + "norm1.weight", b.n1_w, false));
-      ps.push_back(param(p + "norm1.bias", b.n1_b, false));
-      for (auto& mp : std::visit([](auto& m) { return m.parameters(); }, b.mixer)) {
-        mp.name = p + "attn." + mp.name;
-        ps.push_back(std::move(mp));
-      }
-      ps.push_back(param(p + "norm2.weight", b.n2_w, false));
-      ps.push_back(param(p + "norm2.bias", b.n2_b, false));
-      ps.push_back(param(p + "mlp.fc1.weight", b.fc1_w, true));
-      ps.push_back(param(p + "mlp.fc1.bias", b.fc1_b, false));
-      ps.push_back(param(p + "mlp.fc2.weight", b.fc2_w, true));
-      ps.push_back(param(p + "mlp.fc2.bias", b.fc2_b, false));
-    }
-    ps.push_back(param("norm.weight", norm_w_, false));
-    ps.push_back(param("norm.bias", norm_b_, false));
-    ps.push_back(param("head.weight", head_w_, true));
-    ps.push_back(param("head.bias", head_b_, false));
+    visit_state([&](const std::string& name, pt& p, bool decay) { ps.push_back({name, p.v.view(), p.g.view(), decay}); },
+                [&](const std::string& prefix, Mixer<T>& mixer) {
+                  for (auto& mp : std::visit([](auto& m) { return m.parameters(); }, mixer)) {
+                    mp.name = prefix + mp.name;
+                    ps.push_back(std::move(mp));
+                  }
+                });
     return ps;
   }
   void zero_grad() {
@@ -228,33 +211,16 @@ class HybridViT {
   // The PyTorch state_dict (timm order, dense layouts), values or gradients.
   named_tensors<T> state_dict(bool grads = false) {
     named_tensors<T> out;
-    auto put = [&](const std::string& name, pt& p) {
-      Tensor<T> t(p.v.shape());
-      t.copy_from(grads ? p.g.view() : p.v.view());
-      out.emplace_back(name, std::move(t));
-    };
-    put("patch_embed.proj.weight", patch_w_);
-    put("patch_embed.proj.bias", patch_b_);
-    put("cls_token", cls_);
-    put("pos_embed", pos_);
-    for (index_t i = 0; i < depth(); ++i) {
-      auto& b = blocks_[static_cast<std::size_t>(i)];
-      const std::string p = "blocks." + std::to_string(i) + ".";
-      put(p + "norm1.weight", b.n1_w);
-      put(p + "norm1.bias", b.n1_b);
-      for (auto& [name, t] : std::visit([&](auto& m) { return mixer_state(m, grads); }, b.mixer))
-        out.emplace_back(p + "attn." + name, std::move(t));
-      put(p + "norm2.weight", b.n2_w);
-      put(p + "norm2.bias", b.n2_b);
-      put(p + "mlp.fc1.weight", b.fc1_w);
-      put(p + "mlp.fc1.bias", b.fc1_b);
-      put(p + "mlp.fc2.weight", b.fc2_w);
-      put(p + "mlp.fc2.bias", b.fc2_b);
-    }
-    put("norm.weight", norm_w_);
-    put("norm.bias", norm_b_);
-    put("head.weight", head_w_);
-    put("head.bias", head_b_);
+    visit_state(
+        [&](const std::string& name, pt& p, bool) {
+          Tensor<T> t(p.v.shape());
+          t.copy_from(grads ? p.g.view() : p.v.view());
+          out.emplace_back(name, std::move(t));
+        },
+        [&](const std::string& prefix, Mixer<T>& mixer) {
+          for (auto& [name, t] : std::visit([&](auto& m) { return mixer_state(m, grads); }, mixer))
+            out.emplace_back(prefix + name, std::move(t));
+        });
     return out;
   }
 
@@ -270,33 +236,13 @@ class HybridViT {
   template <class Lookup>
   void load_state_dict(Lookup&& lookup) {
     std::vector<std::pair<pt*, Tensor<T>>> staged;
-    auto stage = [&](const std::string& name, pt& p) {
+    for_each_own([&](const std::string& name, pt& p) {
       Tensor<T> t = lookup(name);
       if (!(t.shape() == p.v.shape()))
         throw shape_error(detail::concat("HybridViT::load_state_dict: ", name, " is ", t.shape().str(), ", expected ",
                                          p.v.shape().str()));
       staged.emplace_back(&p, std::move(t));
-    };
-    stage("patch_embed.proj.weight", patch_w_);
-    stage("patch_embed.proj.bias", patch_b_);
-    stage("cls_token", cls_);
-    stage("pos_embed", pos_);
-    stage("norm.weight", norm_w_);
-    stage("norm.bias", norm_b_);
-    stage("head.weight", head_w_);
-    stage("head.bias", head_b_);
-    for (index_t i = 0; i < depth(); ++i) {
-      auto& b = blocks_[static_cast<std::size_t>(i)];
-      const std::string p = "blocks." + std::to_string(i) + ".";
-      stage(p + "norm1.weight", b.n1_w);
-      stage(p + "norm1.bias", b.n1_b);
-      stage(p + "norm2.weight", b.n2_w);
-      stage(p + "norm2.bias", b.n2_b);
-      stage(p + "mlp.fc1.weight", b.fc1_w);
-      stage(p + "mlp.fc1.bias", b.fc1_b);
-      stage(p + "mlp.fc2.weight", b.fc2_w);
-      stage(p + "mlp.fc2.bias", b.fc2_b);
-    }
+    });
     // Mixers: load each into a copy first, so a failure in block 5 leaves blocks 0-4 as they were.
     std::vector<Mixer<T>> mixers;
     for (index_t i = 0; i < depth(); ++i) {
@@ -481,33 +427,40 @@ class HybridViT {
     Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln, keep;
   };
 
-  static Param<T> param(const std::string& name, pt& p, bool decay) { return {name, p.v.view(), p.g.view(), decay}; }
   static Var bind(Tape<T>& tape, pt& p) {
     return p.trainable ? tape.param(p.v.view(), p.g.view()) : tape.frozen(p.v.view());
   }
-  template <class F>
-  void for_each_own(F&& f) {
-    f("patch_embed.proj.weight", patch_w_);
-    f("patch_embed.proj.bias", patch_b_);
-    f("cls_token", cls_);
-    f("pos_embed", pos_);
+  // Every tensor in timm's state_dict order: own(name, tensor, decays) for the model's own
+  // tensors, mixer("blocks.{i}.attn.", mixer) where block i's mixer sits in that order.
+  template <class Own, class MixerFn>
+  void visit_state(Own&& own, MixerFn&& mixer) {
+    own("patch_embed.proj.weight", patch_w_, true);
+    own("patch_embed.proj.bias", patch_b_, false);
+    own("cls_token", cls_, false);
+    own("pos_embed", pos_, false);
     for (index_t i = 0; i < depth(); ++i) {
       auto& b = blocks_[static_cast<std::size_t>(i)];
       const std::string p = "blocks." + std::to_string(i) + ".";
-      f(p + "norm1.weight", b.n1_w);
-      f(p + "norm1.bias", b.n1_b);
-      f(p + "norm2.weight", b.n2_w);
-      f(p + "norm2.bias", b.n2_b);
-      f(p + "mlp.fc1.weight", b.fc1_w);
-      f(p + "mlp.fc1.bias", b.fc1_b);
-      f(p + "mlp.fc2.weight", b.fc2_w);
-      f(p + "mlp.fc2.bias", b.fc2_b);
+      own(p + "norm1.weight", b.n1_w, false);
+      own(p + "norm1.bias", b.n1_b, false);
+      mixer(p + "attn.", b.mixer);
+      own(p + "norm2.weight", b.n2_w, false);
+      own(p + "norm2.bias", b.n2_b, false);
+      own(p + "mlp.fc1.weight", b.fc1_w, true);
+      own(p + "mlp.fc1.bias", b.fc1_b, false);
+      own(p + "mlp.fc2.weight", b.fc2_w, true);
+      own(p + "mlp.fc2.bias", b.fc2_b, false);
     }
-    f("norm.weight", norm_w_);
-    f("norm.bias", norm_b_);
-    f("head.weight", head_w_);
-    f("head.bias", head_b_);
+    own("norm.weight", norm_w_, false);
+    own("norm.bias", norm_b_, false);
+    own("head.weight", head_w_, true);
+    own("head.bias", head_b_, false);
   }
+  template <class F>
+  void for_each_own(F&& f) {
+    visit_state([&](const std::string& name, pt& p, bool) { f(name, p); }, [](const std::string&, Mixer<T>&) {});
+  }
+
   static mixer_kind kind_of(const Mixer<T>& m) {
     if (std::holds_alternative<MultiHeadLSTM<T>>(m)) return mixer_kind::mh_lstm;
     if (std::holds_alternative<SelectiveScan<T>>(m)) return mixer_kind::selective_scan;
