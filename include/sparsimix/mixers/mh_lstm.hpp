@@ -55,6 +55,82 @@ auto lstm_strided(T* p, index_t rows, index_t cols, index_t ld) {
   using M = std::conditional_t<std::is_const_v<T>, const RowMatrix<T>, RowMatrix<T>>;
   return Eigen::Map<M, 0, Eigen::OuterStride<>>(p, rows, cols, Eigen::OuterStride<>(ld));
 }
+
+// hh[B, G] = hs[B, d] wt[d, G] with wt = W_hh^T (row-major), the hidden-to-hidden product of
+// one recurrence step. Eigen's GEMM re-packs W_hh on every one of the N steps, which at
+// these sizes (B <= 8 sequences, d = 64) costs about as much as the product (perf: 15% of
+// the DeiT-shape forward in gemm_pack_lhs); here W_hh^T is transposed once per forward, and
+// each output chunk of four vectors stays in registers across the d-long reduction (xsimd:
+// plain arrays are spilled to the stack by GCC 12). Chunks outermost so the chunk's slice
+// of wt stays in L1 for all B rows. Keyed on the arch like the kernels (ODR).
+template <class A, class T>
+void lstm_hh_product(A, const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G) noexcept {
+  using V = xsimd::batch<T, A>;
+  constexpr index_t W = static_cast<index_t>(V::size);
+  index_t b = 0;
+  // Four rows x four vectors: 16 independent FMA chains sharing each load of wt.
+  for (; b + 4 <= B; b += 4) {
+    index_t j0 = 0;
+    for (; j0 + 4 * W <= G; j0 += 4 * W) {
+      V acc[4][4];
+      for (auto& r : acc)
+        for (auto& v : r) v = V(T(0));
+      for (index_t k = 0; k < d; ++k) {
+        const T* w = wt + k * G + j0;
+        const V w0 = V::load_unaligned(w), w1 = V::load_unaligned(w + W), w2 = V::load_unaligned(w + 2 * W),
+                w3 = V::load_unaligned(w + 3 * W);
+        for (index_t r = 0; r < 4; ++r) {
+          const V x(hs[(b + r) * d + k]);
+          acc[r][0] = xsimd::fma(x, w0, acc[r][0]);
+          acc[r][1] = xsimd::fma(x, w1, acc[r][1]);
+          acc[r][2] = xsimd::fma(x, w2, acc[r][2]);
+          acc[r][3] = xsimd::fma(x, w3, acc[r][3]);
+        }
+      }
+      for (index_t r = 0; r < 4; ++r)
+        for (index_t q = 0; q < 4; ++q) acc[r][q].store_unaligned(hh + (b + r) * G + j0 + q * W);
+    }
+    for (; j0 < G; ++j0)
+      for (index_t r = b; r < b + 4; ++r) {
+        T acc = T(0);
+        for (index_t k = 0; k < d; ++k) acc += hs[r * d + k] * wt[k * G + j0];
+        hh[r * G + j0] = acc;
+      }
+  }
+  // Remaining rows one at a time: eight chains (two FMA pipes x four cycles of latency).
+  for (; b < B; ++b) {
+    const T* hb = hs + b * d;
+    index_t j0 = 0;
+    for (; j0 + 8 * W <= G; j0 += 8 * W) {
+      V acc[8];
+      for (auto& v : acc) v = V(T(0));
+      for (index_t k = 0; k < d; ++k) {
+        const V x(hb[k]);
+        const T* w = wt + k * G + j0;
+        for (index_t q = 0; q < 8; ++q) acc[q] = xsimd::fma(x, V::load_unaligned(w + q * W), acc[q]);
+      }
+      for (index_t q = 0; q < 8; ++q) acc[q].store_unaligned(hh + b * G + j0 + q * W);
+    }
+    for (; j0 < G; ++j0) {
+      T acc = T(0);
+      for (index_t k = 0; k < d; ++k) acc += hb[k] * wt[k * G + j0];
+      hh[b * G + j0] = acc;
+    }
+  }
+}
+template <class T>
+void lstm_hh_product(const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G) noexcept {
+  if constexpr (kernels::simd::has_default_arch) {
+    lstm_hh_product(xsimd::default_arch{}, hs, wt, hh, B, d, G);
+  } else {
+    for (index_t b = 0; b < B; ++b)
+      for (index_t j = 0; j < G; ++j) {
+        T acc = T(0);
+        for (index_t k = 0; k < d; ++k) acc += hs[b * d + k] * wt[k * G + j];
+        hh[b * G + j] = acc;
+      }
+  }
+}
 }  // namespace detail
 
 template <class T = float>
@@ -402,7 +478,7 @@ class MultiHeadLSTM {
     st.gates.resize(Shape{H_, 2, M, 4 * d});
     if (training) st.cells.resize(Shape{H_, 2, M, d});
     st.hid.resize(Shape{M, 2 * C});
-    const index_t scratch = B * 6 * d + 4 * d;
+    const index_t scratch = B * 6 * d + 4 * d + 4 * d * d;
     scratch_.resize(Shape{2 * H_, scratch});
     parallel_for(2 * H_, [&](index_t task) {
       forward_task(st, task / 2, task % 2, training, scratch_.data() + task * scratch);
@@ -432,18 +508,21 @@ class MultiHeadLSTM {
   }
 
   // The recurrence of head h, direction dir, for every sequence of the batch.
-  // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d].
+  // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d], W_hh^T [d, 4d].
   void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
     const index_t B = st.batch, M = st.rows, C = C_, d = d_, G = 4 * d;
     T* hh = scratch;
     T* hs = hh + B * G;
     T* cs = hs + B * d;
     T* bias = cs + B * d;
+    T* wt = bias + G;
     const T* wih = w_ih_.data() + (dir * H_ + h) * G * d;
     const T* whh = w_hh_.data() + (dir * H_ + h) * G * d;
     const T* bih = b_ih_.data() + (dir * H_ + h) * G;
     const T* bhh = b_hh_.data() + (dir * H_ + h) * G;
     for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
+    for (index_t k = 0; k < d; ++k)  // contiguous stores: strided ones cost 15% of a B = 1 forward
+      for (index_t j = 0; j < G; ++j) wt[k * G + j] = whh[j * d + k];
     std::fill_n(hs, 2 * B * d, T(0));
     T* gates = st.gates.data() + (h * 2 + dir) * M * G;
     T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
@@ -455,7 +534,7 @@ class MultiHeadLSTM {
       gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
     }
     for (index_t t = 0; t < st.max_len; ++t) {
-      if (t > 0) linear_forward(static_cast<const T*>(hs), whh, static_cast<const T*>(nullptr), hh, B, d, G);
+      if (t > 0) detail::lstm_hh_product(static_cast<const T*>(hs), static_cast<const T*>(wt), hh, B, d, G);
       for (index_t b = 0; b < B; ++b) {
         const index_t len = st.length[static_cast<std::size_t>(b)];
         if (t >= len) continue;
