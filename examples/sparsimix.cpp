@@ -98,6 +98,8 @@ int run_init(const std::string& config_path, std::uint64_t seed, const std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Training-size GEMMs otherwise mmap/munmap their packing buffers on every call.
+  sparsimix::keep_large_allocations_in_heap();
   CLI::App app{"sparsimix: distil ViT attention layers into multi-head LSTMs and selective scans"};
   app.require_subcommand(1);
 

@@ -2,6 +2,7 @@
 #pragma once
 #include "core/error.hpp"
 #include "core/linalg.hpp"
+#include "core/malloc_tuning.hpp"
 #include "core/param.hpp"
 #include "core/parallel.hpp"
 #include "core/rng.hpp"

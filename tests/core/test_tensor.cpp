@@ -79,3 +79,11 @@ TEST_CASE("a default Tensor is empty and copies as empty", "[core][tensor]") {
   Tensor<float> s(Shape{});  // rank 0 is a scalar with one element
   REQUIRE(s.numel() == 1);
 }
+
+TEST_CASE("keep_large_allocations_in_heap applies on glibc", "[core][malloc]") {
+#if defined(__GLIBC__)
+  REQUIRE(keep_large_allocations_in_heap());
+#else
+  REQUIRE_FALSE(keep_large_allocations_in_heap());
+#endif
+}
