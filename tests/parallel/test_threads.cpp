@@ -1,0 +1,98 @@
+// Built with OpenMP (SPARSIMIX_USE_OPENMP): the threaded paths give the results of the serial
+// ones. Note [GEMM threading] in core/linalg.hpp.
+#include <catch2/catch.hpp>
+
+#include <sparsimix/autograd/tape.hpp>
+#include <sparsimix/core/linalg.hpp>
+#include <sparsimix/models/vit.hpp>
+
+using namespace sparsimix;
+
+#if !defined(SPARSIMIX_USE_OPENMP)
+#error "this test must be compiled with SPARSIMIX_USE_OPENMP"
+#endif
+
+namespace {
+// Plain loops in double: the reference for the chunked products.
+void reference_linear(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& dy, Tensor<double>& y,
+                      Tensor<double>& dx, Tensor<double>& dw) {
+  const index_t m = x.size(0), k = x.size(1), n = w.size(0);
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (index_t q = 0; q < k; ++q) s += double(x(i, q)) * double(w(j, q));
+      y(i, j) = s;
+    }
+  for (index_t i = 0; i < m; ++i)
+    for (index_t q = 0; q < k; ++q) {
+      double s = 0;
+      for (index_t j = 0; j < n; ++j) s += double(dy(i, j)) * double(w(j, q));
+      dx(i, q) = s;
+    }
+  for (index_t j = 0; j < n; ++j)
+    for (index_t q = 0; q < k; ++q) {
+      double s = 0;
+      for (index_t i = 0; i < m; ++i) s += double(dy(i, j)) * double(x(i, q));
+      dw(j, q) = s;
+    }
+}
+}  // namespace
+
+TEST_CASE("row-chunked GEMMs over 2 threads equal a plain reference", "[parallel][linalg]") {
+  set_num_threads(2);
+  REQUIRE(max_threads() == 2);
+  const index_t m = 1000, k = 96, n = 130;  // big enough to be chunked; odd n
+  REQUIRE(detail::gemm_chunks(m, k, n) == 2);
+  Rng rng(1);
+  Tensor<float> x(Shape{m, k}), w(Shape{n, k}), dy(Shape{m, n}), y(Shape{m, n}), dx(Shape{m, k}), dw(Shape{n, k});
+  fill_uniform(rng, x.data(), x.numel(), -1, 1);
+  fill_uniform(rng, w.data(), w.numel(), -1, 1);
+  fill_uniform(rng, dy.data(), dy.numel(), -1, 1);
+  Tensor<double> ry(Shape{m, n}), rdx(Shape{m, k}), rdw(Shape{n, k});
+  reference_linear(x, w, dy, ry, rdx, rdw);
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the per-chunk partials are reused
+    dw.zero();
+    linear_forward(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), m, k, n);
+    linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), static_cast<float*>(nullptr), m, k, n);
+    for (index_t i = 0; i < y.numel(); ++i) REQUIRE(double(y.data()[i]) == Approx(ry.data()[i]).margin(1e-4));
+    for (index_t i = 0; i < dx.numel(); ++i) REQUIRE(double(dx.data()[i]) == Approx(rdx.data()[i]).margin(1e-4));
+    for (index_t i = 0; i < dw.numel(); ++i) REQUIRE(double(dw.data()[i]) == Approx(rdw.data()[i]).margin(2e-3));
+  }
+}
+
+TEST_CASE("a hybrid ViT training step gives the same loss and gradients with 1 and 2 threads", "[parallel][vit]") {
+  vit_config c;
+  c.img_size = 16;
+  c.patch_size = 4;
+  c.in_chans = 1;
+  c.num_classes = 4;
+  c.embed_dim = 24;
+  c.num_heads = 3;
+  c.mlp_ratio = 2;
+  c.depth = 3;
+  mixer_spec lstm, scan;
+  lstm.kind = mixer_kind::mh_lstm;
+  scan.kind = mixer_kind::selective_scan;
+  scan.bidirectional = true;
+  c.mixers = {mixer_spec{}, lstm, scan};
+  HybridViT<double> m(c);
+  Rng rng(2);
+  m.init(rng);
+  Tensor<double> img(Shape{32, 1, 16, 16});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  std::vector<index_t> labels(32);
+  for (index_t i = 0; i < 32; ++i) labels[static_cast<std::size_t>(i)] = i % 4;
+  auto step = [&](int threads) {
+    set_num_threads(threads);
+    m.zero_grad();
+    Tape<double> tape;
+    const Var loss = tape.cross_entropy(m.forward(tape, img.view()), labels);
+    tape.backward(loss);
+    std::vector<double> g{tape.item(loss)};
+    for (const auto& p : m.parameters()) g.insert(g.end(), p.grad.begin(), p.grad.end());
+    return g;
+  };
+  const auto g1 = step(1), g2 = step(2);
+  REQUIRE(g1.size() == g2.size());
+  for (std::size_t i = 0; i < g1.size(); ++i) REQUIRE(g2[i] == Approx(g1[i]).margin(1e-12));
+}
