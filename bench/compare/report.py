@@ -48,11 +48,12 @@ def sparsimix_results(res):
 
 def torch_results(res):
     out, info = {}, {}
-    for path in sorted(glob.glob(os.path.join(res, "torch_T*.json"))):
+    for path in sorted(glob.glob(os.path.join(res, "torch_T*.json"))) + sorted(glob.glob(os.path.join(res, "torch_skx_T*.json"))):
+        skx = "torch_skx_" in path
         d = load(path)
         info = d["info"]
         for r in d["results"]:
-            out[(r["name"], r["threads"])] = {"wall": r["median_s"], "cpu": r["cpu_median_s"]}
+            out[(("skx:" if skx else "") + r["name"], r["threads"])] = {"wall": r["median_s"], "cpu": r["cpu_median_s"]}
     return out, info
 
 
@@ -98,8 +99,8 @@ def main():
 
     def row(label, sx_key, t, other, other_name, target=None, note=""):
         s = sx.get((sx_key, t))
-        src = {"torch": th, "oneDNN": dn}[other]
-        o = src.get((other_name, t))
+        src = {"torch": th, "oneDNN": dn, "torch+AVX-512 BLAS": th}[other]
+        o = src.get((("skx:" if other == "torch+AVX-512 BLAS" else "") + other_name, t))
         if s is None or o is None:
             rows.append(f"| {label} | {t} | {'n/a' if s is None else fmt_ms(s[basis(t)])} | {other} | "
                         f"{'n/a' if o is None else fmt_ms(o[basis(t)])} | n/a | {target or ''} | missing | | {note} |")
@@ -163,6 +164,20 @@ def main():
             "vit_train/deit_tiny/B:8", 1.2 if t == 1 else None)
         row("demo train step B=128 (AdamW)", "BM_ViT_TrainStep/demo/B:128", t, "torch", "vit_train/demo/B:128",
             1.2 if t == 1 else None)
+    # PyTorch with OPENBLAS_CORETYPE=SkylakeX (1 thread): what the same PyTorch does once its
+    # OpenBLAS uses the AVX-512 kernels this CPU supports.
+    skx_rows = [("attention fwd B=1 N=197", A.format(1, 197), "attention_fwd/B:1/N:197"),
+                ("attention fwd B=8 N=197", A.format(8, 197), "attention_fwd/B:8/N:197"),
+                ("attention fwd+bwd B=8 N=197", AB.format(8, 197), "attention_fwdbwd/B:8/N:197"),
+                ("mh_lstm fwd B=8 N=197", L.format(8, 197), "mh_lstm_fwd/B:8/N:197"),
+                ("mh_lstm fwd+bwd B=8 N=197", LB.format(8, 197), "mh_lstm_fwdbwd/B:8/N:197"),
+                ("Mamba block fwd B=1 N=197", S.format(1, 197), "mamba_fwd/B:1/N:197"),
+                ("DeiT-Tiny fwd B=1", V.format(1), "vit_fwd/deit_tiny/B:1"),
+                ("DeiT-Tiny fwd B=8", V.format(8), "vit_fwd/deit_tiny/B:8"),
+                ("DeiT-Tiny train step B=8 (AdamW)", "BM_ViT_TrainStep/deit_tiny/B:8", "vit_train/deit_tiny/B:8"),
+                ("demo train step B=128 (AdamW)", "BM_ViT_TrainStep/demo/B:128", "vit_train/demo/B:128")]
+    for label, key, tname in skx_rows:
+        row(label, key, 1, "torch+AVX-512 BLAS", tname, None, "PyTorch with OPENBLAS_CORETYPE=SkylakeX")
     hyb = []
     for t in (1, 2):
         for N in (197, 577, 1025):
@@ -195,7 +210,7 @@ def main():
                            f"| >= 1.7x | {'yes' if sc >= 1.7 else '**no**'} | |")
             summary.append({"case": f"{label} 2T/1T", "speedup": sc, "speedup_cpu1": sc_cpu, "target": 1.7})
 
-    load_before = pathlib.Path(a.results, "load_before.txt").read_text().strip() if os.path.exists(
+    load_before = pathlib.Path(a.results, "load_before.txt").read_text().strip().replace("\n", "; busiest processes (%CPU): ") if os.path.exists(
         os.path.join(a.results, "load_before.txt")) else "?"
     load_after = pathlib.Path(a.results, "load_after.txt").read_text().strip() if os.path.exists(
         os.path.join(a.results, "load_after.txt")) else "?"

@@ -50,7 +50,7 @@ g++ -O2 -march=native -o "$BUILD_DIR/compare/dnnl_lstm" "$ROOT/bench/compare/dnn
 rm -f "$RESULTS"/*.json
 full=1
 [ "${QUICK:-0}" = 1 ] && full=0
-uptime > "$RESULTS/load_before.txt"
+{ uptime; ps -eo pcpu,comm --sort=-pcpu | head -4 | tail -3 | tr -s " " | paste -sd";" -; } > "$RESULTS/load_before.txt"
 B="$BUILD_DIR/bench"
 gbench() {  # gbench T name binary filter
   local t=$1 name=$2 bin=$3 filter=$4
@@ -87,6 +87,11 @@ for t in 1 2; do
   OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$PY" "$ROOT/bench/compare/torch_bench.py" --threads $t \
     --out "$RESULTS/torch_T$t.json" "${fullflag[@]}"
 done
+# PyTorch again with OpenBLAS's AVX-512 kernels forced: Debian's OpenBLAS 0.3.21 runs its
+# AVX2 kernels on this CPU by default, which halves PyTorch's GEMM speed (see the sgemm table).
+echo "compare: PyTorch T=1, OPENBLAS_CORETYPE=SkylakeX" >&2
+OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$PY" "$ROOT/bench/compare/torch_bench.py" \
+  --threads 1 --out "$RESULTS/torch_skx_T1.json"
 uptime > "$RESULTS/load_after.txt"
 lscpu > "$RESULTS/lscpu.txt"
 "$PY" "$ROOT/bench/compare/report.py" --results "$RESULTS" --out "$ROOT/docs/performance.md" \
