@@ -29,8 +29,13 @@ def sparsimix_results(res):
     out = {}
     for path in sorted(glob.glob(os.path.join(res, "sparsimix_*_T*.json"))):
         t_file = int(re.search(r"_T(\d+)\.json$", path).group(1))
-        for b in load(path)["benchmarks"]:
-            if b.get("aggregate_name") != "median":
+        benches = load(path)["benchmarks"]
+        # The median aggregate of the repetitions; with REPS=1 Google Benchmark writes no
+        # aggregates, so the single iteration entry stands in.
+        have_median = {b["run_name"] for b in benches if b.get("aggregate_name") == "median"}
+        for b in benches:
+            if b.get("aggregate_name") != "median" and not (
+                    b.get("run_type") == "iteration" and b["run_name"] not in have_median):
                 continue
             name = b["run_name"]
             m = re.search(r"/T:(\d+)", name)
