@@ -162,6 +162,25 @@ class SelectiveScan {
   }
 
  private:
+  // The kernel's view of direction k's scan over the L gathered rows starting at r0: the same
+  // for the forward and the adjoint scan.
+  kernels::scan_problem<T> scan_problem_of(const cache_type& c, int k, index_t r0, index_t L) const {
+    const index_t Di = d_inner(), S = cfg_.d_state;
+    const auto& dc = c.dir[k];
+    kernels::scan_problem<T> p;
+    p.len = L;
+    p.channels = Di;
+    p.state = S;
+    p.reverse = k == 1;
+    p.u = dc.u.data() + r0 * Di;
+    p.delta = dc.delta.data() + r0 * Di;
+    p.bc = dc.bc.data() + r0 * 2 * S;
+    p.ldbc = 2 * S;
+    p.a = dc.at.data();
+    p.d = br_[k].d.value.data();
+    return p;
+  }
+
   struct pair {
     Tensor<T> value, grad;
   };
@@ -350,17 +369,7 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
       const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
       if (L == 0) return;
       auto& dc = c.dir[k];
-      kernels::scan_problem<T> p;
-      p.len = L;
-      p.channels = Di;
-      p.state = S;
-      p.reverse = k == 1;
-      p.u = dc.u.data() + r0 * Di;
-      p.delta = dc.delta.data() + r0 * Di;
-      p.bc = dc.bc.data() + r0 * 2 * S;
-      p.ldbc = 2 * S;
-      p.a = dc.at.data();
-      p.d = br_[k].d.value.data();
+      const kernels::scan_problem<T> p = scan_problem_of(c, k, r0, L);
       T* h = training ? dc.states.data() + r0 * S * Di : h_.data() + j * S * Di;
       T* states = training ? dc.states.data() + r0 * S * Di : nullptr;
       // With states, the kernel zeroes h (= states[0]) first and then overwrites it: fine.
@@ -460,17 +469,7 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
     const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
     if (L == 0) return;
     const auto& dc = c.dir[k];
-    kernels::scan_problem<T> p;
-    p.len = L;
-    p.channels = Di;
-    p.state = S;
-    p.reverse = k == 1;
-    p.u = dc.u.data() + r0 * Di;
-    p.delta = dc.delta.data() + r0 * Di;
-    p.bc = dc.bc.data() + r0 * 2 * S;
-    p.ldbc = 2 * S;
-    p.a = dc.at.data();
-    p.d = br_[k].d.value.data();
+    const kernels::scan_problem<T> p = scan_problem_of(c, k, r0, L);
     const index_t base = k * rows * Di + r0 * Di;
     kernels::scan_backward(p, dc.states.data() + r0 * S * Di, w.gys.data() + r0 * Di, w.lam.data() + j * S * Di,
                            w.acc.data() + j * acc_n, w.gu.data() + base, w.gdelta.data() + base,
