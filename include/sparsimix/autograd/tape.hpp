@@ -243,27 +243,11 @@ class Tape {
     return y;
   }
   Var sub(Var a, Var b) {
-    check_same("Tape::sub", a, b);
-    Var y = new_var(shape(a), rg(a) || rg(b));
-    const index_t n = numel(a);
-    const T* pa = ptr(a);
-    const T* pb = ptr(b);
-    T* py = ptr(y);
-    for (index_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i];
-    push(detail::tape_op::sub, y, a, b);
-    return y;
+    return elementwise("Tape::sub", detail::tape_op::sub, a, b, [](T x, T y) { return x - y; });
   }
   // Elementwise product of two vars of the same shape.
   Var mul(Var a, Var b) {
-    check_same("Tape::mul", a, b);
-    Var y = new_var(shape(a), rg(a) || rg(b));
-    const index_t n = numel(a);
-    const T* pa = ptr(a);
-    const T* pb = ptr(b);
-    T* py = ptr(y);
-    for (index_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i];
-    push(detail::tape_op::mul, y, a, b);
-    return y;
+    return elementwise("Tape::mul", detail::tape_op::mul, a, b, [](T x, T y) { return x * y; });
   }
   Var scale(Var a, T s) {
     Var y = new_var(shape(a), rg(a));
@@ -663,6 +647,20 @@ class Tape {
     index_t i0, i1, i2;
     double f0;
   };
+
+  // y = f(a, b) elementwise for two vars of one shape, recorded as `op`.
+  template <class F>
+  Var elementwise(const char* where, detail::tape_op op, Var a, Var b, F f) {
+    check_same(where, a, b);
+    Var y = new_var(shape(a), rg(a) || rg(b));
+    const index_t n = numel(a);
+    const T* pa = ptr(a);
+    const T* pb = ptr(b);
+    T* py = ptr(y);
+    for (index_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+    push(op, y, a, b);
+    return y;
+  }
 
   static double clamp_prob(double x) noexcept { return std::min(std::max(x, 1e-6), 1.0 - 1e-6); }
 
