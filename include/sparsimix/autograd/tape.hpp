@@ -648,6 +648,22 @@ class Tape {
     double f0;
   };
 
+  // Backward of y = x w^T + b (nodes linear and linear_gelu) given dL/d(x w^T + b): x's
+  // gradient is written on first use and accumulated after.
+  void linear_node_backward(const node& nd, const T* dz, index_t m, index_t k, index_t n) {
+    T* dw = acc_grad(nd.b);
+    T* db = acc_grad(nd.c);
+    T* dx = nullptr;
+    accumulate acc = accumulate::no;
+    auto& xi = vars_[uidx(nd.a)];
+    if (xi.grad) {
+      dx = xi.grad;
+      acc = xi.grad_ready ? accumulate::yes : accumulate::no;
+      xi.grad_ready = true;
+    }
+    linear_backward(ptr(nd.a), ptr(nd.b), dz, dx, dw, db, m, k, n, acc);
+  }
+
   // y = f(a, b) elementwise for two vars of one shape, recorded as `op`.
   template <class F>
   Var elementwise(const char* where, detail::tape_op op, Var a, Var b, F f) {
@@ -796,17 +812,7 @@ class Tape {
       case op::leaf: break;
       case op::linear: {
         const index_t m = nd.i0, k = nd.i1, n = nd.i2;
-        T* dw = acc_grad(nd.b);
-        T* db = acc_grad(nd.c);
-        T* dx = nullptr;
-        accumulate acc = accumulate::no;
-        auto& xi = vars_[uidx(nd.a)];
-        if (xi.grad) {
-          dx = xi.grad;
-          acc = xi.grad_ready ? accumulate::yes : accumulate::no;
-          xi.grad_ready = true;
-        }
-        linear_backward(ptr(nd.a), ptr(nd.b), dy, dx, dw, db, m, k, n, acc);
+        linear_node_backward(nd, dy, m, k, n);
         break;
       }
       case op::linear_gelu: {
@@ -814,17 +820,7 @@ class Tape {
         const T* pre = aux_data(nd.i2);
         scratch_.resize(Shape{m * n});  // d(pre-activation)
         kernels::gelu_backward(pre, dy, scratch_.data(), m * n);
-        T* dw = acc_grad(nd.b);
-        T* db = acc_grad(nd.c);
-        T* dx = nullptr;
-        accumulate acc = accumulate::no;
-        auto& xi = vars_[uidx(nd.a)];
-        if (xi.grad) {
-          dx = xi.grad;
-          acc = xi.grad_ready ? accumulate::yes : accumulate::no;
-          xi.grad_ready = true;
-        }
-        linear_backward(ptr(nd.a), ptr(nd.b), scratch_.data(), dx, dw, db, m, k, n, acc);
+        linear_node_backward(nd, scratch_.data(), m, k, n);
         break;
       }
       case op::add: {
