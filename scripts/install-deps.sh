@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what sparsimix needs on Debian 12. As root it runs apt-get; otherwise it prints
-# the one command to run and fails if anything is missing.
+# Installs what sparsimix needs on Debian 12, plus any package names given as arguments
+# (e.g. the comparison runner's OpenBLAS and oneDNN). As root it runs apt-get; otherwise it
+# prints the one command to run and fails if anything is missing.
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config
       libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev zlib1g-dev libcli11-dev
       dataset-fashion-mnist   # the real data of the examples
       python3-torch           # reference for golden tests only (under /usr/bin/python3)
-      binutils)               # objdump, for the runtime-dispatch instruction check
+      binutils                # objdump, for the runtime-dispatch instruction check
+      "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,24 +21,8 @@ JOBS="${JOBS:-1}"
 REPS="${REPS:-3}"
 PY=/usr/bin/python3  # Debian's torch lives only under this interpreter
 
-"$ROOT/scripts/install-deps.sh"
-extra=(libopenblas-dev libdnnl-dev python3-torch python3-numpy)
-missing=()
-for p in "${extra[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "compare: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "compare: missing packages; run as root:" >&2
-    echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+# Comparison-only packages on top of the project's own.
+"$ROOT/scripts/install-deps.sh" libopenblas-dev libdnnl-dev python3-torch python3-numpy
 
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSPARSIMIX_WITH_OPENMP=ON \
   -DSPARSIMIX_BUILD_TESTS=OFF -DSPARSIMIX_BUILD_EXAMPLES=OFF -DSPARSIMIX_BUILD_BENCH=ON >/dev/null
