@@ -10,7 +10,10 @@
 //   gelu_backward, silu_backward: 8 ulp of |dy| (1 + |x|), the size of the summed terms.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include <sparsimix/core/rng.hpp>
@@ -145,4 +148,48 @@ TEMPLATE_TEST_CASE("public activation entry points use the compile-time arch and
   kernels::exp(sat, o, 4);
   REQUIRE(std::isinf(o[2]));
   REQUIRE(o[3] == T(0));
+}
+
+// fast_exp replaces xsimd::exp in every kernel (AVX-512 float: a vscalefps variant). The
+// edge cases the kernels rely on: masked softmax keys (-inf) give exactly 0, overflow gives
+// inf, NaN stays NaN (check_finite must still see it), and the polynomial agrees with the
+// correctly rounded exp over the whole normal range.
+TEMPLATE_TEST_CASE("fast_exp keeps exp's edge cases and accuracy on every arch", "[kernels][activations]", float,
+                   double) {
+  using T = TestType;
+  const int ran = test::for_each_arch([](auto arch, const char* name) {
+    using A = decltype(arch);
+    using V = kernels::simd::vec<T, A>;
+    constexpr std::size_t w = V::size;
+    INFO("arch " << name);
+    const T inf = std::numeric_limits<T>::infinity();
+    const std::vector<T> specials = {-inf, inf, std::numeric_limits<T>::quiet_NaN(), T(-88.38), T(-1000), T(1000), T(0)};
+    std::vector<T> in(((specials.size() + w - 1) / w) * w, T(0)), out(in.size());
+    std::copy(specials.begin(), specials.end(), in.begin());
+    for (std::size_t i = 0; i < in.size(); i += w)
+      kernels::simd::fast_exp(V::load_unaligned(in.data() + i)).store_unaligned(out.data() + i);
+    CHECK(out[0] == T(0));
+    CHECK(std::isinf(out[1]));
+    CHECK(out[1] > 0);
+    CHECK(std::isnan(out[2]));
+    CHECK(out[3] >= T(0));
+    CHECK(out[3] < T(1e-37));
+    CHECK(out[4] == T(0));
+    CHECK(std::isinf(out[5]));
+    CHECK(out[6] == T(1));
+    // Every 1/64 step over the normal-result range (xsimd gives inf from 88.376 on, a little early):
+    // within 2 ulp of the correctly rounded value.
+    const double lo = std::is_same_v<T, float> ? -87.3 : -700, hi = std::is_same_v<T, float> ? 88.37 : 709;
+    std::vector<T> xs;
+    for (double x = lo; x <= hi; x += 1.0 / 64) xs.push_back(static_cast<T>(x));
+    xs.resize(((xs.size() + w - 1) / w) * w, T(0));
+    std::vector<T> ys(xs.size());
+    for (std::size_t i = 0; i < xs.size(); i += w)
+      kernels::simd::fast_exp(V::load_unaligned(xs.data() + i)).store_unaligned(ys.data() + i);
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      INFO("x = " << xs[i]);
+      REQUIRE(close_ulps(ys[i], std::exp(xs[i]), std::exp(xs[i]), 2));
+    }
+  });
+  REQUIRE(ran >= 1);
 }

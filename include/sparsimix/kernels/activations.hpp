@@ -28,7 +28,7 @@ SPARSIMIX_ABI_BEGIN
 template <class T, class A>
 vec<T, A> sigmoid(const vec<T, A>& x) noexcept {
   using V = vec<T, A>;
-  return V(T(1)) / (V(T(1)) + xsimd::exp(-x));  // exp(50) is finite in float; exp(-x) = inf gives 0
+  return V(T(1)) / (V(T(1)) + simd::fast_exp(-x));  // exp(50) is finite in float; exp(-x) = inf gives 0
 }
 template <class T, class A>
 vec<T, A> silu(const vec<T, A>& x) noexcept {
@@ -39,7 +39,7 @@ vec<T, A> silu(const vec<T, A>& x) noexcept {
 template <class T, class A>
 vec<T, A> softplus(const vec<T, A>& x) noexcept {
   using V = vec<T, A>;
-  return xsimd::select(x > V(T(20)), x, xsimd::log1p(xsimd::exp(x)));
+  return xsimd::select(x > V(T(20)), x, xsimd::log1p(simd::fast_exp(x)));
 }
 // Exact GELU, x/2 (1 + erf(x / sqrt 2)), torch.nn.GELU(approximate='none').
 template <class T, class A>
@@ -52,7 +52,7 @@ template <class T, class A>
 vec<T, A> gelu_grad(const vec<T, A>& x) noexcept {
   using V = vec<T, A>;
   const V cdf = V(T(0.5)) * (V(T(1)) + xsimd::erf(x * V(T(0.70710678118654752440))));
-  const V pdf = xsimd::exp(V(T(-0.5)) * x * x) * V(T(0.39894228040143267794));
+  const V pdf = simd::fast_exp(V(T(-0.5)) * x * x) * V(T(0.39894228040143267794));
   return cdf + x * pdf;
 }
 // d silu / dx = s (1 + x (1 - s)), s = sigmoid(x).
@@ -66,7 +66,7 @@ vec<T, A> silu_grad(const vec<T, A>& x) noexcept {
 // ---- one arch, whole arrays -------------------------------------------------------------
 template <class A, class T>
 [[gnu::flatten]] void exp(A, const T* x, T* y, index_t n) noexcept {
-  map(A{}, x, y, n, [](const vec<T, A>& v) { return xsimd::exp(v); });
+  map(A{}, x, y, n, [](const vec<T, A>& v) { return simd::fast_exp(v); });
 }
 template <class A, class T>
 [[gnu::flatten]] void sigmoid(A, const T* x, T* y, index_t n) noexcept {
@@ -74,7 +74,7 @@ template <class A, class T>
 }
 template <class A, class T>
 [[gnu::flatten]] void tanh(A, const T* x, T* y, index_t n) noexcept {
-  map(A{}, x, y, n, [](const vec<T, A>& v) { return xsimd::tanh(v); });
+  map(A{}, x, y, n, [](const vec<T, A>& v) { return simd::fast_tanh(v); });
 }
 template <class A, class T>
 [[gnu::flatten]] void silu(A, const T* x, T* y, index_t n) noexcept {

@@ -95,18 +95,18 @@ template <class A, class T>
     const V vmn(mnew);
     V vs(T(0));
     for (c = 0; c + w <= bk; c += w) {
-      const V e = xsimd::exp(V::load_unaligned(sr + c) - vmn);
+      const V e = simd::fast_exp(V::load_unaligned(sr + c) - vmn);
       e.store_unaligned(sr + c);
       vs += e;
     }
     if (c < bk) {
-      const V e = xsimd::exp(load_tail(A{}, sr + c, bk - c, ninf) - vmn);
+      const V e = simd::fast_exp(load_tail(A{}, sr + c, bk - c, ninf) - vmn);
       store_tail(A{}, e, sr + c, bk - c);
       vs += e;
     }
     if (mnew != m[r]) {  // m = -inf on the first tile: l = 0 and o = 0 stay 0
       // exp(m - m') of one lane, through the batch exp (Note [arch-keyed code]).
-      const V alpha = xsimd::exp(V(m[r]) - vmn);
+      const V alpha = simd::fast_exp(V(m[r]) - vmn);
       T* orow = o + r * ldo;
       for (c = 0; c + w <= d; c += w) (V::load_unaligned(orow + c) * alpha).store_unaligned(orow + c);
       if (c < d) store_tail(A{}, load_tail(A{}, orow + c, d - c, T(0)) * alpha, orow + c, d - c);

@@ -3,8 +3,9 @@
 // (METHOD.md 4.3). One sequence, one direction per call; the mixer parallelises over
 // batch x direction. Scalar twins with the same signatures (minus Arch) in ref/scan.hpp.
 //
-// SIMD axis: channels. The state is [S, D_in] (state-major), so for each step and each
-// block of W channels the kernel loops over the S states with everything in registers:
+// SIMD axis: channels. The state is [S, D_in] (state-major). For S = 16 (Mamba's d_state)
+// the forward keeps a block of W channels' states in registers across all L steps; other S
+// loop over steps outside and, per block of W channels, over the S states inside:
 // y = C . h + D u is a vertical FMA chain (no horizontal sum per channel), the SiLU(z) gate
 // and the 1/2 of the bidirectional merge are fused into the store. Backward reduces across
 // lanes only for gB and gC (2S horizontal sums per step). The D_in % W tail runs the same
@@ -65,7 +66,7 @@ void forward_block(const scan_problem<T>& p, index_t d, index_t rem, const T* hp
   V acc(T(0));
   for (index_t n = 0; n < S; ++n) {
     const index_t o = n * Dn + d;
-    const V da = xsimd::exp(dv * ld<Tail, A>(p.a + o, rem));
+    const V da = simd::fast_exp(dv * ld<Tail, A>(p.a + o, rem));
     const V hv = xsimd::fma(da, ld<Tail, A>(hp + o, rem), du * V(bt[n]));
     st<Tail, A>(hv, hn + o, rem);
     acc = xsimd::fma(hv, V(ct[n]), acc);
@@ -75,6 +76,42 @@ void forward_block(const scan_problem<T>& p, index_t d, index_t rem, const T* hp
   V out = yp * V(scale);
   if (gt) out = out * ld<Tail, A>(gt + d, rem);
   st<Tail, A>(out, yt + d, rem);
+}
+
+// Channels [d, d + rem) over all L steps with the S (compile-time) states held in registers:
+// the step-outer loop of scan_forward reloads and restores the [S, D_in] state every step.
+// Same arithmetic, in the same order, as forward_block.
+template <index_t S, bool Tail, class A, class T>
+void forward_channels(const scan_problem<T>& p, index_t d, index_t rem, T* h, T* states, T* y_pre, T* y,
+                      const T* gate, T scale) noexcept {
+  using V = vec<T, A>;
+  const index_t L = p.len, Dn = p.channels, SD = S * Dn;
+  V hs[S];
+#pragma GCC unroll 64
+  for (index_t n = 0; n < S; ++n) hs[n] = V(T(0));
+  for (index_t i = 0; i < L; ++i) {
+    const index_t t = p.reverse ? L - 1 - i : i;
+    const T* bt = p.bc + t * p.ldbc;
+    const V dv = ld<Tail, A>(p.delta + t * Dn + d, rem), uv = ld<Tail, A>(p.u + t * Dn + d, rem);
+    const V du = dv * uv;
+    V acc(T(0));
+#pragma GCC unroll 64
+    for (index_t n = 0; n < S; ++n) {
+      const V da = simd::fast_exp(dv * ld<Tail, A>(p.a + n * Dn + d, rem));
+      hs[n] = xsimd::fma(da, hs[n], du * V(bt[n]));
+      if (states) st<Tail, A>(hs[n], states + i * SD + n * Dn + d, rem);
+      acc = xsimd::fma(hs[n], V(bt[S + n]), acc);
+    }
+    const V yp = xsimd::fma(ld<Tail, A>(p.d + d, rem), uv, acc);
+    if (y_pre) st<Tail, A>(yp, y_pre + t * Dn + d, rem);
+    V out = yp * V(scale);
+    if (gate) out = out * ld<Tail, A>(gate + t * Dn + d, rem);
+    st<Tail, A>(out, y + t * Dn + d, rem);
+  }
+  if (!states) {  // the contract: with a state store, h is left zero
+#pragma GCC unroll 64
+    for (index_t n = 0; n < S; ++n) st<Tail, A>(hs[n], h + n * Dn + d, rem);
+  }
 }
 
 // One time step of the adjoint for channels [d, d + rem); gB/gC lane sums go to acc.
@@ -92,7 +129,7 @@ void backward_block(const scan_problem<T>& p, index_t d, index_t rem, const T* h
   for (index_t n = 0; n < S; ++n) {
     const index_t o = n * Dn + d;
     const V av = ld<Tail, A>(p.a + o, rem);
-    const V da = xsimd::exp(dv * av);
+    const V da = simd::fast_exp(dv * av);
     const V bn(bt[n]);
     const V l = xsimd::fma(V(ct[n]), gv, ld<Tail, A>(lam + o, rem));
     if (hp) {  // h_{-1} = 0: no A or decay term at the first step
@@ -121,6 +158,14 @@ template <class Arch, class T>
   constexpr index_t W = width<Arch, T>();
   const index_t L = p.len, Dn = p.channels, S = p.state, SD = S * Dn;
   for (index_t k = 0; k < SD; ++k) h[k] = T(0);
+  // Mamba's d_state: the states fit in registers (16 of AVX-512's 32 vector registers).
+  if (S == 16) {
+    index_t d = 0;
+    for (; d + W <= Dn; d += W)
+      scan_detail::forward_channels<16, false, Arch>(p, d, W, h, states, y_pre, y, gate, scale);
+    if (d < Dn) scan_detail::forward_channels<16, true, Arch>(p, d, Dn - d, h, states, y_pre, y, gate, scale);
+    return;
+  }
   for (index_t i = 0; i < L; ++i) {
     const index_t t = p.reverse ? L - 1 - i : i;
     // With a state store the previous state is the previous row (no copy); h stays zero.

@@ -31,12 +31,12 @@ template <class A, class T>
     const V m(hmax(A{}, vm));
     V vs(T(0));
     for (c = 0; c + w <= cols; c += w) {
-      const V e = xsimd::exp(V::load_unaligned(xr + c) - m);
+      const V e = simd::fast_exp(V::load_unaligned(xr + c) - m);
       e.store_unaligned(yr + c);
       vs += e;
     }
     if (c < cols) {
-      const V e = xsimd::exp(load_tail(A{}, xr + c, cols - c, ninf) - m);
+      const V e = simd::fast_exp(load_tail(A{}, xr + c, cols - c, ninf) - m);
       store_tail(A{}, e, yr + c, cols - c);
       vs += e;
     }

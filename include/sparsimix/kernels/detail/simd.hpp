@@ -79,6 +79,57 @@ template <class A, class T>
   return m;
 }
 
+// exp with xsimd's range reduction and polynomial (same accuracy, ~1 ulp). For float on
+// AVX-512 the 2^k scaling is one vscalefps: xsimd 8.1's ldexp goes through an integer
+// conversion, shift and multiply, and checks both ends of the range with two selects; the
+// exps of the selective scan (16 per channel and token) and of softmax are the hot spots.
+// Same edge cases: exp(-inf) and anything <= xsimd's minlog is exactly 0 (masked softmax
+// keys rely on it), large x overflows to inf, NaN stays NaN.
+template <class A, class T>
+vec<T, A> fast_exp(const vec<T, A>& x) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && std::is_base_of_v<xsimd::avx512f, A>) {
+    const auto c = [](int bits) { return _mm512_castsi512_ps(_mm512_set1_epi32(bits)); };  // xsimd's constants
+    const __m512 xv = x;
+    // Operand order keeps NaN: (v)maxps/minps return the second operand when one is NaN.
+    const __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-88.5f), xv));
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(xc, c(0x3fb8aa3b)),  // 1 / log(2)
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, c(0x3f318000), xc);  // log(2), high part
+    r = _mm512_fnmadd_ps(k, c(static_cast<int>(0xb95e8083u)), r);  // low part
+    __m512 y = c(0x3ab778cf);
+    y = _mm512_fmadd_ps(y, r, c(0x3c098d8b));
+    y = _mm512_fmadd_ps(y, r, c(0x3d2aa957));
+    y = _mm512_fmadd_ps(y, r, c(0x3e2aa9a5));
+    y = _mm512_fmadd_ps(y, r, c(0x3f000000));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), c(0x3f800000));
+    const __mmask16 keep = _mm512_cmp_ps_mask(xv, _mm512_set1_ps(-88.3762626647949f), _CMP_NLE_UQ);
+    return vec<T, A>(_mm512_maskz_mov_ps(keep, _mm512_scalef_ps(y, k)));
+  }
+#endif
+  return xsimd::exp(x);
+}
+
+// xsimd 8.1's tanh with its exp replaced by fast_exp (the LSTM cell's c and g gates): a
+// polynomial below |x| = 0.625, 1 - 2 / (1 + exp(2|x|)) above, the sign restored last.
+template <class A, class T>
+vec<T, A> fast_tanh(const vec<T, A>& v) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    using V = vec<T, A>;
+    const V one(T(1)), x = xsimd::abs(v), sign = xsimd::bitofsign(v);
+    const auto small = x < V(T(0.625));
+    V z = one;
+    if (xsimd::any(small)) {
+      z = xsimd::kernel::detail::tanh_kernel<V>::tanh(x);
+      if (xsimd::all(small)) return z ^ sign;
+    }
+    const V r = xsimd::fma(V(T(-2)), one / (one + fast_exp(x + x)), one);
+    return xsimd::select(small, z, r) ^ sign;
+  } else {
+    return xsimd::tanh(v);
+  }
+}
+
 // y[i] = f(x[i]) for a batch functor f; the tail pads with zeros (every activation here is
 // finite at 0). y may alias x.
 template <class A, class T, class F>
