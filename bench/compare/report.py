@@ -246,7 +246,12 @@ def main():
               f"{cores.group(1) if cores else '?'} cores, Debian 12, g++ 12 `-O3 -march=native` (Release), OpenMP")
     md.append(f"- PyTorch {tinfo.get('torch', '?')} (Debian, OpenBLAS inside), oneDNN 2.6.3 (Debian), "
               "OpenBLAS 0.3.21 (Debian, pthread)")
-    md.append(f"- Load: before `{load_before}`; after `{load_after}` (a shared VM: other jobs were running)")
+    # The 1-minute load average before the run says whether other jobs shared the cores.
+    m1 = re.search(r"load average: ([0-9.]+)", load_before)
+    busy = m1 is not None and float(m1.group(1)) >= 1.0
+    md.append(f"- Load: before `{load_before}`; after `{load_after}` "
+              + ("(other jobs were sharing the cores when the run started)" if busy
+                 else "(the machine was idle when the run started)"))
     md.append("")
     md.append("Timing: medians. **1 thread: CPU time of the calling thread on both sides** (the wall-time "
               "speedup is in the last column); 2 threads: wall time. Speedup = other's time / sparsimix's time. "
