@@ -358,7 +358,10 @@ inline int run_distill(const distill_args& a) {
                          [](int stage, const fit_progress& p) { print_progress(stage == 1 ? "stage 1" : "stage 2", p); });
   io::save_checkpoint(student, a.out);
   const double t_acc = evaluate(teacher, d.test).accuracy, s_acc = evaluate(student, d.test).accuracy;
+  // Validation numbers too: choosing a distillation budget must not look at the test set.
+  const double t_val = evaluate(teacher, d.val).accuracy, s_val = evaluate(student, d.val).accuracy;
   nlohmann::ordered_json j{{"student", a.out},          {"mixer", a.mixer},        {"replaced", layers},
+                           {"teacher_val_accuracy", t_val}, {"val_accuracy", s_val},
                            {"teacher_test_accuracy", t_acc}, {"test_accuracy", s_acc}, {"accuracy_drop", t_acc - s_acc},
                            {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds}};
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");

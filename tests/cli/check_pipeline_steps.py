@@ -1,0 +1,45 @@
+"""Checks the files of `sparsimix train -> sparsity -> distill -> eval` run one by one
+(tests/cli/CMakeLists.txt, cli.pipeline_steps): each step read the previous step's files
+and wrote its own, with the keys a user scripts against."""
+import json
+import pathlib
+import sys
+
+out = pathlib.Path(sys.argv[1])
+
+
+def load(name):
+    p = out / name
+    if not p.is_file():
+        sys.exit(f"missing {p}")
+    return json.loads(p.read_text())
+
+
+def prob(d, key, where):
+    v = d.get(key)
+    if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        sys.exit(f"{where}: {key} = {v!r}, expected a number in [0, 1]")
+
+
+train = load("teacher.safetensors.json")
+for k in ("best_val_accuracy", "test_accuracy"):
+    prob(train, k, "train")
+sp = load("sparsity/sparsity.json")
+depth = len(sp["layers"])
+if depth != 3 or sorted(sp["ranking"]) != list(range(depth)):
+    sys.exit(f"sparsity: {depth} layers, ranking {sp['ranking']}; expected the tiny teacher's 3 layers ranked")
+if not (out / "sparsity" / "sparsity_heatmap.svg").is_file():
+    sys.exit("sparsity: no heatmap")
+dist = load("student.safetensors.json")
+for k in ("teacher_val_accuracy", "val_accuracy", "teacher_test_accuracy", "test_accuracy"):
+    prob(dist, k, "distill")
+# --select sparsest picks depth/3 = 1 layer, the first of the ranking
+if dist["replaced"] != [sp["ranking"][0]] or dist["mixer"] != "mh_lstm":
+    sys.exit(f"distill replaced {dist['replaced']} with {dist['mixer']}; expected [{sp['ranking'][0]}] with mh_lstm")
+if abs(dist["teacher_test_accuracy"] - train["test_accuracy"]) > 1e-9:
+    sys.exit("distill's teacher is not the trained checkpoint (test accuracies differ)")
+ev = load("eval.json")
+prob(ev, "test_accuracy", "eval")
+if ev["images"] != 500 or ev["params"] <= 0:
+    sys.exit(f"eval: {ev['images']} images, {ev['params']} params")
+print("pipeline steps ok")
