@@ -3,7 +3,7 @@
 //   BM_Gelu/<n>              kernels::gelu -> simd::gelu(xsimd::default_arch): xsimd::erf over
 //                            n contiguous floats (AVX-512 with this project's -march=native)
 //   BM_Gelu_Ref/<n>          kernels::ref::gelu: the scalar twin, std::erf per element
-//   BM_Softmax/<rows>/<cols> kernels::softmax_rows: per row max pass, xsimd::exp + sum pass,
+//   BM_Softmax/<rows>/<cols> kernels::softmax_rows: per row max pass, simd::fast_exp + sum pass,
 //                            scale pass (197 x 197: one DeiT attention head's probabilities)
 //   BM_LayerNorm/<rows>/<cols>          kernels::layernorm_forward with gamma/beta, saving
 //                                       mean/rstd (training path): two reduction passes + one
