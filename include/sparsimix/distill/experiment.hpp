@@ -178,7 +178,9 @@ inline experiment_report run_experiment(const io::image_dataset& train, const io
         v.seconds = 0;
         log(detail::concat(v.name, ": same layers as ", d.name, ", reusing its result"));
       } else {
-        log(detail::concat(v.name, ": replacing layers [", layers_s, "]"));
+        std::string listed;  // "[2, 5]": the name's "2-5" would read as a range
+        for (index_t l : g.layers) listed += (listed.empty() ? "" : ", ") + std::to_string(l);
+        log(detail::concat(v.name, ": replacing layers [", listed, "]"));
         HybridViT<float> student = make_student(teacher, g.layers, spec, rng);
         const auto t0 = std::chrono::steady_clock::now();
         distill(teacher, student, g.layers, train, nullptr, opt.distill, [&](int stage, const fit_progress& p) {
