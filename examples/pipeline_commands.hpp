@@ -75,7 +75,7 @@ inline budget make_budget(const std::string& name) {
     t.eval_every = 430;
     s1.steps = 600;
     // Chosen on validation: 300 fine-tuning steps left the layers 4-5 hybrid 0.34 pt under
-    // its teacher, 900 left it 0.06 pt under (docs/dev-notes.md, session 2 probe).
+    // its teacher, 900 left it 0.06 pt under (the probe in docs/results/demo-full/README.md).
     s2.steps = 900;
   } else if (name == "tiny") {
     b.teacher.patch_size = 7;
