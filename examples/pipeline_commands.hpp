@@ -203,8 +203,7 @@ inline int run_demo(const std::string& data_dir, const std::string& out_dir, con
   std::printf("%-34s %-10s %-9s %-10.4f %-9s %-9td %-10.3f\n", "teacher (attention)", "-", "-",
               rep.teacher_test_accuracy, "-", rep.teacher_params, rep.teacher_latency_ms);
   for (const auto& v : rep.variants) {
-    std::string layers;
-    for (index_t l : v.replaced) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    const std::string layers = detail::join(v.replaced, ",");
     std::printf("%-34s %-10s %-9.3f %-10.4f %+-9.4f %-9td %-10.3f\n", v.name.c_str(), layers.c_str(), v.mean_sparsity,
                 v.test_accuracy, v.accuracy_drop, v.params, v.latency_ms);
   }

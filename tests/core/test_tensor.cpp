@@ -90,3 +90,10 @@ TEST_CASE("keep_large_allocations_in_heap applies on glibc and says when it cann
   REQUIRE_FALSE(keep_large_allocations_in_heap());
 #endif
 }
+
+TEST_CASE("detail::join lists layers with the given separator", "[core][strings]") {
+  REQUIRE(detail::join(std::vector<index_t>{2, 5}, ", ") == "2, 5");
+  REQUIRE(detail::join(std::vector<index_t>{4, 5}, "-") == "4-5");
+  REQUIRE(detail::join(std::vector<index_t>{0}, " ") == "0");
+  REQUIRE(detail::join(std::vector<index_t>{}, ",").empty());
+}

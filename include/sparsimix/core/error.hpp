@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "../fwd.hpp"
@@ -48,6 +49,16 @@ std::string concat(Args&&... args) {
   std::ostringstream os;
   (os << ... << std::forward<Args>(args));
   return os.str();
+}
+// "2, 5" from {2, 5} and ", ": layer lists in logs, tables and CSV cells.
+template <class Range>
+std::string join(const Range& xs, std::string_view sep) {
+  std::string s;
+  for (const auto& x : xs) {
+    if (!s.empty()) s += sep;
+    s += std::to_string(x);
+  }
+  return s;
 }
 }  // namespace detail
 

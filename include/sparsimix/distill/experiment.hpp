@@ -165,9 +165,7 @@ inline experiment_report run_experiment(const io::image_dataset& train, const io
       v.mixer = kind;
       v.selection = g.selection;
       v.replaced = g.layers;
-      std::string layers_s;
-      for (index_t l : g.layers) layers_s += (layers_s.empty() ? "" : "-") + std::to_string(l);
-      v.name = kind + "/" + g.selection + (g.selection == "group" ? "/" + layers_s : "");
+      v.name = kind + "/" + g.selection + (g.selection == "group" ? "/" + detail::join(g.layers, "-") : "");
       for (index_t l : g.layers) v.mean_sparsity += score(l) / static_cast<double>(g.layers.size());
       if (auto it = done.find(g.layers); it != done.end()) {
         const auto& d = it->second;
@@ -178,9 +176,8 @@ inline experiment_report run_experiment(const io::image_dataset& train, const io
         v.seconds = 0;
         log(detail::concat(v.name, ": same layers as ", d.name, ", reusing its result"));
       } else {
-        std::string listed;  // "[2, 5]": the name's "2-5" would read as a range
-        for (index_t l : g.layers) listed += (listed.empty() ? "" : ", ") + std::to_string(l);
-        log(detail::concat(v.name, ": replacing layers [", listed, "]"));
+        // "[2, 5]", not the name's "2-5", which would read as a range.
+        log(detail::concat(v.name, ": replacing layers [", detail::join(g.layers, ", "), "]"));
         HybridViT<float> student = make_student(teacher, g.layers, spec, rng);
         const auto t0 = std::chrono::steady_clock::now();
         distill(teacher, student, g.layers, train, nullptr, opt.distill, [&](int stage, const fit_progress& p) {

@@ -234,10 +234,8 @@ inline void write_report(const experiment_report& r, const std::string& dir) {
   vs << "teacher,attention,none,,," << r.teacher_test_accuracy << ",0," << r.teacher_params << "," << r.teacher_latency_ms
      << "," << r.teacher_train_seconds << "\n";
   for (const auto& v : r.variants) {
-    std::string layers;
-    for (index_t l : v.replaced) layers += (layers.empty() ? "" : " ") + std::to_string(l);
-    vs << v.name << "," << v.mixer << "," << v.selection << "," << layers << "," << v.mean_sparsity << ","
-       << v.test_accuracy << "," << v.accuracy_drop << "," << v.params << "," << v.latency_ms << "," << v.seconds << "\n";
+    vs << v.name << "," << v.mixer << "," << v.selection << "," << sparsimix::detail::join(v.replaced, " ") << ","
+       << v.mean_sparsity << "," << v.test_accuracy << "," << v.accuracy_drop << "," << v.params << "," << v.latency_ms << "," << v.seconds << "\n";
   }
   write_text_atomically(p("variants.csv"), vs.str());
   write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r));
