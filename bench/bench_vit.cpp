@@ -63,7 +63,7 @@ vit_config deit_tiny(index_t img, bool half_lstm) {
   c.num_heads = 3;
   c.mixers.assign(12, mixer_spec{});
   if (half_lstm)
-    for (std::size_t i = 1; i < c.mixers.size(); i += 2) c.mixers[i].kind = mixer_kind::mh_lstm;
+    for (std::size_t i = 1; i < c.mixers.size(); i += 2) c.mixers[i] = mixer_spec("mh_lstm");
   return c;
 }
 
@@ -79,7 +79,7 @@ double image_flops(const vit_config& c) {
   double f = 2.0 * static_cast<double>(c.num_patches() * c.in_chans * c.patch_size * c.patch_size) * C;
   for (const auto& m : c.mixers) {
     f += N * 2 * C * static_cast<double>(c.mlp_hidden()) * 2;
-    if (m.kind == mixer_kind::mh_lstm)
+    if (m.kind() == "mh_lstm")
       f += N * (4 * C * C + 36 * C * d);
     else
       f += N * 8 * C * C + 4 * N * N * C;

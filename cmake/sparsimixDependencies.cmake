@@ -9,4 +9,4 @@ if(NOT TARGET xtl)
 endif()
 find_dependency(xsimd 8.1)
 find_dependency(nlohmann_json 3.11)
-find_dependency(ZLIB)  # io/idx.hpp reads the .gz IDX files directly
+find_dependency(ZLIB)  # data/idx.hpp reads the .gz IDX files directly

@@ -3,8 +3,12 @@
 // error names the missing piece.
 #pragma once
 #include <concepts>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "core/param.hpp"
+#include "core/rng.hpp"
 #include "core/tensor.hpp"
 #include "core/token_mask.hpp"
 
@@ -46,6 +50,54 @@ concept NamedParameters = HasDim<M> && requires(M& m) {
 
 template <class M>
 concept SeqMixer = HasDim<M> && InferenceForward<M> && TrainingStep<M> && NamedParameters<M>;
+
+// ---- optional capabilities: detected by these concepts and nothing else ------------------
+
+// Has its own initialisation from an Rng (HybridViT::init calls it).
+template <class M>
+concept Initializable = requires(M& m, Rng& rng) { m.init(rng); };
+
+// FAR's distillation target (METHOD.md 1.7): the training cache keeps the mixer's output
+// before its last projection, [B, N, C], and backward takes a gradient on it too.
+template <class M>
+concept HasPreProjOutput = SeqMixer<M> && requires(M& m, const M& cm, const typename M::cache_type& c,
+                                                   ConstSeq<typename M::scalar_type> dy,
+                                                   Seq<typename M::scalar_type> dx) {
+  { cm.pre_proj_output(c) } -> std::convertible_to<ConstSeq<typename M::scalar_type>>;
+  m.backward(c, dy, dx, dy);
+};
+
+// Whether m has a pre-projection output: a type that models HasPreProjOutput does, and a
+// type-erased holder (AnyMixer) answers for the mixer it holds.
+template <class M>
+bool provides_pre_proj_output(const M& m) {
+  if constexpr (requires { { m.provides_pre_proj_output() } -> std::convertible_to<bool>; })
+    return m.provides_pre_proj_output();
+  else
+    return HasPreProjOutput<M>;
+}
+
+// Stores its weights in another layout than PyTorch's (MultiHeadLSTM keeps per-head blocks):
+// checkpoints go through these instead of parameters().
+template <class M>
+concept HasDenseLayout = SeqMixer<M> && requires(M& m, const M& cm,
+                                                 const std::function<Tensor<typename M::scalar_type>(const std::string&)>& lookup) {
+  { cm.export_dense() } -> std::same_as<named_tensors<typename M::scalar_type>>;
+  { cm.export_dense_grads() } -> std::same_as<named_tensors<typename M::scalar_type>>;
+  { cm.dense_names() } -> std::same_as<std::vector<std::string>>;
+  m.import_dense(lookup);
+};
+
+// Starts (partly) from the attention layer it replaces: init_from_teacher reads the teacher
+// mixer's PyTorch tensors (names relative to the mixer, e.g. "proj.weight") and returns the
+// names of its own parameters it copied; teacher_initialised() names the parameters it takes
+// from the teacher, which stage 1 of distillation keeps frozen (FAR, METHOD.md 1.3).
+template <class M>
+concept InitsFromTeacher = SeqMixer<M> && requires(M& m, const M& cm,
+                                                   const named_tensors<typename M::scalar_type>& teacher) {
+  { m.init_from_teacher(teacher) } -> std::same_as<std::vector<std::string>>;
+  { cm.teacher_initialised() } -> std::same_as<std::vector<std::string>>;
+};
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -1,5 +1,6 @@
 // sparsimix core: tensors, shapes, errors, masks, RNG, threading, GEMM helpers.
 #pragma once
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "core/linalg.hpp"
 #include "core/malloc_tuning.hpp"

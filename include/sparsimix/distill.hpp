@@ -1,9 +1,8 @@
-// sparsimix distill: sparsity metrics and measurement, data loading, training loops,
+// sparsimix distill: sparsity metrics and measurement, layer selection, training loops,
 // layer-wise distillation.
 #pragma once
 #include "distill/analysis.hpp"
-#include "distill/data.hpp"
 #include "distill/distill.hpp"
-#include "distill/experiment.hpp"
+#include "distill/selection.hpp"
 #include "distill/sparsity.hpp"
 #include "distill/train.hpp"

@@ -1,7 +1,6 @@
-// sparsimix io: safetensors, model checkpoints and configs, IDX (Fashion-MNIST), atomic files.
+// sparsimix io: model file formats: safetensors, checkpoints, config JSON, atomic files.
 #pragma once
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
-#include "io/idx.hpp"
 #include "io/model_config.hpp"
 #include "io/safetensors.hpp"

@@ -1,6 +1,9 @@
-// sparsimix mixers: Attention, MultiHeadLSTM, SelectiveScan, HaltingMask (all SeqMixer).
+// sparsimix mixers: Attention, MultiHeadLSTM, SelectiveScan (the built-in type list) with their
+// registry traits, and the HaltingMask block.
 #pragma once
 #include "mixers/attention.hpp"
+#include "mixers/builtin.hpp"
 #include "mixers/halting.hpp"
 #include "mixers/mh_lstm.hpp"
 #include "mixers/selective_scan.hpp"
+#include "mixers/traits.hpp"

@@ -1,6 +1,7 @@
-// sparsimix models: the ViT config, HybridViT (any mixer per block), AnyMixer.
+// sparsimix models: the ViT config, HybridViT (any mixer per block), the mixer registry, AnyMixer.
 #pragma once
 #include "models/any_mixer.hpp"
 #include "models/mixer_state.hpp"
+#include "models/registry.hpp"
 #include "models/vit.hpp"
 #include "models/vit_config.hpp"

@@ -8,7 +8,7 @@
 
 using namespace sparsimix;
 
-static_assert(PreProjMixer<MultiHeadLSTM<double>>);
+static_assert(HasPreProjOutput<MultiHeadLSTM<double>>);
 
 TEST_CASE("Tape::mixer_pre_proj passes gradients of losses on s and y to the mixer", "[autograd][tape][mixer]") {
   MultiHeadLSTM<double> m({8, 2});

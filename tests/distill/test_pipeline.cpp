@@ -24,11 +24,11 @@ vit_config tiny_config() {
 }  // namespace
 
 TEST_CASE("data loader shuffles deterministically and covers the epoch", "[distill][data]") {
-  const auto ds = io::load_fashion_mnist(io::fashion_mnist_default_dir, "test", 300);
-  loader_options o;
+  const auto ds = data::load_fashion_mnist(data::fashion_mnist_default_dir, "test", 300);
+  data::loader_options o;
   o.batch = 64;
   o.seed = 5;
-  batch_loader a(ds, o), b(ds, o);
+  data::batch_loader a(ds, o), b(ds, o);
   REQUIRE(a.batches_per_epoch() == 4);
   Tensor<float> xa, xb;
   std::vector<index_t> ya, yb;
@@ -46,15 +46,15 @@ TEST_CASE("data loader shuffles deterministically and covers the epoch", "[disti
   a.start_epoch(1);
   REQUIRE(a.next(xa, ya));
   REQUIRE(ya != yb);  // another epoch, another order
-  auto [train, val] = split_tail(ds, 100);
+  auto [train, val] = data::split_tail(ds, 100);
   REQUIRE(train.size() == 200);
   REQUIRE(val.size() == 100);
   REQUIRE(val.labels(0) == ds.labels(200));
 }
 
 TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it", "[distill][pipeline]") {
-  const auto all = io::load_fashion_mnist(io::fashion_mnist_default_dir, "train", 4000);
-  auto [train, val] = split_tail(all, 1000);
+  const auto all = data::load_fashion_mnist(data::fashion_mnist_default_dir, "train", 4000);
+  auto [train, val] = data::split_tail(all, 1000);
   HybridViT<float> teacher(tiny_config());
   Rng rng(1);
   teacher.init(rng);
@@ -96,13 +96,13 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
   }
 
   mixer_spec lstm;
-  lstm.kind = mixer_kind::mh_lstm;
+  lstm = mixer_spec("mh_lstm");
   const distill_target targets[] = {distill_target::pre_proj, distill_target::pre_proj, distill_target::mixer_out,
                                     distill_target::block_out, distill_target::cosine};
   for (int run = 0; run < 5; ++run) {
     const bool forced = run == 1;
     HybridViT<float> student = make_student(teacher, {1}, lstm, rng);
-    REQUIRE(student.config().mixers[1].kind == mixer_kind::mh_lstm);
+    REQUIRE(student.config().mixers[1].kind() == "mh_lstm");
     const double before = evaluate(student, val).accuracy;
     distill_options d;
     d.teacher_forced = forced;
@@ -114,7 +114,7 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
     d.stage2.lr = 2e-4;
     distill(teacher, student, {1}, train, nullptr, d);
     const double after = evaluate(student, val).accuracy;
-    INFO(distill_target_name(d.target) << ", teacher-forced " << forced << ": student " << before << " -> " << after << ", teacher " << acc);
+    INFO(to_string(d.target) << ", teacher-forced " << forced << ": student " << before << " -> " << after << ", teacher " << acc);
     REQUIRE(after > before);
     REQUIRE(after > acc - 0.15);
   }

@@ -18,9 +18,10 @@ TEST_CASE("sparsimix.config parses the FORMATS example and round-trips", "[io][c
   REQUIRE(c.depth == 3);
   REQUIRE(c.num_tokens() == 50);
   REQUIRE(c.mlp_hidden() == 384);
-  REQUIRE(c.mixers[1].kind == mixer_kind::mh_lstm);
-  REQUIRE(c.mixers[2].bidirectional);
-  REQUIRE(c.mixers[2].dt_rank == 6);
+  REQUIRE(c.mixers[1].kind() == "mh_lstm");
+  const auto scan = c.mixers[2].get<selective_scan_options>("test");
+  REQUIRE(scan.bidirectional);
+  REQUIRE(scan.dt_rank.value == 6);
   REQUIRE_FALSE(c.halting.has_value());
   const auto back = io::vit_config_from_string(io::to_string(c));
   REQUIRE(back.mixers == c.mixers);
@@ -32,8 +33,9 @@ TEST_CASE("sparsimix.config applies defaults and reads halting", "[io][config]")
     "embed_dim": 40, "depth": 1, "num_heads": 5, "mlp_ratio": 2.5,
     "mixers": [{"kind": "selective_scan", "dt_rank": "auto"}], "halting": {"gamma": 10, "beta": 30, "eps": 0.01}})");
   REQUIRE(c.ln_eps == 1e-6);
-  REQUIRE(c.mixers[0].d_state == 16);
-  REQUIRE(c.mixers[0].dt_rank == 0);
+  const auto scan = c.mixers[0].get<selective_scan_options>("test");
+  REQUIRE(scan.d_state == 16);
+  REQUIRE(scan.dt_rank.is_auto());
   REQUIRE(c.mlp_hidden() == 100);
   REQUIRE(c.halting.has_value());
   REQUIRE(c.halting->beta == 30);

@@ -25,12 +25,11 @@ vit_config small_config(std::vector<mixer_spec> mixers) {
 }
 
 mixer_spec scan_spec(bool bi) {
-  mixer_spec s;
-  s.kind = mixer_kind::selective_scan;
-  s.d_state = 3;
-  s.expand = 1.5;
-  s.bidirectional = bi;
-  return s;
+  selective_scan_options o;
+  o.d_state = 3;
+  o.expand = 1.5;
+  o.bidirectional = bi;
+  return spec_for<SelectiveScan>(o);
 }
 
 // A user mixer: y = x * w (per channel). Models SeqMixer; lives in an AnyMixer.
@@ -82,7 +81,7 @@ static_assert(SeqMixer<channel_scale<double>>);
 
 TEST_CASE("HybridViT inference equals its tape forward, for every mixer kind", "[models][vit]") {
   mixer_spec attn, lstm;
-  lstm.kind = mixer_kind::mh_lstm;
+  lstm = mixer_spec("mh_lstm");
   HybridViT<double> m(small_config({attn, lstm, scan_spec(false), scan_spec(true)}));
   Rng rng(3);
   m.init(rng);
@@ -101,7 +100,7 @@ TEST_CASE("HybridViT inference equals its tape forward, for every mixer kind", "
 
 TEST_CASE("HybridViT gradients match finite differences through every block kind", "[models][vit][gradcheck]") {
   mixer_spec attn, lstm;
-  lstm.kind = mixer_kind::mh_lstm;
+  lstm = mixer_spec("mh_lstm");
   HybridViT<double> m(small_config({attn, lstm, scan_spec(true)}));
   Rng rng(5);
   m.init(rng);
@@ -136,7 +135,7 @@ TEST_CASE("replace_mixer keeps every other weight and checks the width", "[model
   MultiHeadLSTM<double> lstm({12, 3});
   lstm.init(rng);
   m.replace_mixer(1, lstm);
-  REQUIRE(m.config().mixers[1].kind == mixer_kind::mh_lstm);
+  REQUIRE(m.config().mixers[1].kind() == "mh_lstm");
   m.forward(img.view(), after.view());
   REQUIRE(after(0, 0) != before(0, 0));
   for (const auto& [name, t] : m.state_dict())
@@ -158,7 +157,7 @@ TEST_CASE("replace_mixer keeps every other weight and checks the width", "[model
 
 TEST_CASE("checkpoints round-trip and a failed load changes nothing", "[models][vit][io]") {
   mixer_spec lstm;
-  lstm.kind = mixer_kind::mh_lstm;
+  lstm = mixer_spec("mh_lstm");
   HybridViT<float> m(small_config({lstm, scan_spec(true)}));
   Rng rng(11);
   m.init(rng);
@@ -183,7 +182,7 @@ TEST_CASE("checkpoints round-trip and a failed load changes nothing", "[models][
 
 TEST_CASE("HybridViT with A-ViT halting: masks, inference == tape, halting loss gradients", "[models][vit][halting]") {
   mixer_spec attn, lstm;
-  lstm.kind = mixer_kind::mh_lstm;
+  lstm = mixer_spec("mh_lstm");
   auto cfg = small_config({attn, lstm, scan_spec(false), attn});
   // Scores sigmoid(gamma * y0 - beta) near 0.3-0.6 so patch tokens halt at different blocks.
   cfg.halting = halting_spec{2.0, 0.5, 0.01};

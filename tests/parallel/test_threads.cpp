@@ -71,9 +71,8 @@ TEST_CASE("a hybrid ViT training step gives the same loss and gradients with 1 a
   c.mlp_ratio = 2;
   c.depth = 3;
   mixer_spec lstm, scan;
-  lstm.kind = mixer_kind::mh_lstm;
-  scan.kind = mixer_kind::selective_scan;
-  scan.bidirectional = true;
+  lstm = mixer_spec("mh_lstm");
+  scan = spec_for<SelectiveScan>({.bidirectional = true});
   c.mixers = {mixer_spec{}, lstm, scan};
   HybridViT<double> m(c);
   Rng rng(2);

@@ -52,16 +52,6 @@ struct Var {
   bool valid() const noexcept { return id >= 0; }
 };
 
-// A mixer whose training cache keeps its pre-projection output (`head_out`, [B, N, C]) and
-// whose backward takes a gradient on it: MultiHeadLSTM's head_proj output, FAR's
-// distillation target (METHOD.md 1.7).
-template <class M>
-concept PreProjMixer = SeqMixer<M> && requires(M& m, const typename M::cache_type& c,
-                                               ConstSeq<typename M::scalar_type> dy, Seq<typename M::scalar_type> dx) {
-  c.head_out.view();
-  m.backward(c, dy, dx, dy);
-};
-
 namespace detail {
 
 enum class tape_op : std::uint8_t {
@@ -107,7 +97,7 @@ struct mixer_holder final : mixer_holder_base<typename M::scalar_type> {
   typename M::cache_type cache{};
   void backward(ConstSeq<T> dy, Seq<T> dx) override { mixer->backward(cache, dy, dx); }
   void backward(ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) override {
-    if constexpr (PreProjMixer<M>)
+    if constexpr (HasPreProjOutput<M>)
       mixer->backward(cache, dy, dx, ds);
     else
       throw config_error("Tape: this mixer has no pre-projection output");
@@ -423,15 +413,18 @@ class Tape {
   // Like mixer(), and also the mixer's pre-projection output s [B, N, C] as a var (its
   // value copied from the cache), so a loss can read it: {y, s}. Backward feeds both
   // gradients to the mixer in one call.
-  template <PreProjMixer M>
+  // A mixer that does not provide one (provides_pre_proj_output(m) false) is a config_error.
+  template <HasPreProjOutput M>
     requires std::is_same_v<typename M::scalar_type, T>
   std::pair<Var, Var> mixer_pre_proj(M& m, Var x, const TokenMask* mask = nullptr) {
+    if (!provides_pre_proj_output(m))
+      throw config_error("Tape::mixer_pre_proj: the mixer has no pre-projection output (HasPreProjOutput)");
     const Var y = mixer(m, x, mask);
     auto& h = static_cast<detail::mixer_holder<M>&>(*mixers_[static_cast<std::size_t>(nmix_ - 1)]);
-    const auto sv = h.cache.head_out.view();
+    const ConstSeq<T> sv = m.pre_proj_output(h.cache);
     if (!(sv.shape() == shape(y)))
-      throw shape_error(detail::concat("Tape::mixer_pre_proj: head_out is ", sv.shape().str(), ", expected ",
-                                       shape(y).str()));
+      throw shape_error(detail::concat("Tape::mixer_pre_proj: the pre-projection output is ", sv.shape().str(),
+                                       ", expected ", shape(y).str()));
     const Var s = new_var(shape(y), true);
     std::copy(sv.begin(), sv.end(), ptr(s));
     nodes_.back().b = s;  // the mixer node now has two outputs: y (out) and s (b)

@@ -1,6 +1,7 @@
 // Named parameters: a value and its gradient, under the PyTorch/timm name.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
@@ -18,6 +19,10 @@ struct Param {
 
 template <class T>
 using ParamList = std::vector<Param<T>>;
+
+// Tensors by PyTorch name, in state_dict order (copies, not views).
+template <class T>
+using named_tensors = std::vector<std::pair<std::string, Tensor<T>>>;
 
 // Prepends "prefix." to every name (for nesting modules).
 template <class T>

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "../models/vit.hpp"
-#include "../io/idx.hpp"
+#include "../data/idx.hpp"
 #include "sparsity.hpp"
 
 namespace sparsimix {
@@ -20,7 +20,7 @@ struct layer_sparsity {
 // Runs the model on the first `count` images of `ds` in batches and accumulates every
 // attention layer's maps.
 template <class T>
-std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const io::image_dataset& ds, index_t count,
+std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const data::image_dataset& ds, index_t count,
                                              index_t batch = 100) {
   const index_t n = std::min(count, ds.size()), L = model.depth();
   std::vector<sparsity_accumulator> all(static_cast<std::size_t>(L)), cls;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/enum_names.hpp"
 #include "train.hpp"
 
 namespace sparsimix {
@@ -25,14 +26,14 @@ SPARSIMIX_ABI_BEGIN
 //   block_out: MSE between block outputs; cosine: 1 - cosine over channels of block outputs.
 enum class distill_target { pre_proj, mixer_out, block_out, cosine };
 
-inline const char* distill_target_name(distill_target t) noexcept {
-  switch (t) {
-    case distill_target::pre_proj: return "pre_proj";
-    case distill_target::mixer_out: return "mixer_out";
-    case distill_target::block_out: return "block_out";
-    case distill_target::cosine: return "cosine";
-  }
-  return "?";
+inline constexpr detail::enum_table<distill_target, 4> distill_target_names{
+    {{distill_target::pre_proj, "pre_proj"},
+     {distill_target::mixer_out, "mixer_out"},
+     {distill_target::block_out, "block_out"},
+     {distill_target::cosine, "cosine"}}};
+constexpr std::string_view to_string(distill_target t) noexcept { return detail::enum_to_string(distill_target_names, t); }
+inline distill_target parse_distill_target(std::string_view s) {
+  return detail::enum_parse(distill_target_names, s, "distillation target");
 }
 
 struct distill_options {
@@ -54,8 +55,9 @@ struct distill_result {
   fit_result stage1, stage2;
 };
 
-// A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (same width and
-// heads). An mh_lstm's post_proj starts as the teacher attention's proj (FAR, METHOD.md 1.3).
+// A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (any
+// registered kind; same width and heads). A mixer that InitsFromTeacher starts from the
+// layer it replaces: mh_lstm's post_proj is the teacher attention's proj (FAR, METHOD.md 1.3).
 template <class T>
 HybridViT<T> make_student(const HybridViT<T>& teacher, const std::vector<index_t>& layers, const mixer_spec& spec,
                           Rng& rng) {
@@ -64,30 +66,36 @@ HybridViT<T> make_student(const HybridViT<T>& teacher, const std::vector<index_t
   for (index_t l : layers) {
     if (l < 0 || l >= teacher.depth())
       throw config_error(detail::concat("make_student: layer ", l, " out of range [0, ", teacher.depth(), ")"));
-    Mixer<T> m = make_mixer<T>(spec, cfg.embed_dim, cfg.num_heads, rng);
-    if (auto* lstm = std::get_if<MultiHeadLSTM<T>>(&m)) {
-      if (const auto* attn = std::get_if<Attention<T>>(&teacher.mixer(l))) {
-        auto& a = const_cast<Attention<T>&>(*attn);  // parameters() is non-const; read only
-        Tensor<T> pw, pb;
-        for (const auto& p : a.parameters()) {
-          if (p.name == "proj.weight") { pw = Tensor<T>(p.value.shape()); pw.copy_from(TensorView<const T>(p.value)); }
-          if (p.name == "proj.bias") { pb = Tensor<T>(p.value.shape()); pb.copy_from(TensorView<const T>(p.value)); }
-        }
-        for (auto& p : lstm->parameters()) {
-          if (p.name == "post_proj.weight") std::copy(pw.begin(), pw.end(), p.value.begin());
-          if (p.name == "post_proj.bias") std::copy(pb.begin(), pb.end(), p.value.begin());
-        }
-      }
-    }
-    student.replace_mixer(l, std::move(m), spec);
+    Mixer<T> m = make_mixer<T>(spec, mixer_dims{cfg.embed_dim, cfg.num_heads}, rng);
+    std::visit(
+        [&](auto& mm) {
+          if constexpr (InitsFromTeacher<std::remove_cvref_t<decltype(mm)>>) mm.init_from_teacher(teacher.mixer_tensors(l));
+        },
+        m);
+    student.replace_mixer(l, std::move(m));
   }
   return student;
+}
+
+// The names (model-level, "blocks.{l}.attn.<name>") of the replaced mixers' parameters taken
+// from the teacher, which stage 1 keeps frozen.
+template <class T>
+std::set<std::string> teacher_initialised_params(const HybridViT<T>& student, const std::set<index_t>& layers) {
+  std::set<std::string> out;
+  for (index_t l : layers)
+    std::visit(
+        [&](const auto& m) {
+          if constexpr (InitsFromTeacher<std::remove_cvref_t<decltype(m)>>)
+            for (const auto& n : m.teacher_initialised()) out.insert(detail::concat("blocks.", l, ".attn.", n));
+        },
+        student.mixer(l));
+  return out;
 }
 
 // Runs both stages on `student` (made by make_student from `teacher`, replacing `layers`).
 template <class T>
 distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const std::vector<index_t>& layers,
-                       const io::image_dataset& train, const io::image_dataset* val, const distill_options& opt,
+                       const data::image_dataset& train, const data::image_dataset* val, const distill_options& opt,
                        const std::function<void(int stage, const fit_progress&)>& on_progress = {}) {
   if (layers.empty()) throw config_error("distill: no layer to replace");
   const std::set<index_t> replaced(layers.begin(), layers.end());
@@ -112,11 +120,12 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
     oc.weight_decay = opt.stage1.weight_decay;
     AdamW<T> optimizer(oc);
     ParamList<T> params;
+    const std::set<std::string> from_teacher = teacher_initialised_params(student, replaced);
     for (auto& p : student.parameters()) {
       bool in_replaced = false;
       for (index_t l : replaced)
         if (p.name.rfind("blocks." + std::to_string(l) + ".attn.", 0) == 0) in_replaced = true;
-      if (in_replaced && p.name.find("post_proj") == std::string::npos) params.push_back(p);
+      if (in_replaced && !from_teacher.count(p.name)) params.push_back(p);
     }
     optimizer.add_group(std::move(params));
     student.set_trainable([](const std::string&) { return false; });
@@ -131,8 +140,8 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
           const Var x = tape.input(cap.mixer_in[k].view());
           const Var sim = std::visit(
               [&](auto& m) {
-                if constexpr (PreProjMixer<std::remove_cvref_t<decltype(m)>>) {
-                  if (pre && cap.pre_proj_out[k].numel()) {
+                if constexpr (HasPreProjOutput<std::remove_cvref_t<decltype(m)>>) {
+                  if (pre && cap.pre_proj_out[k].numel() && provides_pre_proj_output(m)) {
                     auto [y, s] = tape.mixer_pre_proj(m, x, nullptr);
                     return tape.mse(s, tape.input(cap.pre_proj_out[k].view()));
                   }

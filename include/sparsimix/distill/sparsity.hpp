@@ -12,6 +12,7 @@
 #include <numeric>
 #include <vector>
 
+#include "../core/enum_names.hpp"
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
 
@@ -24,14 +25,14 @@ struct sparsity_stats {
 
 enum class sparsity_metric { k90, entropy, top_k_mass, threshold };
 
-inline const char* sparsity_metric_name(sparsity_metric m) noexcept {
-  switch (m) {
-    case sparsity_metric::k90: return "k90";
-    case sparsity_metric::entropy: return "entropy";
-    case sparsity_metric::top_k_mass: return "top_k_mass";
-    case sparsity_metric::threshold: return "threshold";
-  }
-  return "?";
+inline constexpr detail::enum_table<sparsity_metric, 4> sparsity_metric_names{
+    {{sparsity_metric::k90, "k90"},
+     {sparsity_metric::entropy, "entropy"},
+     {sparsity_metric::top_k_mass, "top_k_mass"},
+     {sparsity_metric::threshold, "threshold"}}};
+constexpr std::string_view to_string(sparsity_metric m) noexcept { return detail::enum_to_string(sparsity_metric_names, m); }
+inline sparsity_metric parse_sparsity_metric(std::string_view s) {
+  return detail::enum_parse(sparsity_metric_names, s, "sparsity metric");
 }
 
 // A single number where larger means sparser, for ranking layers.

@@ -12,7 +12,7 @@
 #include "../autograd/optim.hpp"
 #include "../autograd/schedule.hpp"
 #include "../models/vit.hpp"
-#include "data.hpp"
+#include "../data/loader.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -25,7 +25,7 @@ struct eval_result {
 
 // Accuracy and mean cross-entropy over `limit` examples (0: all), in batches.
 template <class T>
-eval_result evaluate(const HybridViT<T>& model, const io::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
+eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
   const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
   const index_t classes = model.config().num_classes;
   const Shape is = ds.images.shape();
@@ -59,7 +59,7 @@ eval_result evaluate(const HybridViT<T>& model, const io::image_dataset& ds, ind
 
 // Median wall-clock milliseconds of a batch-1 inference forward (after warm-up).
 template <class T>
-double measure_latency_ms(const HybridViT<T>& model, const io::image_dataset& ds, int runs = 50) {
+double measure_latency_ms(const HybridViT<T>& model, const data::image_dataset& ds, int runs = 50) {
   const Shape is = ds.images.shape();
   Tensor<T> image(Shape{1, is[1], is[2], is[3]}), logits(Shape{1, model.config().num_classes});
   for (index_t i = 0; i < image.numel(); ++i) image.data()[i] = static_cast<T>(ds.images.data()[i]);
@@ -109,16 +109,16 @@ using batch_loss_fn = std::function<Var(Tape<T>&, const Tensor<T>& images, const
 // batches of `train`, calling on_progress about every second and on_eval(step, result) after
 // each validation run (which may save a checkpoint and returns nothing).
 template <class T>
-fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const io::image_dataset& train, const io::image_dataset* val,
+fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_dataset& train, const data::image_dataset* val,
                const fit_options& opt, const batch_loss_fn<T>& batch_loss,
                const std::function<void(const fit_progress&)>& on_progress = {},
                const std::function<void(index_t, const eval_result&)>& on_eval = {}) {
   if (opt.steps < 1) throw config_error(detail::concat("fit: steps is ", opt.steps, ", expected >= 1"));
-  loader_options lo;
+  data::loader_options lo;
   lo.batch = opt.batch;
   lo.augment = opt.augment;
   lo.seed = opt.seed;
-  batch_loader loader(train, lo);
+  data::batch_loader loader(train, lo);
   if (loader.batches_per_epoch() < 1)
     throw config_error(detail::concat("fit: ", train.size(), " examples make no batch of ", opt.batch));
   const auto warmup = static_cast<index_t>(std::lround(opt.warmup_fraction * static_cast<double>(opt.steps)));
@@ -199,7 +199,7 @@ double batch_accuracy(TensorView<const T> logits, const std::vector<index_t>& la
 
 // Plain supervised training: cross-entropy (optional label smoothing) on every parameter.
 template <class T>
-fit_result train_classifier(HybridViT<T>& model, const io::image_dataset& train, const io::image_dataset* val,
+fit_result train_classifier(HybridViT<T>& model, const data::image_dataset& train, const data::image_dataset* val,
                             const fit_options& opt, double label_smoothing = 0.0,
                             const std::function<void(const fit_progress&)>& on_progress = {},
                             const std::function<void(index_t, const eval_result&)>& on_eval = {}) {

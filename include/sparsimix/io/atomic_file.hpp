@@ -39,5 +39,10 @@ void write_file_atomically(const std::string& path, Writer&& write) {
   }
 }
 
+// Writes `text` to `path` the same way.
+inline void write_text_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](std::ostream& os) { os << text; });
+}
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix::io

@@ -117,11 +117,12 @@ HybridViT<T> load_checkpoint(const std::string& path, const load_options& opt = 
   return model;
 }
 
-// Writes model (or its gradients, names prefixed "grad.") as a checkpoint, atomically.
+// Writes model as a checkpoint, atomically.
 template <class T>
 void save_checkpoint(HybridViT<T>& model, const std::string& path) {
   if (!model.serializable())
-    throw config_error("save_checkpoint: the model holds a user mixer (AnyMixer) that a config cannot describe");
+    throw config_error(path + ": the model holds a mixer of an unregistered type (AnyMixer) that a config cannot "
+                       "describe; give it a mixer_traits block and SPARSIMIX_REGISTER_MIXER it (docs/architecture.md)");
   safetensors_writer w;
   w.set_metadata("format", "pt");
   w.set_metadata("sparsimix.config", to_string(model.config()));

@@ -5,9 +5,13 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "../models/registry.hpp"
 #include "../models/vit_config.hpp"
 
 namespace sparsimix::io {
@@ -34,6 +38,46 @@ inline double get_num(const nlohmann::json& obj, const char* key, const std::str
 }
 }  // namespace detail
 
+// {"kind": K, <option>: value, ...} -> the registered kind's spec, defaults filled in and
+// validated. JSON integers, numbers, booleans and the string "auto" map to the option types.
+inline mixer_spec mixer_spec_from_json(const nlohmann::json& m, const std::string& where) {
+  using detail::concat;
+  if (!m.is_object() || !m.contains("kind") || !m["kind"].is_string())
+    throw config_error(where + ": must be an object with a string 'kind'");
+  const std::string kind = m["kind"].get<std::string>();
+  std::vector<mixer_option> options;
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (it.key() == "kind") continue;
+    const auto& v = it.value();
+    option_value value;
+    if (v.is_boolean()) value = v.get<bool>();
+    else if (v.is_number_integer()) value = v.get<index_t>();
+    else if (v.is_number()) value = v.get<double>();
+    else if (v.is_string() && v.get<std::string>() == "auto") value = auto_index{};
+    else throw config_error(concat(where, ": '", it.key(), "' has an unsupported value ", v.dump()));
+    options.push_back({it.key(), value});
+  }
+  return normalize_spec(mixer_spec(kind, std::move(options)), where);
+}
+
+inline nlohmann::ordered_json to_json(const mixer_spec& s) {
+  nlohmann::ordered_json o;
+  o["kind"] = s.kind();
+  for (const auto& opt : s.options())
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, auto_index>) {
+            if (v.is_auto()) o[opt.name] = "auto";
+            else o[opt.name] = v.value;
+          } else {
+            o[opt.name] = v;
+          }
+        },
+        opt.value);
+  return o;
+}
+
 inline vit_config vit_config_from_json(const nlohmann::json& j) {
   using detail::concat;
   const std::string where = "sparsimix.config";
@@ -53,39 +97,7 @@ inline vit_config vit_config_from_json(const nlohmann::json& j) {
   if (j.contains("ln_eps")) c.ln_eps = detail::get_num(j, "ln_eps", where);
   const auto mx = j.find("mixers");
   if (mx == j.end() || !mx->is_array()) throw config_error(where + ": missing array 'mixers'");
-  for (std::size_t i = 0; i < mx->size(); ++i) {
-    const auto& m = (*mx)[i];
-    const std::string w = concat(where, ": mixers[", i, "]");
-    if (!m.is_object() || !m.contains("kind") || !m["kind"].is_string())
-      throw config_error(w + ": must be an object with a string 'kind'");
-    const std::string kind = m["kind"].get<std::string>();
-    mixer_spec s;
-    if (kind == "attention" || kind == "mh_lstm") {
-      s.kind = kind == "attention" ? mixer_kind::attention : mixer_kind::mh_lstm;
-      detail::refuse_unknown(m, {"kind"}, w);
-    } else if (kind == "selective_scan") {
-      s.kind = mixer_kind::selective_scan;
-      detail::refuse_unknown(m, {"kind", "d_state", "d_conv", "expand", "dt_rank", "bidirectional"}, w);
-      if (m.contains("d_state")) s.d_state = detail::get_int(m, "d_state", w);
-      if (m.contains("d_conv")) s.d_conv = detail::get_int(m, "d_conv", w);
-      if (m.contains("expand")) s.expand = detail::get_num(m, "expand", w);
-      if (m.contains("dt_rank")) {
-        if (m["dt_rank"].is_string()) {
-          if (m["dt_rank"].get<std::string>() != "auto") throw config_error(w + ": dt_rank must be an integer or \"auto\"");
-        } else {
-          s.dt_rank = detail::get_int(m, "dt_rank", w);
-          if (s.dt_rank <= 0) throw config_error(concat(w, ": dt_rank must be positive, got ", s.dt_rank));
-        }
-      }
-      if (m.contains("bidirectional")) {
-        if (!m["bidirectional"].is_boolean()) throw config_error(w + ": bidirectional must be true or false");
-        s.bidirectional = m["bidirectional"].get<bool>();
-      }
-    } else {
-      throw config_error(concat(w, ": unknown kind '", kind, "' (expected attention, mh_lstm or selective_scan)"));
-    }
-    c.mixers.push_back(s);
-  }
+  for (std::size_t i = 0; i < mx->size(); ++i) c.mixers.push_back(mixer_spec_from_json((*mx)[i], concat(where, ": mixers[", i, "]")));
   if (j.contains("halting") && !j["halting"].is_null()) {
     const auto& h = j["halting"];
     if (!h.is_object()) throw config_error(where + ": halting must be an object or null");
@@ -122,18 +134,7 @@ inline nlohmann::ordered_json to_json(const vit_config& c) {
   j["mlp_ratio"] = c.mlp_ratio;
   j["ln_eps"] = c.ln_eps;
   j["mixers"] = nlohmann::ordered_json::array();
-  for (const auto& m : c.mixers) {
-    nlohmann::ordered_json o;
-    o["kind"] = mixer_kind_name(m.kind);
-    if (m.kind == mixer_kind::selective_scan) {
-      o["d_state"] = m.d_state;
-      o["d_conv"] = m.d_conv;
-      o["expand"] = m.expand;
-      if (m.dt_rank > 0) o["dt_rank"] = m.dt_rank; else o["dt_rank"] = "auto";
-      o["bidirectional"] = m.bidirectional;
-    }
-    j["mixers"].push_back(o);
-  }
+  for (const auto& m : c.mixers) j["mixers"].push_back(to_json(m));
   if (c.halting)
     j["halting"] = {{"gamma", c.halting->gamma}, {"beta", c.halting->beta}, {"eps", c.halting->eps}};
   else

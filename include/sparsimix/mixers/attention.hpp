@@ -32,6 +32,7 @@
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
 #include "../kernels/attention.hpp"
+#include "traits.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -375,6 +376,20 @@ class Attention {
   Tensor<T> w_qkv_, b_qkv_, w_proj_, b_proj_;
   Tensor<T> g_w_qkv_, g_b_qkv_, g_w_proj_, g_b_proj_;
   mutable workspace ws_;
+};
+
+// ---- registry traits (mixers/traits.hpp) --------------------------------------------------
+// No options of its own: the width and the heads come from the model.
+template <class T>
+struct mixer_traits<Attention<T>> {
+  static constexpr std::string_view kind = "attention";
+  using options = no_options;
+  static Attention<T> make(const options&, const mixer_dims& d, Rng& rng) {
+    Attention<T> m({d.dim, d.num_heads});
+    m.init(rng);
+    return m;
+  }
+  static options options_of(const Attention<T>&) { return {}; }
 };
 
 SPARSIMIX_ABI_END

@@ -44,6 +44,7 @@
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
 #include "../kernels/lstm.hpp"
+#include "traits.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -324,6 +325,25 @@ class MultiHeadLSTM {
     post_w_ = std::move(post_w);
     post_b_ = std::move(post_b);
   }
+
+  // FAR's distillation target (HasPreProjOutput): s, the head_proj output, of a training forward.
+  ConstSeq<T> pre_proj_output(const cache_type& c) const { return c.head_out.view(); }
+
+  // InitsFromTeacher: post_proj starts as the replaced attention's proj (FAR, METHOD.md 1.3);
+  // returns the names copied (stage 1 of distillation keeps them frozen).
+  std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) {
+    const Tensor<T>* w = nullptr;
+    const Tensor<T>* b = nullptr;
+    for (const auto& [name, t] : teacher) {
+      if (name == "proj.weight") w = &t;
+      if (name == "proj.bias") b = &t;
+    }
+    if (!w || !b || !(w->shape() == post_w_.shape()) || !(b->shape() == post_b_.shape())) return {};
+    post_w_.copy_from(w->view());
+    post_b_.copy_from(b->view());
+    return teacher_initialised();
+  }
+  std::vector<std::string> teacher_initialised() const { return {"post_proj.weight", "post_proj.bias"}; }
 
   // Inference: y = mixer(x), x, y: [B, N, C]; mask [B, N] or null.
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
@@ -657,6 +677,20 @@ class MultiHeadLSTM {
   mutable state ws_;
   mutable Tensor<T> scratch_;
   bwd_workspace bw_;
+};
+
+// ---- registry traits (mixers/traits.hpp) --------------------------------------------------
+// No options of its own: the width and the heads come from the model.
+template <class T>
+struct mixer_traits<MultiHeadLSTM<T>> {
+  static constexpr std::string_view kind = "mh_lstm";
+  using options = no_options;
+  static MultiHeadLSTM<T> make(const options&, const mixer_dims& d, Rng& rng) {
+    MultiHeadLSTM<T> m({d.dim, d.num_heads});
+    m.init(rng);
+    return m;
+  }
+  static options options_of(const MultiHeadLSTM<T>&) { return {}; }
 };
 
 SPARSIMIX_ABI_END

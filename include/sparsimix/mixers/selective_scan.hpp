@@ -32,6 +32,7 @@
 #include "../core/rng.hpp"
 #include "../kernels/activations.hpp"
 #include "../kernels/scan.hpp"
+#include "traits.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -63,7 +64,7 @@ class SelectiveScan {
     direction dir[2];
   };
 
-  explicit SelectiveScan(const config& cfg) : cfg_(validated(cfg)) {
+  explicit SelectiveScan(const config& cfg) : cfg_(validated(cfg)), dt_rank_auto_(cfg.dt_rank == 0) {
     const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
     in_proj_ = param_pair({2 * Di, C});
     out_proj_ = param_pair({C, Di});
@@ -83,6 +84,8 @@ class SelectiveScan {
 
   index_t dim() const noexcept { return cfg_.dim; }
   const config& cfg() const noexcept { return cfg_; }
+  // True when the config asked for dt_rank "auto" (cfg().dt_rank then holds ceil(C / 16)).
+  bool dt_rank_is_auto() const noexcept { return dt_rank_auto_; }
   index_t d_inner() const noexcept { return inner_of(cfg_); }
   int directions() const noexcept { return cfg_.bidirectional ? 2 : 1; }
 
@@ -283,6 +286,7 @@ class SelectiveScan {
   void run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c, bool training) const;
 
   config cfg_;
+  bool dt_rank_auto_ = false;
   pair in_proj_, out_proj_;
   branch br_[2];
   mutable cache_type ws_;      // inference workspaces
@@ -543,6 +547,58 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
     std::copy(src, src + C, dx.data() + c.idx[static_cast<std::size_t>(r)] * C);
   }
 }
+
+// ---- registry traits (mixers/traits.hpp) --------------------------------------------------
+// The per-block options of FORMATS.md section 1 (the width comes from the model), in the
+// order the config JSON writes them.
+struct selective_scan_options {
+  index_t d_state = 16;
+  index_t d_conv = 4;
+  double expand = 2.0;
+  auto_index dt_rank{};  // auto: ceil(C / 16)
+  bool bidirectional = false;
+
+  template <class F>
+  void fields(F&& f) {
+    f("d_state", d_state);
+    f("d_conv", d_conv);
+    f("expand", expand);
+    f("dt_rank", dt_rank);
+    f("bidirectional", bidirectional);
+  }
+  void validate(std::string_view where) const {
+    auto bad = [&](const char* field, auto v, const char* want) {
+      throw config_error(detail::concat(where, ": ", field, " is ", v, ", expected ", want));
+    };
+    if (d_state < 1) bad("d_state", d_state, ">= 1");
+    if (d_conv < 1) bad("d_conv", d_conv, ">= 1");
+    if (!(std::isfinite(expand) && expand > 0)) bad("expand", expand, "a finite number > 0");
+    if (dt_rank.value < 0) bad("dt_rank", dt_rank.value, "a positive integer or \"auto\"");
+  }
+  friend bool operator==(const selective_scan_options&, const selective_scan_options&) = default;
+};
+
+template <class T>
+struct mixer_traits<SelectiveScan<T>> {
+  static constexpr std::string_view kind = "selective_scan";
+  using options = selective_scan_options;
+  static SelectiveScan<T> make(const options& o, const mixer_dims& d, Rng& rng) {
+    typename SelectiveScan<T>::config c;
+    c.dim = d.dim;
+    c.d_state = o.d_state;
+    c.d_conv = o.d_conv;
+    c.expand = o.expand;
+    c.dt_rank = o.dt_rank.value;
+    c.bidirectional = o.bidirectional;
+    SelectiveScan<T> m(c);
+    m.init(rng);
+    return m;
+  }
+  static options options_of(const SelectiveScan<T>& m) {
+    const auto& c = m.cfg();
+    return {c.d_state, c.d_conv, c.expand, auto_index{m.dt_rank_is_auto() ? 0 : c.dt_rank}, c.bidirectional};
+  }
+};
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

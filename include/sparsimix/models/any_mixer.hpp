@@ -1,11 +1,20 @@
 // AnyMixer<T>: a type-erased holder for any user type that models SeqMixer, so a HybridViT
-// block can hold mixers sparsimix does not know. AnyMixer models SeqMixer itself.
+// block can hold mixers sparsimix was not compiled with. AnyMixer models SeqMixer itself and
+// forwards every optional capability of the held type (concepts.hpp): init, the
+// pre-projection output, a dense checkpoint layout, initialisation from the teacher, and,
+// for a type with a mixer_traits block, the spec a checkpoint records.
 #pragma once
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "../concepts.hpp"
+#include "../mixers/traits.hpp"
+#include "mixer_state.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -15,6 +24,7 @@ class AnyMixer {
   struct cache_base {
     virtual ~cache_base() = default;
   };
+  using lookup_fn = std::function<Tensor<T>(const std::string&)>;
   struct concept_base {
     virtual ~concept_base() = default;
     virtual std::unique_ptr<concept_base> clone() const = 0;
@@ -22,7 +32,17 @@ class AnyMixer {
     virtual void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const = 0;
     virtual void forward(ConstSeq<T> x, Seq<T> y, std::unique_ptr<cache_base>& c, const TokenMask* mask) = 0;
     virtual void backward(const cache_base& c, ConstSeq<T> dy, Seq<T> dx) = 0;
+    virtual void backward(const cache_base& c, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) = 0;
     virtual ParamList<T> parameters() = 0;
+    virtual void init(Rng& rng) = 0;
+    virtual bool has_pre_proj() const = 0;
+    virtual ConstSeq<T> pre_proj_output(const cache_base& c) const = 0;
+    virtual named_tensors<T> state(bool grads) = 0;
+    virtual std::vector<std::string> state_names() = 0;
+    virtual void load_state(const lookup_fn& lookup) = 0;
+    virtual std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) = 0;
+    virtual std::vector<std::string> teacher_initialised() const = 0;
+    virtual std::optional<mixer_spec> spec() const = 0;
   };
   template <class M>
   struct model final : concept_base {
@@ -31,6 +51,11 @@ class AnyMixer {
     };
     M m;
     explicit model(M mm) : m(std::move(mm)) {}
+    static const cache& cast(const cache_base& c) {
+      const auto* p = dynamic_cast<const cache*>(&c);
+      if (!p) throw config_error("AnyMixer: the cache comes from another mixer type's training forward");
+      return *p;
+    }
     std::unique_ptr<concept_base> clone() const override {
       if constexpr (std::is_copy_constructible_v<M>)
         return std::make_unique<model>(m);
@@ -44,10 +69,45 @@ class AnyMixer {
       if (!dynamic_cast<cache*>(c.get())) c = std::make_unique<cache>();
       m.forward(x, y, static_cast<cache&>(*c).value, mask);
     }
-    void backward(const cache_base& c, ConstSeq<T> dy, Seq<T> dx) override {
-      m.backward(static_cast<const cache&>(c).value, dy, dx);
+    void backward(const cache_base& c, ConstSeq<T> dy, Seq<T> dx) override { m.backward(cast(c).value, dy, dx); }
+    void backward(const cache_base& c, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) override {
+      if constexpr (HasPreProjOutput<M>)
+        m.backward(cast(c).value, dy, dx, ds);
+      else
+        throw config_error("AnyMixer::backward: the held mixer has no pre-projection output (HasPreProjOutput)");
     }
     ParamList<T> parameters() override { return m.parameters(); }
+    void init(Rng& rng) override {
+      if constexpr (Initializable<M>) m.init(rng);
+    }
+    bool has_pre_proj() const override { return HasPreProjOutput<M>; }
+    ConstSeq<T> pre_proj_output(const cache_base& c) const override {
+      if constexpr (HasPreProjOutput<M>)
+        return m.pre_proj_output(cast(c).value);
+      else
+        return ConstSeq<T>{};
+    }
+    named_tensors<T> state(bool grads) override { return mixer_state(m, grads); }
+    std::vector<std::string> state_names() override { return mixer_state_names(m); }
+    void load_state(const lookup_fn& lookup) override { load_mixer_state(m, lookup, "AnyMixer"); }
+    std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) override {
+      if constexpr (InitsFromTeacher<M>)
+        return m.init_from_teacher(teacher);
+      else
+        return {};
+    }
+    std::vector<std::string> teacher_initialised() const override {
+      if constexpr (InitsFromTeacher<M>)
+        return m.teacher_initialised();
+      else
+        return {};
+    }
+    std::optional<mixer_spec> spec() const override {
+      if constexpr (RegisteredMixer<M>)
+        return spec_of(m);
+      else
+        return std::nullopt;
+    }
   };
 
  public:
@@ -71,11 +131,26 @@ class AnyMixer {
   index_t dim() const { return impl_->dim(); }
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const { impl_->forward(x, y, mask); }
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& c, const TokenMask* mask) { impl_->forward(x, y, c.impl, mask); }
-  void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) {
-    if (!c.impl) throw config_error("AnyMixer::backward: the cache holds no training forward");
-    impl_->backward(*c.impl, dy, dx);
-  }
+  void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) { impl_->backward(held(c, "backward"), dy, dx); }
   ParamList<T> parameters() { return impl_->parameters(); }
+
+  // Capabilities, forwarded (a held type without one: init does nothing,
+  // provides_pre_proj_output() is false, the dense layout is its parameters(),
+  // init_from_teacher copies nothing, spec() is empty).
+  void init(Rng& rng) { impl_->init(rng); }
+  bool provides_pre_proj_output() const { return impl_->has_pre_proj(); }
+  ConstSeq<T> pre_proj_output(const cache_type& c) const { return impl_->pre_proj_output(held(c, "pre_proj_output")); }
+  void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
+    impl_->backward(held(c, "backward"), dy, dx, ds);
+  }
+  named_tensors<T> export_dense() const { return impl_->state(false); }
+  named_tensors<T> export_dense_grads() const { return impl_->state(true); }
+  std::vector<std::string> dense_names() const { return impl_->state_names(); }
+  void import_dense(const lookup_fn& lookup) { impl_->load_state(lookup); }
+  std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) { return impl_->init_from_teacher(teacher); }
+  std::vector<std::string> teacher_initialised() const { return impl_->teacher_initialised(); }
+  // The spec a checkpoint records, if the held type is registered (has a mixer_traits block).
+  std::optional<mixer_spec> spec() const { return impl_->spec(); }
 
   // The held mixer, if it is an M.
   template <class M>
@@ -85,6 +160,10 @@ class AnyMixer {
   }
 
  private:
+  static const cache_base& held(const cache_type& c, const char* what) {
+    if (!c.impl) throw config_error(detail::concat("AnyMixer::", what, ": the cache holds no training forward"));
+    return *c.impl;
+  }
   std::unique_ptr<concept_base> impl_;
 };
 

@@ -1,7 +1,9 @@
 // One way to move any block mixer's weights in and out in PyTorch's layout, whatever its
-// storage: MultiHeadLSTM keeps per-head blocks and converts (export_dense/import_dense);
-// every other mixer's parameters() already are PyTorch's tensors.
+// storage: a mixer with HasDenseLayout (MultiHeadLSTM keeps per-head blocks; AnyMixer
+// forwards to the mixer it holds) converts; every other mixer's parameters() already are
+// PyTorch's tensors.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,28 +13,17 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
-template <class T>
-using named_tensors = std::vector<std::pair<std::string, Tensor<T>>>;
-
-namespace detail {
-template <class M>
-concept has_dense_layout = requires(M& m, const M& cm) {
-  cm.export_dense();
-  cm.export_dense_grads();
-  M::dense_names();
-};
-}  // namespace detail
-
 // PyTorch-layout tensors of mixer m (values or gradients), names relative to the mixer.
 template <SeqMixer M>
 named_tensors<typename M::scalar_type> mixer_state(M& m, bool grads = false) {
-  if constexpr (detail::has_dense_layout<M>) {
+  using T = typename M::scalar_type;
+  if constexpr (HasDenseLayout<M>) {
     return grads ? m.export_dense_grads() : m.export_dense();
   } else {
-    named_tensors<typename M::scalar_type> out;
+    named_tensors<T> out;
     for (const auto& p : m.parameters()) {
-      Tensor<typename M::scalar_type> t(p.value.shape());
-      t.copy_from(grads ? TensorView<const typename M::scalar_type>(p.grad) : TensorView<const typename M::scalar_type>(p.value));
+      Tensor<T> t(p.value.shape());
+      t.copy_from(grads ? TensorView<const T>(p.grad) : TensorView<const T>(p.value));
       out.emplace_back(p.name, std::move(t));
     }
     return out;
@@ -42,8 +33,8 @@ named_tensors<typename M::scalar_type> mixer_state(M& m, bool grads = false) {
 // The names mixer_state writes, in order.
 template <SeqMixer M>
 std::vector<std::string> mixer_state_names(M& m) {
-  if constexpr (detail::has_dense_layout<M>) {
-    return M::dense_names();
+  if constexpr (HasDenseLayout<M>) {
+    return m.dense_names();
   } else {
     std::vector<std::string> n;
     for (const auto& p : m.parameters()) n.push_back(p.name);
@@ -56,8 +47,8 @@ std::vector<std::string> mixer_state_names(M& m) {
 template <SeqMixer M, class Lookup>
 void load_mixer_state(M& m, Lookup&& lookup, const std::string& where) {
   using T = typename M::scalar_type;
-  if constexpr (detail::has_dense_layout<M>) {
-    m.import_dense(lookup);
+  if constexpr (HasDenseLayout<M>) {
+    m.import_dense(std::function<Tensor<T>(const std::string&)>(lookup));
   } else {
     auto ps = m.parameters();
     std::vector<Tensor<T>> staged;

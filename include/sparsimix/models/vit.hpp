@@ -19,50 +19,13 @@
 #include "../core/rng.hpp"
 #include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
-#include "../mixers/attention.hpp"
 #include "../mixers/halting.hpp"
-#include "../mixers/mh_lstm.hpp"
-#include "../mixers/selective_scan.hpp"
-#include "any_mixer.hpp"
 #include "mixer_state.hpp"
+#include "registry.hpp"
 #include "vit_config.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
-
-// The token mixer of one block: a built-in one, or any user SeqMixer.
-template <class T = float>
-using Mixer = std::variant<Attention<T>, MultiHeadLSTM<T>, SelectiveScan<T>, AnyMixer<T>>;
-
-// A mixer of the kind `spec` describes, for width C and H heads, initialised from rng.
-template <class T>
-Mixer<T> make_mixer(const mixer_spec& spec, index_t dim, index_t heads, Rng& rng) {
-  switch (spec.kind) {
-    case mixer_kind::attention: {
-      Attention<T> m({dim, heads});
-      m.init(rng);
-      return m;
-    }
-    case mixer_kind::mh_lstm: {
-      MultiHeadLSTM<T> m({dim, heads});
-      m.init(rng);
-      return m;
-    }
-    case mixer_kind::selective_scan: {
-      typename SelectiveScan<T>::config c;
-      c.dim = dim;
-      c.d_state = spec.d_state;
-      c.d_conv = spec.d_conv;
-      c.expand = spec.expand;
-      c.dt_rank = spec.dt_rank;
-      c.bidirectional = spec.bidirectional;
-      SelectiveScan<T> m(c);
-      m.init(rng);
-      return m;
-    }
-  }
-  throw config_error("make_mixer: unknown mixer kind");
-}
 
 // What a forward may also return: per block, the block output [B, N, C], the mixer's
 // output [B, N, C] (before the residual add), and for attention blocks the maps [B, H, N, N].
@@ -78,7 +41,7 @@ struct vit_capture {
 
 // Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
 // block output (masked under halting), and, when asked for, the pre-projection output of
-// mixers that have one (PreProjMixer: mh_lstm's head_proj output; invalid Var otherwise).
+// mixers that have one (HasPreProjOutput: mh_lstm's head_proj output; invalid Var otherwise).
 struct vit_trace {
   bool want_pre_proj = false;
   std::vector<Var> mixer_in, mixer_out, block_out, pre_proj;
@@ -107,8 +70,10 @@ class HybridViT {
     blocks_.reserve(static_cast<std::size_t>(cfg_.depth));
     for (index_t i = 0; i < cfg_.depth; ++i) {
       const index_t Hd = cfg_.mlp_hidden();
+      auto& spec = cfg_.mixers[static_cast<std::size_t>(i)];
+      spec = normalize_spec(spec, detail::concat("vit config: mixers[", i, "]"));
       blocks_.push_back(block{pt({C}), pt({C}), pt({C}), pt({C}), pt({Hd, C}), pt({Hd}), pt({C, Hd}), pt({C}),
-                              make_mixer<T>(cfg_.mixers[static_cast<std::size_t>(i)], C, cfg_.num_heads, rng)});
+                              make_mixer<T>(spec, mixer_dims{C, cfg_.num_heads}, rng)});
     }
     init_norms();
     if (cfg_.halting) halting_.emplace(typename HaltingMask<T>::config{C, cfg_.halting->gamma, cfg_.halting->beta,
@@ -158,23 +123,28 @@ class HybridViT {
   Mixer<T>& mixer(index_t i) { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
   const Mixer<T>& mixer(index_t i) const { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
 
-  // Swaps block i's mixer, keeping every other weight. `spec` records the new kind in the
-  // config (a user AnyMixer cannot be saved to a checkpoint: its kind is unknown).
-  void replace_mixer(index_t i, Mixer<T> m, std::optional<mixer_spec> spec = std::nullopt) {
+  // Swaps block i's mixer, keeping every other weight. The config records the spec of the
+  // mixer itself (spec_of), so what a checkpoint saves always describes what the block holds;
+  // an AnyMixer of an unregistered type makes the model unsaveable (serializable() false).
+  void replace_mixer(index_t i, Mixer<T> m) {
     if (i < 0 || i >= depth())
       throw config_error(detail::concat("HybridViT::replace_mixer: block ", i, " out of range [0, ", depth(), ")"));
     const index_t d = std::visit([](const auto& mm) { return static_cast<index_t>(mm.dim()); }, m);
     if (d != dim())
       throw shape_error(detail::concat("HybridViT::replace_mixer: mixer dim is ", d, ", expected ", dim()));
+    const std::optional<mixer_spec> spec = spec_of(m);
     blocks_[static_cast<std::size_t>(i)].mixer = std::move(m);
-    if (spec) {
+    custom_.erase(std::remove(custom_.begin(), custom_.end(), i), custom_.end());
+    if (spec)
       cfg_.mixers[static_cast<std::size_t>(i)] = *spec;
-      custom_.erase(std::remove(custom_.begin(), custom_.end(), i), custom_.end());
-    } else if (std::holds_alternative<AnyMixer<T>>(blocks_[static_cast<std::size_t>(i)].mixer)) {
+    else
       custom_.push_back(i);
-    } else {
-      cfg_.mixers[static_cast<std::size_t>(i)].kind = kind_of(blocks_[static_cast<std::size_t>(i)].mixer);
-    }
+  }
+  // Block i's mixer tensors in PyTorch's layout (names relative to the mixer, "proj.weight").
+  named_tensors<T> mixer_tensors(index_t i) const {
+    // parameters() hands out mutable views; this only reads them.
+    auto& m = const_cast<Mixer<T>&>(mixer(i));
+    return std::visit([](auto& mm) { return sparsimix::mixer_state(mm); }, m);
   }
   // True when every block's mixer can be described by the config (no AnyMixer).
   bool serializable() const noexcept { return custom_.empty(); }
@@ -356,8 +326,8 @@ class HybridViT {
       Var pre;
       const Var m = std::visit(
           [&](auto& mm) {
-            if constexpr (PreProjMixer<std::remove_cvref_t<decltype(mm)>>) {
-              if (trace && trace->want_pre_proj) {
+            if constexpr (HasPreProjOutput<std::remove_cvref_t<decltype(mm)>>) {
+              if (trace && trace->want_pre_proj && provides_pre_proj_output(mm)) {
                 auto [y, s] = tape.mixer_pre_proj(mm, h, mask);
                 pre = s;
                 return y;
@@ -459,12 +429,6 @@ class HybridViT {
   template <class F>
   void for_each_own(F&& f) {
     visit_state([&](const std::string& name, pt& p, bool) { f(name, p); }, [](const std::string&, Mixer<T>&) {});
-  }
-
-  static mixer_kind kind_of(const Mixer<T>& m) {
-    if (std::holds_alternative<MultiHeadLSTM<T>>(m)) return mixer_kind::mh_lstm;
-    if (std::holds_alternative<SelectiveScan<T>>(m)) return mixer_kind::selective_scan;
-    return mixer_kind::attention;
   }
 
   void init_norms() {

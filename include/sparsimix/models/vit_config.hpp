@@ -6,32 +6,10 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../mixers/traits.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
-
-enum class mixer_kind { attention, mh_lstm, selective_scan };
-
-inline const char* mixer_kind_name(mixer_kind k) noexcept {
-  switch (k) {
-    case mixer_kind::attention: return "attention";
-    case mixer_kind::mh_lstm: return "mh_lstm";
-    case mixer_kind::selective_scan: return "selective_scan";
-  }
-  return "?";
-}
-
-// One block's token mixer. The selective_scan fields are ignored by the other kinds.
-struct mixer_spec {
-  mixer_kind kind = mixer_kind::attention;
-  index_t d_state = 16;
-  index_t d_conv = 4;
-  double expand = 2.0;
-  index_t dt_rank = 0;  // 0 = "auto" = ceil(embed_dim / 16)
-  bool bidirectional = false;
-
-  friend bool operator==(const mixer_spec&, const mixer_spec&) = default;
-};
 
 struct halting_spec {
   double gamma = 10, beta = 30, eps = 0.01;
@@ -43,7 +21,7 @@ struct vit_config {
   index_t embed_dim = 96, depth = 6, num_heads = 3;
   double mlp_ratio = 4.0;
   double ln_eps = 1e-6;
-  std::vector<mixer_spec> mixers;        // exactly `depth` entries
+  std::vector<mixer_spec> mixers;        // exactly `depth` entries (kinds and options: models/registry.hpp)
   std::optional<halting_spec> halting;   // A-ViT token halting, off by default
 
   index_t grid() const noexcept { return img_size / patch_size; }
@@ -52,7 +30,8 @@ struct vit_config {
   index_t mlp_hidden() const noexcept { return static_cast<index_t>(static_cast<double>(embed_dim) * mlp_ratio); }
   index_t head_dim() const noexcept { return embed_dim / num_heads; }
 
-  // Throws config_error naming the field and the offending value.
+  // Throws config_error naming the field and the offending value. The mixers' kinds and
+  // options are checked by the registry (HybridViT's constructor, the config JSON reader).
   void validate() const {
     using detail::concat;
     auto positive = [](const char* name, index_t v) {
@@ -73,12 +52,6 @@ struct vit_config {
     if (!(ln_eps > 0)) throw config_error(concat("vit config: ln_eps must be positive, got ", ln_eps));
     if (static_cast<index_t>(mixers.size()) != depth)
       throw config_error(concat("vit config: mixers has ", mixers.size(), " entries, expected depth = ", depth));
-    for (std::size_t i = 0; i < mixers.size(); ++i) {
-      const auto& m = mixers[i];
-      if (m.kind != mixer_kind::selective_scan) continue;
-      if (m.d_state <= 0 || m.d_conv <= 0 || !(m.expand > 0) || m.dt_rank < 0)
-        throw config_error(concat("vit config: mixers[", i, "] (selective_scan) has a non-positive option"));
-    }
     if (halting && (!(halting->eps > 0) || !(halting->eps < 1)))
       throw config_error(concat("vit config: halting.eps must be in (0, 1), got ", halting->eps));
   }

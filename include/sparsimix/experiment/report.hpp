@@ -11,25 +11,40 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../distill/experiment.hpp"
-#include "atomic_file.hpp"
+#include "../io/atomic_file.hpp"
+#include "budget.hpp"
+#include "experiment.hpp"
 
-namespace sparsimix::io {
+namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
 inline nlohmann::ordered_json stats_json(const sparsity_stats& s) {
   return {{"entropy", s.entropy}, {"top_k_mass", s.top_k_mass}, {"k90", s.k90}, {"threshold", s.threshold}};
 }
 
-inline nlohmann::ordered_json to_json(const experiment_report& r) {
-  nlohmann::ordered_json j;
-  j["teacher"] = {{"test_accuracy", r.teacher_test_accuracy},
-                  {"val_accuracy", r.teacher_val_accuracy},
-                  {"params", r.teacher_params},
-                  {"latency_ms", r.teacher_latency_ms},
-                  {"train_seconds", r.teacher_train_seconds}};
+inline nlohmann::ordered_json to_json(const fit_options& f) {
+  return {{"steps", f.steps},         {"batch", f.batch},
+          {"lr", f.lr},               {"weight_decay", f.weight_decay},
+          {"warmup_fraction", f.warmup_fraction}, {"min_lr", f.min_lr},
+          {"clip_norm", f.clip_norm}, {"augment", f.augment},
+          {"seed", f.seed}};
+}
+
+inline nlohmann::ordered_json to_json(const distill_options& d) {
+  return {{"stage1", to_json(d.stage1)},
+          {"stage2", to_json(d.stage2)},
+          {"target", to_string(d.target)},
+          {"teacher_forced", d.teacher_forced},
+          {"sim_weight", d.sim_weight},
+          {"ce_weight", d.ce_weight},
+          {"kd_weight", d.kd_weight},
+          {"kd_temperature", d.kd_temperature}};
+}
+
+// {metric, layers: [{layer, entropy, top_k_mass, k90, threshold, cls, heads}], ranking}
+inline nlohmann::ordered_json to_json(const sparsity_ranking& r) {
   auto layers = nlohmann::ordered_json::array();
-  for (const auto& l : r.sparsity) {
+  for (const auto& l : r.layers) {
     if (!l.attention) continue;
     const auto o = stats_json(l.all);
     nlohmann::ordered_json e{{"layer", l.layer}};
@@ -39,7 +54,17 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
     for (const auto& h : l.heads) e["heads"].push_back(stats_json(h));
     layers.push_back(e);
   }
-  j["sparsity"] = {{"metric", sparsity_metric_name(r.metric)}, {"layers", layers}, {"ranking", r.ranking}};
+  return {{"metric", to_string(r.metric)}, {"layers", layers}, {"ranking", r.order}};
+}
+
+inline nlohmann::ordered_json to_json(const experiment_report& r) {
+  nlohmann::ordered_json j;
+  j["teacher"] = {{"test_accuracy", r.teacher_test_accuracy},
+                  {"val_accuracy", r.teacher_val_accuracy},
+                  {"params", r.teacher_params},
+                  {"latency_ms", r.teacher_latency_ms},
+                  {"train_seconds", r.teacher_train_seconds}};
+  j["sparsity"] = to_json(r.sparsity);
   auto variants = nlohmann::ordered_json::array();
   for (const auto& v : r.variants)
     variants.push_back({{"name", v.name},
@@ -64,17 +89,13 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
   return j;
 }
 
-inline void write_text_atomically(const std::string& path, const std::string& text) {
-  write_file_atomically(path, [&](std::ostream& os) { os << text; });
-}
-
 namespace detail {
-inline std::string fmt(double v, int prec = 4) {
+inline std::string svg_number(double v, int prec = 4) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", prec, v);
   return b;
 }
-inline std::string esc(const std::string& s) {
+inline std::string svg_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '<') o += "&lt;";
@@ -95,15 +116,15 @@ inline std::string heat_colour(double t) {
 }  // namespace detail
 
 // Layers x heads heatmap of the sparsity score (1 - k90 for the k90 metric).
-inline std::string sparsity_heatmap_svg(const experiment_report& r) {
+inline std::string sparsity_heatmap_svg(const sparsity_ranking& r) {
   index_t heads = 0;
-  for (const auto& l : r.sparsity) heads = std::max<index_t>(heads, static_cast<index_t>(l.heads.size()));
+  for (const auto& l : r.layers) heads = std::max<index_t>(heads, static_cast<index_t>(l.heads.size()));
   const int cw = 70, ch = 34, left = 90, top = 50;
   const int W = std::max(520, left + cw * static_cast<int>(heads + 1) + 40);
-  const int H = top + ch * static_cast<int>(r.sparsity.size()) + 40;
+  const int H = top + ch * static_cast<int>(r.layers.size()) + 40;
   // Colours span the observed range so differences between layers stay visible.
   double lo = 1e300, hi = -1e300;
-  for (const auto& l : r.sparsity) {
+  for (const auto& l : r.layers) {
     if (!l.attention) continue;
     for (const auto& st : l.heads) {
       lo = std::min(lo, sparsity_score(st, r.metric));
@@ -113,15 +134,15 @@ inline std::string sparsity_heatmap_svg(const experiment_report& r) {
   if (!(hi > lo)) hi = lo + 1e-9;
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
-  s << "<text x='10' y='22' font-size='15'>Attention sparsity per layer and head (" << sparsity_metric_name(r.metric)
+  s << "<text x='10' y='22' font-size='15'>Attention sparsity per layer and head (" << to_string(r.metric)
     << " score; darker = sparser)</text>\n";
-  s << "<text x='10' y='" << H - 12 << "' font-size='11'>colour scale: white = " << detail::fmt(lo, 3)
-    << ", dark blue = " << detail::fmt(hi, 3) << "</text>\n";
+  s << "<text x='10' y='" << H - 12 << "' font-size='11'>colour scale: white = " << detail::svg_number(lo, 3)
+    << ", dark blue = " << detail::svg_number(hi, 3) << "</text>\n";
   for (index_t h = 0; h <= heads; ++h)
     s << "<text x='" << left + cw * h + cw / 2 << "' y='" << top - 8 << "' text-anchor='middle'>"
       << (h < heads ? "head " + std::to_string(h) : std::string("mean")) << "</text>\n";
-  for (std::size_t i = 0; i < r.sparsity.size(); ++i) {
-    const auto& l = r.sparsity[i];
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const auto& l = r.layers[i];
     const int y = top + ch * static_cast<int>(i);
     s << "<text x='10' y='" << y + ch / 2 + 4 << "'>layer " << l.layer << "</text>\n";
     if (!l.attention) continue;
@@ -132,7 +153,7 @@ inline std::string sparsity_heatmap_svg(const experiment_report& r) {
       s << "<rect x='" << left + cw * h << "' y='" << y << "' width='" << cw - 2 << "' height='" << ch - 2
         << "' fill='" << detail::heat_colour((v - lo) / (hi - lo)) << "'/>";
       s << "<text x='" << left + cw * h + cw / 2 << "' y='" << y + ch / 2 + 4 << "' text-anchor='middle' fill='"
-        << ((v - lo) / (hi - lo) > 0.55 ? "white" : "black") << "'>" << detail::fmt(v, 3) << "</text>\n";
+        << ((v - lo) / (hi - lo) > 0.55 ? "white" : "black") << "'>" << detail::svg_number(v, 3) << "</text>\n";
     }
   }
   s << "</svg>\n";
@@ -162,8 +183,8 @@ inline std::string drop_vs_sparsity_svg(const experiment_report& r) {
   s << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
   for (int i = 0; i <= 4; ++i) {
     const double xv = xmin + (xmax - xmin) * i / 4, yv = ymin + (ymax - ymin) * i / 4;
-    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::fmt(xv, 3) << "</text>";
-    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::fmt(yv, 3) << "</text>\n";
+    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::svg_number(xv, 3) << "</text>";
+    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::svg_number(yv, 3) << "</text>\n";
   }
   s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>mean sparsity score of the group</text>";
   s << "<text x='16' y='" << (T + H - B) / 2 << "' transform='rotate(-90 16 " << (T + H - B) / 2
@@ -171,13 +192,13 @@ inline std::string drop_vs_sparsity_svg(const experiment_report& r) {
   int series = 0;
   for (const auto& [mixer, c] : r.claims) {
     const char* col = colours[series % 4];
-    s << "<text x='" << W - R - 150 << "' y='" << T + 14 * series << "' fill='" << col << "'>" << detail::esc(mixer)
-      << " (rho " << detail::fmt(c.spearman, 2) << ")</text>\n";
+    s << "<text x='" << W - R - 150 << "' y='" << T + 14 * series << "' fill='" << col << "'>" << detail::svg_escape(mixer)
+      << " (rho " << detail::svg_number(c.spearman, 2) << ")</text>\n";
     for (const auto& v : r.variants) {
       if (v.mixer != mixer) continue;
       const char* shape = v.selection == "sparsest" ? "S" : v.selection == "densest" ? "D" : "";
       s << "<circle cx='" << px(v.mean_sparsity) << "' cy='" << py(v.accuracy_drop) << "' r='5' fill='" << col
-        << "'><title>" << detail::esc(v.name) << "</title></circle>";
+        << "'><title>" << detail::svg_escape(v.name) << "</title></circle>";
       if (*shape) s << "<text x='" << px(v.mean_sparsity) + 7 << "' y='" << py(v.accuracy_drop) - 6 << "' fill='" << col << "'>" << shape << "</text>";
       s << "\n";
     }
@@ -199,14 +220,14 @@ inline std::string bars_svg(const experiment_report& r, const std::string& title
   const int H = T + rh * static_cast<int>(rows.size()) + 20;
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
-  s << "<text x='10' y='22' font-size='15'>" << detail::esc(title) << "</text>\n";
+  s << "<text x='10' y='22' font-size='15'>" << detail::svg_escape(title) << "</text>\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const int y = T + rh * static_cast<int>(i);
     const double w = rows[i].second / mx * (W - L - 90);
-    s << "<text x='" << L - 6 << "' y='" << y + 15 << "' text-anchor='end'>" << detail::esc(rows[i].first) << "</text>";
+    s << "<text x='" << L - 6 << "' y='" << y + 15 << "' text-anchor='end'>" << detail::svg_escape(rows[i].first) << "</text>";
     s << "<rect x='" << L << "' y='" << y + 3 << "' width='" << w << "' height='" << rh - 6 << "' fill='"
       << (i == 0 ? "#7f7f7f" : "#1f77b4") << "'/>";
-    s << "<text x='" << L + w + 5 << "' y='" << y + 15 << "'>" << detail::fmt(rows[i].second, 4) << " " << unit << "</text>\n";
+    s << "<text x='" << L + w + 5 << "' y='" << y + 15 << "'>" << detail::svg_number(rows[i].second, 4) << " " << unit << "</text>\n";
   }
   s << "</svg>\n";
   return s.str();
@@ -216,10 +237,10 @@ inline std::string bars_svg(const experiment_report& r, const std::string& title
 inline void write_report(const experiment_report& r, const std::string& dir) {
   std::filesystem::create_directories(dir);
   const auto p = [&](const char* f) { return (std::filesystem::path(dir) / f).string(); };
-  write_text_atomically(p("report.json"), to_json(r).dump(2) + "\n");
+  io::write_text_atomically(p("report.json"), to_json(r).dump(2) + "\n");
   std::ostringstream sp;
   sp << "layer,head,entropy,top_k_mass,k90,threshold\n";
-  for (const auto& l : r.sparsity) {
+  for (const auto& l : r.sparsity.layers) {
     if (!l.attention) continue;
     auto row = [&](const std::string& head, const sparsity_stats& s) {
       sp << l.layer << "," << head << "," << s.entropy << "," << s.top_k_mass << "," << s.k90 << "," << s.threshold << "\n";
@@ -228,25 +249,25 @@ inline void write_report(const experiment_report& r, const std::string& dir) {
     row("cls", l.cls);
     for (std::size_t h = 0; h < l.heads.size(); ++h) row(std::to_string(h), l.heads[h]);
   }
-  write_text_atomically(p("sparsity.csv"), sp.str());
+  io::write_text_atomically(p("sparsity.csv"), sp.str());
   std::ostringstream vs;
   vs << "name,mixer,selection,replaced,mean_sparsity,test_accuracy,accuracy_drop,params,latency_ms,train_seconds\n";
   vs << "teacher,attention,none,,," << r.teacher_test_accuracy << ",0," << r.teacher_params << "," << r.teacher_latency_ms
      << "," << r.teacher_train_seconds << "\n";
   for (const auto& v : r.variants) {
-    vs << v.name << "," << v.mixer << "," << v.selection << "," << sparsimix::detail::join(v.replaced, " ") << ","
+    vs << v.name << "," << v.mixer << "," << v.selection << "," << detail::join(v.replaced, " ") << ","
        << v.mean_sparsity << "," << v.test_accuracy << "," << v.accuracy_drop << "," << v.params << "," << v.latency_ms << "," << v.seconds << "\n";
   }
-  write_text_atomically(p("variants.csv"), vs.str());
-  write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r));
-  write_text_atomically(p("drop_vs_sparsity.svg"), drop_vs_sparsity_svg(r));
-  write_text_atomically(p("accuracy.svg"), bars_svg(r, "Test accuracy per model", "", r.teacher_test_accuracy,
+  io::write_text_atomically(p("variants.csv"), vs.str());
+  io::write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r.sparsity));
+  io::write_text_atomically(p("drop_vs_sparsity.svg"), drop_vs_sparsity_svg(r));
+  io::write_text_atomically(p("accuracy.svg"), bars_svg(r, "Test accuracy per model", "", r.teacher_test_accuracy,
                                                     [](const variant_result& v) { return v.test_accuracy; }));
-  write_text_atomically(p("params.svg"), bars_svg(r, "Parameters per model", "", static_cast<double>(r.teacher_params),
+  io::write_text_atomically(p("params.svg"), bars_svg(r, "Parameters per model", "", static_cast<double>(r.teacher_params),
                                                   [](const variant_result& v) { return static_cast<double>(v.params); }));
-  write_text_atomically(p("latency.svg"), bars_svg(r, "Latency per image (batch 1, 1 process)", "ms", r.teacher_latency_ms,
+  io::write_text_atomically(p("latency.svg"), bars_svg(r, "Latency per image (batch 1, 1 process)", "ms", r.teacher_latency_ms,
                                                    [](const variant_result& v) { return v.latency_ms; }));
 }
 
 SPARSIMIX_ABI_END
-}  // namespace sparsimix::io
+}  // namespace sparsimix

@@ -10,7 +10,7 @@
 
 #include "../core/tensor.hpp"
 
-namespace sparsimix::io {
+namespace sparsimix::data {
 SPARSIMIX_ABI_BEGIN
 
 // The raw bytes of an IDX file of rank 1..3 (uint8 data only), e.g. [60000, 28, 28].
@@ -91,4 +91,4 @@ inline image_dataset load_fashion_mnist(const std::string& dir, const std::strin
 }
 
 SPARSIMIX_ABI_END
-}  // namespace sparsimix::io
+}  // namespace sparsimix::data

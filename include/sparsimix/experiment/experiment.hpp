@@ -12,69 +12,25 @@
 #include <string>
 #include <vector>
 
-#include "analysis.hpp"
-#include "distill.hpp"
+#include "../distill/distill.hpp"
+#include "../distill/selection.hpp"
+#include "statistics.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
-// Spearman rank correlation (average ranks for ties); 0 when either side is constant.
-inline double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size() || a.size() < 2) return 0.0;
-  auto ranks = [](const std::vector<double>& v) {
-    std::vector<std::size_t> idx(v.size());
-    std::iota(idx.begin(), idx.end(), std::size_t{0});
-    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return v[i] < v[j]; });
-    std::vector<double> r(v.size());
-    for (std::size_t i = 0; i < idx.size();) {
-      std::size_t j = i;
-      while (j + 1 < idx.size() && v[idx[j + 1]] == v[idx[i]]) ++j;
-      for (std::size_t k = i; k <= j; ++k) r[idx[k]] = 0.5 * static_cast<double>(i + j) + 1.0;
-      i = j + 1;
-    }
-    return r;
-  };
-  const auto ra = ranks(a), rb = ranks(b);
-  const double n = static_cast<double>(a.size());
-  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < ra.size(); ++i) {
-    sab += (ra[i] - ma) * (rb[i] - mb);
-    saa += (ra[i] - ma) * (ra[i] - ma);
-    sbb += (rb[i] - mb) * (rb[i] - mb);
-  }
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
-}
-
-struct layer_group {
-  std::string selection;  // "sparsest", "densest" or "group"
-  std::vector<index_t> layers;
-};
-
-// The groups of `k` layers the experiment replaces: sparsest-k and densest-k by `ranking`
-// (sparsest first), then every contiguous group [0, k), [k, 2k), ...
-inline std::vector<layer_group> replacement_groups(const std::vector<index_t>& ranking, index_t depth, index_t k) {
-  if (k < 1 || k > depth) throw config_error(detail::concat("replacement_groups: group size ", k, " for depth ", depth));
-  std::vector<layer_group> g;
-  std::vector<index_t> sparse(ranking.begin(), ranking.begin() + k), dense(ranking.end() - k, ranking.end());
-  std::sort(sparse.begin(), sparse.end());
-  std::sort(dense.begin(), dense.end());
-  g.push_back({"sparsest", sparse});
-  g.push_back({"densest", dense});
-  for (index_t s = 0; s + k <= depth; s += k) {
-    std::vector<index_t> c(static_cast<std::size_t>(k));
-    std::iota(c.begin(), c.end(), s);
-    g.push_back({"group", c});
-  }
-  return g;
+// The students the experiment distils unless told: the multi-head LSTM and the
+// bidirectional selective scan (Vim v2; ViT tokens have no causal order).
+inline std::vector<mixer_spec> default_students() {
+  return {spec_for<MultiHeadLSTM>(), spec_for<SelectiveScan>({.bidirectional = true})};
 }
 
 struct experiment_options {
   vit_config teacher;              // mixers are set to attention
   fit_options teacher_fit;
   distill_options distill;
-  std::vector<mixer_spec> students;  // default: mh_lstm and selective_scan
-  index_t group_size = 0;            // 0: depth / 3 (at least 1)
+  std::vector<mixer_spec> students;  // default: default_students()
+  index_t group_size = 0;            // 0: default_group_size(depth)
   index_t calibration = 1000;        // validation images for the sparsity measurement
   sparsity_metric metric = sparsity_metric::k90;
   int latency_runs = 30;
@@ -97,9 +53,7 @@ struct claim_result {
 struct experiment_report {
   double teacher_test_accuracy = 0, teacher_val_accuracy = 0, teacher_latency_ms = 0, teacher_train_seconds = 0;
   index_t teacher_params = 0;
-  sparsity_metric metric = sparsity_metric::k90;
-  std::vector<layer_sparsity> sparsity;
-  std::vector<index_t> ranking;  // sparsest first
+  sparsity_ranking sparsity;  // the teacher's, on the calibration images
   std::vector<variant_result> variants;
   std::map<std::string, claim_result> claims;
 };
@@ -111,15 +65,14 @@ struct experiment_hooks {
 };
 
 // Runs the whole experiment. `teacher`: a trained teacher to reuse (nullptr: train one).
-inline experiment_report run_experiment(const io::image_dataset& train, const io::image_dataset& val,
-                                        const io::image_dataset& test, experiment_options opt,
+inline experiment_report run_experiment(const data::image_dataset& train, const data::image_dataset& val,
+                                        const data::image_dataset& test, experiment_options opt,
                                         const experiment_hooks& hooks = {},
                                         const HybridViT<float>* teacher_in = nullptr) {
   auto log = [&](const std::string& s) {
     if (hooks.log) hooks.log(s);
   };
   experiment_report rep;
-  rep.metric = opt.metric;
   Rng rng(opt.seed);
 
   // ---- teacher -------------------------------------------------------------------------
@@ -141,32 +94,23 @@ inline experiment_report run_experiment(const io::image_dataset& train, const io
                      rep.teacher_latency_ms, " ms per image"));
 
   // ---- sparsity --------------------------------------------------------------------------
-  rep.sparsity = measure_sparsity(teacher, val, opt.calibration);
-  std::vector<sparsity_stats> stats;
-  for (const auto& l : rep.sparsity) stats.push_back(l.all);
-  rep.ranking = rank_layers(stats, opt.metric);
-  auto score = [&](index_t l) { return sparsity_score(stats[static_cast<std::size_t>(l)], opt.metric); };
+  rep.sparsity = rank_by_sparsity(teacher, val, opt.calibration, opt.metric);
+  const sparsity_ranking& ranking = rep.sparsity;
 
   // ---- variants ----------------------------------------------------------------------------
-  const index_t k = opt.group_size > 0 ? opt.group_size : std::max<index_t>(1, teacher.depth() / 3);
-  const auto groups = replacement_groups(rep.ranking, teacher.depth(), k);
-  if (opt.students.empty()) {
-    mixer_spec lstm, scan;
-    lstm.kind = mixer_kind::mh_lstm;
-    scan.kind = mixer_kind::selective_scan;
-    scan.bidirectional = true;
-    opt.students = {lstm, scan};
-  }
+  const index_t k = opt.group_size > 0 ? opt.group_size : default_group_size(teacher.depth());
+  const auto groups = replacement_groups(ranking.order, teacher.depth(), k);
+  if (opt.students.empty()) opt.students = default_students();
   for (const auto& spec : opt.students) {
-    const std::string kind = mixer_kind_name(spec.kind);
+    const std::string kind = spec.kind();
     std::map<std::vector<index_t>, variant_result> done;  // the same layers twice: reuse
     for (const auto& g : groups) {
       variant_result v;
       v.mixer = kind;
-      v.selection = g.selection;
+      v.selection = std::string(to_string(g.selection));
       v.replaced = g.layers;
-      v.name = kind + "/" + g.selection + (g.selection == "group" ? "/" + detail::join(g.layers, "-") : "");
-      for (index_t l : g.layers) v.mean_sparsity += score(l) / static_cast<double>(g.layers.size());
+      v.name = kind + "/" + v.selection + (g.selection == layer_selection::group ? "/" + detail::join(g.layers, "-") : "");
+      for (index_t l : g.layers) v.mean_sparsity += ranking.score(l) / static_cast<double>(g.layers.size());
       if (auto it = done.find(g.layers); it != done.end()) {
         const auto& d = it->second;
         v.test_accuracy = d.test_accuracy;

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <sparsimix/io/idx.hpp>
+#include <sparsimix/data/idx.hpp>
 
 using namespace sparsimix;
 
@@ -19,19 +19,19 @@ std::string write_tmp(const std::string& name, const std::string& bytes) {
 TEST_CASE("read_idx reads a plain IDX file and refuses bad ones", "[io][idx]") {
   const std::string good("\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x03\x01\x02\x03\x04\x05\x06", 18);
   const auto p = write_tmp("sparsimix_ok.idx", good);
-  const auto t = io::read_idx(p);
+  const auto t = data::read_idx(p);
   REQUIRE(t.shape() == Shape{2, 3});
   REQUIRE(t(1, 2) == 6);
   const auto trunc = write_tmp("sparsimix_trunc.idx", good.substr(0, 15));
-  REQUIRE_THROWS_WITH(io::read_idx(trunc), Catch::Contains("truncated"));
+  REQUIRE_THROWS_WITH(data::read_idx(trunc), Catch::Contains("truncated"));
   const auto magic = write_tmp("sparsimix_magic.idx", std::string("\x00\x00\x0d\x01\x00\x00\x00\x01\x00", 9));
-  REQUIRE_THROWS_WITH(io::read_idx(magic), Catch::Contains("expected 0 0 8"));
-  REQUIRE_THROWS_AS(io::read_idx("/nonexistent.idx"), io_error);
+  REQUIRE_THROWS_WITH(data::read_idx(magic), Catch::Contains("expected 0 0 8"));
+  REQUIRE_THROWS_AS(data::read_idx("/nonexistent.idx"), io_error);
   for (const auto& f : {p, trunc, magic}) std::filesystem::remove(f);
 }
 
 TEST_CASE("Fashion-MNIST loads from Debian's package, normalised", "[io][idx][data]") {
-  const auto ds = io::load_fashion_mnist(io::fashion_mnist_default_dir, "test", 1000);
+  const auto ds = data::load_fashion_mnist(data::fashion_mnist_default_dir, "test", 1000);
   REQUIRE(ds.images.shape() == Shape{1000, 1, 28, 28});
   REQUIRE(ds.size() == 1000);
   int counts[10] = {};
@@ -41,11 +41,11 @@ TEST_CASE("Fashion-MNIST loads from Debian's package, normalised", "[io][idx][da
   for (float v : ds.images) mean += v;
   mean /= double(ds.images.numel());
   REQUIRE(std::abs(mean) < 0.1);  // normalised by the training-set statistics
-  const auto full = io::load_fashion_mnist(io::fashion_mnist_default_dir, "train");
+  const auto full = data::load_fashion_mnist(data::fashion_mnist_default_dir, "train");
   REQUIRE(full.size() == 60000);
 }
 
 TEST_CASE("Fashion-MNIST names the missing file and the package", "[io][idx]") {
-  REQUIRE_THROWS_WITH(io::load_fashion_mnist("/nonexistent", "train"),
+  REQUIRE_THROWS_WITH(data::load_fashion_mnist("/nonexistent", "train"),
                       Catch::Contains("train-images-idx3-ubyte.gz") && Catch::Contains("dataset-fashion-mnist"));
 }

@@ -8,20 +8,20 @@
 
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
-#include "../io/idx.hpp"
+#include "idx.hpp"
 
-namespace sparsimix {
+namespace sparsimix::data {
 SPARSIMIX_ABI_BEGIN
 
 // Splits off the last `n` examples (a validation set, so model selection never sees test).
-inline std::pair<io::image_dataset, io::image_dataset> split_tail(const io::image_dataset& ds, index_t n) {
+inline std::pair<image_dataset, image_dataset> split_tail(const image_dataset& ds, index_t n) {
   if (n < 0 || n >= ds.size())
-    throw config_error(detail::concat("split_tail: cannot hold out ", n, " of ", ds.size(), " examples"));
+    throw config_error(sparsimix::detail::concat("split_tail: cannot hold out ", n, " of ", ds.size(), " examples"));
   const index_t keep = ds.size() - n;
   const Shape is = ds.images.shape();
   const index_t per = is[1] * is[2] * is[3];
-  io::image_dataset a{Tensor<float>(Shape{keep, is[1], is[2], is[3]}), Tensor<std::int64_t>(Shape{keep})};
-  io::image_dataset b{Tensor<float>(Shape{n, is[1], is[2], is[3]}), Tensor<std::int64_t>(Shape{n})};
+  image_dataset a{Tensor<float>(Shape{keep, is[1], is[2], is[3]}), Tensor<std::int64_t>(Shape{keep})};
+  image_dataset b{Tensor<float>(Shape{n, is[1], is[2], is[3]}), Tensor<std::int64_t>(Shape{n})};
   std::copy_n(ds.images.data(), keep * per, a.images.data());
   std::copy_n(ds.images.data() + keep * per, n * per, b.images.data());
   std::copy_n(ds.labels.data(), keep, a.labels.data());
@@ -39,8 +39,8 @@ struct loader_options {
 
 class batch_loader {
  public:
-  batch_loader(const io::image_dataset& ds, loader_options opt) : ds_(&ds), opt_(opt) {
-    if (opt_.batch < 1) throw config_error(detail::concat("batch_loader: batch is ", opt_.batch, ", expected >= 1"));
+  batch_loader(const image_dataset& ds, loader_options opt) : ds_(&ds), opt_(opt) {
+    if (opt_.batch < 1) throw config_error(sparsimix::detail::concat("batch_loader: batch is ", opt_.batch, ", expected >= 1"));
     order_.resize(static_cast<std::size_t>(ds.size()));
     start_epoch(0);
   }
@@ -99,7 +99,7 @@ class batch_loader {
     }
   }
 
-  const io::image_dataset* ds_;
+  const image_dataset* ds_;
   loader_options opt_;
   std::vector<index_t> order_;
   index_t pos_ = 0;
@@ -107,4 +107,4 @@ class batch_loader {
 };
 
 SPARSIMIX_ABI_END
-}  // namespace sparsimix
+}  // namespace sparsimix::data

@@ -1,0 +1,388 @@
+// The subcommands of the `sparsimix` program (FORMATS.md section 3) as library calls: each
+// takes a plain struct of options, reads and writes checkpoints and JSON, and prints what
+// the command prints. cli/main.hpp maps command lines onto them with CLI11; a program that
+// registers its own mixer (models/registry.hpp) and calls cli::main gets every subcommand
+// for that mixer too.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../autograd/tape.hpp"
+#include "../data/loader.hpp"
+#include "../distill/selection.hpp"
+#include "../experiment/report.hpp"
+#include "../io/checkpoint.hpp"
+
+namespace sparsimix::cli {
+SPARSIMIX_ABI_BEGIN
+
+// ---- terminal output ----------------------------------------------------------------------
+
+inline std::string clock_str(double s) {
+  const long t = static_cast<long>(s + 0.5);
+  char b[32];
+  std::snprintf(b, sizeof b, "%02ld:%02ld", t / 60, t % 60);
+  return b;
+}
+
+// One updating line on a terminal; a line every 10 s otherwise (logs stay readable).
+inline void print_progress(const std::string& phase, const fit_progress& p) {
+  static const bool tty = ::isatty(2) != 0;
+  static auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  const auto now = std::chrono::steady_clock::now();
+  const bool done = p.step == p.steps;
+  if (!tty && !done && std::chrono::duration<double>(now - last).count() < 10) return;
+  last = now;
+  std::fprintf(stderr, "%s[%s] step %td/%td epoch %td loss %.4f acc %.3f lr %.2e %.0f img/s ETA %s%s",
+               tty ? "\r\033[K" : "", phase.c_str(), p.step, p.steps, p.epoch, p.loss, p.batch_accuracy, p.lr,
+               p.images_per_second, clock_str(p.eta_seconds).c_str(), (done || !tty) ? "\n" : "");
+}
+
+inline void log_line(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
+
+inline std::string read_text_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw io_error("cannot open '" + path + "'");
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// ---- data -----------------------------------------------------------------------------------
+
+struct data_splits {
+  data::image_dataset train, val, test;
+};
+
+// Fashion-MNIST from `dir`, with the budget's validation images held out of the training split.
+inline data_splits load_splits(const std::string& dir, const budget& b) {
+  const auto all = data::load_fashion_mnist(dir, "train", b.train_limit > 0 ? b.train_limit + b.val_size : 0);
+  auto [tr, va] = data::split_tail(all, b.val_size);
+  return {std::move(tr), std::move(va), data::load_fashion_mnist(dir, "test", b.test_limit)};
+}
+
+// "mh_lstm" or "selective_scan:d_state=8,bidirectional=false": a registered kind, starting
+// from the experiment's default student of that kind (default_students()) when it has one.
+inline mixer_spec student_spec(const std::string& text) {
+  const auto colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  mixer_registry::instance().at(kind, "--mixer");
+  std::vector<mixer_option> opts;
+  for (const auto& d : default_students())
+    if (d.kind() == kind) opts = d.options();
+  if (colon != std::string::npos) {
+    for (const auto& item : parse_mixer_options(text.substr(colon + 1), "--mixer")) {
+      auto it = std::find_if(opts.begin(), opts.end(), [&](const mixer_option& o) { return o.name == item.name; });
+      if (it != opts.end()) it->value = item.value;
+      else opts.push_back(item);
+    }
+  }
+  return normalize_spec(mixer_spec(kind, std::move(opts)), "--mixer " + text);
+}
+
+// ---- demo -----------------------------------------------------------------------------------
+
+struct demo_args {
+  std::string data = data::fashion_mnist_default_dir, out = "runs/demo", budget = "small";
+  std::uint64_t seed = 0;
+};
+
+inline int run_demo(const demo_args& a) {
+  namespace fs = std::filesystem;
+  budget b = make_budget(a.budget);
+  b.teacher_fit.seed = a.seed;
+  b.distill.stage1.seed = a.seed + 1;
+  b.distill.stage2.seed = a.seed + 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto d = load_splits(a.data, b);
+  log_line(detail::concat("data: Fashion-MNIST from ", a.data, ": ", d.train.size(), " train, ", d.val.size(),
+                          " validation (held out of train), ", d.test.size(), " test images"));
+  fs::create_directories(a.out);
+  nlohmann::ordered_json config;
+  config["command"] = "demo";
+  config["budget"] = to_string(b.size);
+  config["seed"] = a.seed;
+  config["data"] = a.data;
+  config["threads"] = max_threads();
+  config["teacher"] = io::to_json(b.teacher);
+  config["teacher_fit"] = to_json(b.teacher_fit);
+  config["distill"] = to_json(b.distill);
+  config["calibration_images"] = b.calibration;
+  config["validation_images"] = b.val_size;
+  config["rerun"] = detail::concat("sparsimix demo --budget ", to_string(b.size), " --seed ", a.seed, " --data ", a.data);
+  io::write_text_atomically((fs::path(a.out) / "config.json").string(), config.dump(2) + "\n");
+
+  experiment_options eo;
+  eo.teacher = b.teacher;
+  eo.teacher_fit = b.teacher_fit;
+  eo.distill = b.distill;
+  eo.calibration = b.calibration;
+  eo.latency_runs = b.latency_runs;
+  eo.seed = a.seed;
+  experiment_hooks hooks;
+  hooks.log = log_line;
+  hooks.progress = print_progress;
+  hooks.teacher_trained = [&](const HybridViT<float>& t) {
+    HybridViT<float> copy = t;
+    io::save_checkpoint(copy, (fs::path(a.out) / "teacher.safetensors").string());
+  };
+  const auto rep = run_experiment(d.train, d.val, d.test, eo, hooks);
+  write_report(rep, a.out);
+
+  std::printf("\n%-34s %-10s %-9s %-10s %-9s %-9s %-10s\n", "model", "replaced", "sparsity", "test acc", "drop",
+              "params", "ms/image");
+  std::printf("%-34s %-10s %-9s %-10.4f %-9s %-9td %-10.3f\n", "teacher (attention)", "-", "-",
+              rep.teacher_test_accuracy, "-", rep.teacher_params, rep.teacher_latency_ms);
+  for (const auto& v : rep.variants) {
+    const std::string layers = detail::join(v.replaced, ",");
+    std::printf("%-34s %-10s %-9.3f %-10.4f %+-9.4f %-9td %-10.3f\n", v.name.c_str(), layers.c_str(), v.mean_sparsity,
+                v.test_accuracy, v.accuracy_drop, v.params, v.latency_ms);
+  }
+  std::printf("\nsparsity ranking (%s, sparsest first):", std::string(to_string(rep.sparsity.metric)).c_str());
+  for (index_t l : rep.sparsity.order) std::printf(" %td", l);
+  std::printf("\n");
+  for (const auto& [mixer, c] : rep.claims)
+    std::printf("claim (%s): replacing the sparsest layers cost %.4f, the densest %.4f -> %s; Spearman(sparsity, drop) = %+.3f\n",
+                mixer.c_str(), c.sparsest_drop, c.densest_drop, c.holds ? "holds" : "does not hold", c.spearman);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("\nrun folder: %s (report.json, config.json, CSV, SVG, teacher.safetensors); total %s\n", a.out.c_str(),
+              clock_str(total).c_str());
+  return 0;
+}
+
+// ---- train ----------------------------------------------------------------------------------
+
+struct train_args {
+  std::string data = data::fashion_mnist_default_dir, out = "teacher.safetensors", config, budget = "small";
+  index_t steps = 0, batch = 0;  // 0: the budget's
+  double lr = 0;                 // 0: the budget's
+  bool augment = false;
+  std::uint64_t seed = 0;
+};
+
+inline int run_train(const train_args& a) {
+  const budget b = make_budget(a.budget);
+  const vit_config cfg = a.config.empty() ? b.teacher : io::vit_config_from_string(read_text_file(a.config));
+  fit_options f = b.teacher_fit;
+  if (a.steps > 0) f.steps = a.steps;
+  if (a.batch > 0) f.batch = a.batch;
+  if (a.lr > 0) f.lr = a.lr;
+  if (a.augment) f.augment = true;
+  f.seed = a.seed;
+  if (f.eval_every == 0) f.eval_every = std::max<index_t>(1, f.steps / 8);
+  const auto d = load_splits(a.data, b);
+  HybridViT<float> model(cfg);
+  Rng rng(a.seed);
+  model.init(rng);
+  log_line(detail::concat("train: ", model.num_parameters(), " parameters, ", f.steps, " steps of batch ", f.batch,
+                          "; validation on ", d.val.size(), " held-out training images"));
+  double best = -1;
+  const auto r = train_classifier(
+      model, d.train, &d.val, f, 0.0, [](const fit_progress& p) { print_progress("train", p); },
+      [&](index_t step, const eval_result& e) {
+        log_line(detail::concat("  step ", step, ": validation accuracy ", e.accuracy, ", loss ", e.loss));
+        if (e.accuracy > best) {  // best-checkpoint saving, atomically
+          best = e.accuracy;
+          io::save_checkpoint(model, a.out);
+        }
+      });
+  auto best_model = io::load_checkpoint<float>(a.out);
+  const auto test = evaluate(best_model, d.test);
+  nlohmann::ordered_json j{{"checkpoint", a.out},       {"best_val_accuracy", best}, {"best_step", r.best_step},
+                           {"test_accuracy", test.accuracy}, {"train_seconds", r.seconds},
+                           {"images_per_second", r.images_per_second}, {"fit", to_json(f)}};
+  io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- sparsity -------------------------------------------------------------------------------
+
+struct sparsity_args {
+  std::string model, data = data::fashion_mnist_default_dir, out = "sparsity";
+  index_t count = 1000;
+  std::string metric = "k90";
+};
+
+inline int run_sparsity(const sparsity_args& a) {
+  namespace fs = std::filesystem;
+  const auto model = io::load_checkpoint<float>(a.model);
+  const auto ds = data::load_fashion_mnist(a.data, "train");
+  const auto [train, val] = data::split_tail(ds, 5000);  // calibrate on held-out training images, never test
+  const auto ranking = rank_by_sparsity(model, val, a.count, parse_sparsity_metric(a.metric));
+  fs::create_directories(a.out);
+  const auto j = to_json(ranking);
+  io::write_text_atomically((fs::path(a.out) / "sparsity.json").string(), j.dump(2) + "\n");
+  io::write_text_atomically((fs::path(a.out) / "sparsity_heatmap.svg").string(), sparsity_heatmap_svg(ranking));
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- distill --------------------------------------------------------------------------------
+
+struct distill_args {
+  std::string teacher, data = data::fashion_mnist_default_dir, out = "student.safetensors";
+  std::string mixer = "mh_lstm";       // KIND[:option=value,...]
+  std::vector<index_t> layers;         // or chosen by `select`
+  std::string select;                  // sparsest | densest
+  std::string target = "pre_proj", budget = "small";
+  index_t k = 0;                       // 0: default_group_size(depth)
+  index_t stage1 = 0, stage2 = -1;     // 0 / -1: the budget's
+  bool teacher_forced = false;
+  std::uint64_t seed = 0;
+};
+
+inline int run_distill(const distill_args& a) {
+  const budget b = make_budget(a.budget);
+  const mixer_spec spec = student_spec(a.mixer);
+  distill_options o = b.distill;
+  o.target = parse_distill_target(a.target);
+  if (a.stage1 > 0) o.stage1.steps = a.stage1;
+  if (a.stage2 >= 0) o.stage2.steps = a.stage2;
+  o.teacher_forced = a.teacher_forced;
+  o.stage1.seed = a.seed + 1;
+  o.stage2.seed = a.seed + 2;
+  const auto teacher = io::load_checkpoint<float>(a.teacher);
+  const auto d = load_splits(a.data, b);
+  std::vector<index_t> layers = a.layers;
+  if (layers.empty()) {
+    if (a.select.empty()) throw config_error("distill: give --layers or --select sparsest|densest");
+    const auto ranking = rank_by_sparsity(teacher, d.val, b.calibration);
+    const index_t k = a.k > 0 ? a.k : default_group_size(teacher.depth());
+    layers = select_layers(ranking.order, parse_layer_selection(a.select), k);
+  }
+  Rng rng(a.seed);
+  auto student = make_student(teacher, layers, spec, rng);
+  const auto r = distill(teacher, student, layers, d.train, nullptr, o,
+                         [](int stage, const fit_progress& p) { print_progress(stage == 1 ? "stage 1" : "stage 2", p); });
+  io::save_checkpoint(student, a.out);
+  const double t_acc = evaluate(teacher, d.test).accuracy, s_acc = evaluate(student, d.test).accuracy;
+  // Validation numbers too: choosing a distillation budget must not look at the test set.
+  const double t_val = evaluate(teacher, d.val).accuracy, s_val = evaluate(student, d.val).accuracy;
+  nlohmann::ordered_json j{{"student", a.out},          {"mixer", spec.kind()},    {"replaced", layers},
+                           {"teacher_val_accuracy", t_val}, {"val_accuracy", s_val},
+                           {"teacher_test_accuracy", t_acc}, {"test_accuracy", s_acc}, {"accuracy_drop", t_acc - s_acc},
+                           {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds}};
+  io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- eval -----------------------------------------------------------------------------------
+
+struct eval_args {
+  std::string model, data = data::fashion_mnist_default_dir;
+  index_t limit = 0;
+};
+
+inline int run_eval(const eval_args& a) {
+  auto model = io::load_checkpoint<float>(a.model);
+  const auto test = data::load_fashion_mnist(a.data, "test", a.limit);
+  const auto r = evaluate(model, test);
+  nlohmann::ordered_json j{{"model", a.model},
+                           {"test_accuracy", r.accuracy},
+                           {"test_loss", r.loss},
+                           {"images", r.count},
+                           {"params", model.num_parameters()},
+                           {"latency_ms", measure_latency_ms(model, test, 50)}};
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- inspect, infer, grad, init -----------------------------------------------------------
+
+// `inspect`: what a safetensors file holds (names, dtypes, shapes, metadata).
+inline int run_inspect(const std::string& path) {
+  const auto f = io::safetensors_file::load(path);
+  for (const auto& [k, v] : f.metadata()) std::printf("metadata %s = %s\n", k.c_str(), v.c_str());
+  for (const auto& r : f.records())
+    std::printf("%-48s %-5s %s\n", r.name.c_str(), io::dtype_name(r.type), r.shape.str().c_str());
+  return 0;
+}
+
+struct infer_args {
+  std::string model, input, out;
+  bool capture = false;
+  io::load_options load;
+};
+
+// `infer`: logits (and with capture, block outputs and attention maps) of a checkpoint.
+inline int run_infer(const infer_args& a) {
+  auto model = io::load_checkpoint<float>(a.model, a.load);
+  const auto in = io::safetensors_file::load(a.input);
+  const auto& c = model.config();
+  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
+  check_finite<float>(a.input.c_str(), "images", images.view());
+  Tensor<float> logits(Shape{images.size(0), c.num_classes});
+  vit_capture<float> cap;
+  cap.blocks = cap.maps = a.capture;
+  model.forward(images.view(), logits.view(), a.capture ? &cap : nullptr);
+  io::safetensors_writer w;
+  w.add("logits", logits);
+  if (a.capture) {
+    for (index_t i = 0; i < model.depth(); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      w.add("blocks." + std::to_string(i) + ".out", cap.block_out[k]);
+      if (cap.attn_map[k].numel()) w.add("blocks." + std::to_string(i) + ".attn_map", cap.attn_map[k]);
+    }
+    if (c.halting) w.add("halting.depth", model.halting().depth(), io::dtype::i64);
+  }
+  w.write(a.out);
+  return 0;
+}
+
+struct grad_args {
+  std::string model, input, out;
+  io::load_options load;
+};
+
+// `grad`: mean cross-entropy of the logits and d loss / d parameter, in PyTorch's layout.
+inline int run_grad(const grad_args& a) {
+  auto model = io::load_checkpoint<float>(a.model, a.load);
+  const auto in = io::safetensors_file::load(a.input);
+  const auto& c = model.config();
+  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
+  check_finite<float>(a.input.c_str(), "images", images.view());
+  const auto labels = in.get<std::int64_t>("labels", {images.size(0)});
+  std::vector<index_t> y(static_cast<std::size_t>(labels.numel()));
+  for (index_t i = 0; i < labels.numel(); ++i) {
+    if (labels.data()[i] < 0 || labels.data()[i] >= c.num_classes)
+      throw format_error(detail::concat(a.input, ": labels[", i, "] is ", labels.data()[i], ", expected 0..",
+                                        c.num_classes - 1));
+    y[static_cast<std::size_t>(i)] = static_cast<index_t>(labels.data()[i]);
+  }
+  model.zero_grad();
+  Tape<float> tape;
+  const Var loss = tape.cross_entropy(model.forward(tape, images.view()), y);
+  tape.backward(loss);
+  io::safetensors_writer w;
+  w.add("loss", Tensor<float>(Shape{1}, tape.item(loss)));
+  for (const auto& [name, g] : model.state_dict(/*grads=*/true)) w.add("grad." + name, g);
+  w.write(a.out);
+  return 0;
+}
+
+struct init_args {
+  std::string config, out;
+  std::uint64_t seed = 0;
+};
+
+// `init`: a randomly initialised model from a config JSON file, written as a checkpoint.
+inline int run_init(const init_args& a) {
+  HybridViT<float> model(io::vit_config_from_string(read_text_file(a.config)));
+  Rng rng(a.seed);
+  model.init(rng);
+  io::save_checkpoint(model, a.out);
+  std::printf("%s: %td parameters\n", a.out.c_str(), model.num_parameters());
+  return 0;
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::cli

@@ -1,0 +1,151 @@
+// The `sparsimix` command line (FORMATS.md section 3) over cli/commands.hpp, with CLI11
+// (Debian's libcli11-dev; header-only). examples/sparsimix.cpp is `return cli::main(argc, argv);`,
+// and so is a user's program that registers its own mixer first: --mixer then accepts it.
+// Every subcommand prints --help and exits non-zero with a one-line reason on bad input.
+#pragma once
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "../core/malloc_tuning.hpp"
+#include "commands.hpp"
+
+namespace sparsimix::cli {
+SPARSIMIX_ABI_BEGIN
+
+// A CLI11 check that a value parses with `parse` (an enum's parse_* function).
+template <class Parse>
+CLI::Validator parses_as(Parse parse, std::string description) {
+  return CLI::Validator(
+      [parse](std::string& v) -> std::string {
+        try {
+          parse(v);
+          return {};
+        } catch (const config_error& e) {
+          return e.what();
+        }
+      },
+      std::move(description));
+}
+
+inline int main(int argc, char** argv) {
+  // Training-size GEMMs otherwise mmap/munmap their packing buffers on every call.
+  keep_large_allocations_in_heap();
+  CLI::App app{"sparsimix: distil ViT attention layers into multi-head LSTMs and selective scans"};
+  app.require_subcommand(1);
+  const std::string data_help = "Folder with the Fashion-MNIST .gz files";
+  const auto budget_check = parses_as(parse_budget_size, "tiny|small|full");
+  const std::string kinds = mixer_registry::instance().choices();
+
+  demo_args da;
+  auto* demo = app.add_subcommand("demo", "The main job on Fashion-MNIST: teacher, sparsity, distillation, report");
+  demo->add_option("--data", da.data, data_help)->capture_default_str();
+  demo->add_option("--out", da.out, "Run folder for config.json, report.json, CSV and SVG")->capture_default_str();
+  demo->add_option("--budget", da.budget, "small (< 20 min on 2 cores), full (quality run) or tiny (smoke test)")
+      ->capture_default_str()
+      ->check(budget_check);
+  demo->add_option("--seed", da.seed, "RNG seed (same seed, same numbers on one machine)")->capture_default_str();
+
+  train_args ta;
+  auto* train = app.add_subcommand("train", "Train a ViT teacher on Fashion-MNIST, keeping the best checkpoint");
+  train->add_option("--data", ta.data, data_help)->capture_default_str();
+  train->add_option("--out", ta.out, "Checkpoint to write (best validation accuracy)")->capture_default_str();
+  train->add_option("--config", ta.config, "Model config JSON (default: the demo teacher)");
+  train->add_option("--budget", ta.budget, "Preset for steps and learning rate: tiny, small, full")
+      ->capture_default_str()
+      ->check(budget_check);
+  train->add_option("--steps", ta.steps, "Optimizer steps (overrides the budget)");
+  train->add_option("--batch", ta.batch, "Batch size (overrides the budget)");
+  train->add_option("--lr", ta.lr, "Peak learning rate (overrides the budget)");
+  train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
+  train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
+
+  sparsity_args sa;
+  auto* sparsity = app.add_subcommand("sparsity", "Attention sparsity per layer and head on held-out training images");
+  sparsity->add_option("--model", sa.model, "Teacher checkpoint")->required();
+  sparsity->add_option("--data", sa.data, data_help)->capture_default_str();
+  sparsity->add_option("--out", sa.out, "Folder for sparsity.json and sparsity_heatmap.svg")->capture_default_str();
+  sparsity->add_option("--count", sa.count, "Calibration images")->capture_default_str();
+  sparsity->add_option("--metric", sa.metric, "Ranking metric: k90, entropy, top_k_mass or threshold")
+      ->capture_default_str()
+      ->check(parses_as(parse_sparsity_metric, "k90|entropy|top_k_mass|threshold"));
+
+  distill_args di;
+  auto* distill = app.add_subcommand("distill", "Replace attention layers by another mixer and distil them");
+  distill->add_option("--teacher", di.teacher, "Teacher checkpoint")->required();
+  distill->add_option("--data", di.data, data_help)->capture_default_str();
+  distill->add_option("--out", di.out, "Student checkpoint to write")->capture_default_str();
+  distill->add_option("--mixer", di.mixer,
+                      "Student mixer: " + kinds + ", optionally with options, e.g. selective_scan:d_state=8")
+      ->capture_default_str()
+      ->check(parses_as([](const std::string& s) { student_spec(s); }, "KIND[:option=value,...]"));
+  distill->add_option("--layers", di.layers, "Layers to replace, e.g. 0,1")->delimiter(',');
+  distill->add_option("--select", di.select, "Or pick them by attention sparsity: sparsest or densest")
+      ->check(CLI::IsMember({"sparsest", "densest"}));
+  distill->add_option("--k", di.k, "How many layers --select picks (default depth/3)");
+  distill->add_option("--target", di.target, "Stage-1 target: pre_proj, mixer_out, block_out or cosine")
+      ->capture_default_str()
+      ->check(parses_as(parse_distill_target, "pre_proj|mixer_out|block_out|cosine"));
+  distill->add_flag("--teacher-forced", di.teacher_forced, "Stage 1 on the teacher's block inputs (local losses only)");
+  distill->add_option("--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
+  distill->add_option("--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
+  distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
+  distill->add_option("--seed", di.seed, "RNG seed")->capture_default_str();
+
+  eval_args ea;
+  auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");
+  eval->add_option("--model", ea.model, "Checkpoint")->required();
+  eval->add_option("--data", ea.data, data_help)->capture_default_str();
+  eval->add_option("--limit", ea.limit, "Evaluate on the first N test images only");
+
+  std::string inspect_path;
+  auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of a safetensors file");
+  inspect->add_option("file", inspect_path, "A .safetensors file")->required();
+
+  infer_args ia;
+  auto* infer = app.add_subcommand("infer", "Logits of a checkpoint on images (F32 [B, C, H, W] tensor 'images')");
+  infer->add_option("--model", ia.model, "Model checkpoint (.safetensors; sparsimix or timm names)")->required();
+  infer->add_option("--input", ia.input, "Input .safetensors holding 'images'")->required();
+  infer->add_option("--out", ia.out, "Output .safetensors: 'logits' [B, classes]")->required();
+  infer->add_flag("--capture", ia.capture, "Also write blocks.{i}.out and, for attention blocks, blocks.{i}.attn_map");
+  infer->add_option("--heads", ia.load.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+
+  grad_args ga;
+  auto* grad = app.add_subcommand("grad", "Mean cross-entropy and its gradient for every parameter");
+  grad->add_option("--model", ga.model, "Model checkpoint (.safetensors)")->required();
+  grad->add_option("--input", ga.input, "Input .safetensors holding 'images' and 'labels' (I64 [B])")->required();
+  grad->add_option("--out", ga.out, "Output .safetensors: 'loss' [1] and grad.{name} per parameter")->required();
+  grad->add_option("--heads", ga.load.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+
+  init_args na;
+  auto* init = app.add_subcommand("init", "Write a randomly initialised model for a config (sparsimix.config JSON)");
+  init->add_option("--config", na.config, "JSON file in the sparsimix.config format")->required();
+  init->add_option("--seed", na.seed, "RNG seed")->capture_default_str();
+  init->add_option("--out", na.out, "Output checkpoint (.safetensors)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*demo) return run_demo(da);
+    if (*train) return run_train(ta);
+    if (*sparsity) return run_sparsity(sa);
+    if (*distill) return run_distill(di);
+    if (*eval) return run_eval(ea);
+    if (*inspect) return run_inspect(inspect_path);
+    if (*infer) return run_infer(ia);
+    if (*grad) return run_grad(ga);
+    if (*init) return run_init(na);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparsimix: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::cli

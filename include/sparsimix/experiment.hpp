@@ -1,0 +1,6 @@
+// sparsimix experiment: budgets, the demo's experiment, statistics, reports (JSON, CSV, SVG).
+#pragma once
+#include "experiment/budget.hpp"
+#include "experiment/experiment.hpp"
+#include "experiment/report.hpp"
+#include "experiment/statistics.hpp"

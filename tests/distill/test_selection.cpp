@@ -1,0 +1,50 @@
+#include <catch2/catch.hpp>
+
+#include <sparsimix/distill/selection.hpp>
+#include <sparsimix/experiment/budget.hpp>
+
+using namespace sparsimix;
+
+TEST_CASE("every pipeline enum's names parse back", "[distill][names]") {
+  for (auto t : {distill_target::pre_proj, distill_target::mixer_out, distill_target::block_out, distill_target::cosine})
+    CHECK(parse_distill_target(to_string(t)) == t);
+  for (auto m : {sparsity_metric::k90, sparsity_metric::entropy, sparsity_metric::top_k_mass, sparsity_metric::threshold})
+    CHECK(parse_sparsity_metric(to_string(m)) == m);
+  for (auto s : {layer_selection::sparsest, layer_selection::densest, layer_selection::group})
+    CHECK(parse_layer_selection(to_string(s)) == s);
+  for (auto b : {budget_size::tiny, budget_size::small, budget_size::full}) CHECK(parse_budget_size(to_string(b)) == b);
+  CHECK_THROWS_WITH(parse_distill_target("pre-proj"),
+                    Catch::Contains("distillation target must be pre_proj, mixer_out, block_out or cosine, got 'pre-proj'"));
+  CHECK_THROWS_AS(parse_budget_size("huge"), config_error);
+}
+
+TEST_CASE("layer selection picks by rank and groups contiguously", "[distill][selection]") {
+  const std::vector<index_t> order{4, 1, 5, 0, 3, 2};  // sparsest first
+  CHECK(select_layers(order, layer_selection::sparsest, 2) == std::vector<index_t>{1, 4});
+  CHECK(select_layers(order, layer_selection::densest, 2) == std::vector<index_t>{2, 3});
+  CHECK_THROWS_AS(select_layers(order, layer_selection::group, 2), config_error);
+  CHECK_THROWS_AS(select_layers(order, layer_selection::sparsest, 7), config_error);
+  CHECK(default_group_size(6) == 2);
+  CHECK(default_group_size(2) == 1);
+  const auto g = replacement_groups(order, 6, 2);
+  REQUIRE(g.size() == 5);
+  CHECK(g[0].selection == layer_selection::sparsest);
+  CHECK(g[0].layers == std::vector<index_t>{1, 4});
+  CHECK(g[1].selection == layer_selection::densest);
+  CHECK(g[1].layers == std::vector<index_t>{2, 3});
+  CHECK(g[2].layers == std::vector<index_t>{0, 1});
+  CHECK(g[3].layers == std::vector<index_t>{2, 3});
+  CHECK(g[4].layers == std::vector<index_t>{4, 5});
+  CHECK_THROWS_AS(replacement_groups(order, 6, 0), config_error);
+}
+
+TEST_CASE("budgets: the tiny and full presets", "[experiment][budget]") {
+  const auto tiny = make_budget("tiny");
+  CHECK(tiny.teacher.depth == 3);
+  CHECK(static_cast<index_t>(tiny.teacher.mixers.size()) == 3);
+  CHECK(tiny.train_limit > 0);
+  const auto full = make_budget(budget_size::full);
+  CHECK(full.distill.stage2.steps == 900);
+  CHECK(full.teacher_fit.augment);
+  CHECK_THROWS_WITH(make_budget("medium"), Catch::Contains("budget must be tiny, small or full, got 'medium'"));
+}
