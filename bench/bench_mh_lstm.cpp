@@ -2,13 +2,14 @@
 //
 //   BM_MultiHeadLSTM_Forward          inference forward: pre_proj GEMM (Eigen) -> per (head,
 //                                     direction) task over parallel_for: input-to-hidden GEMM
-//                                     for all tokens, then per step a [B, d] x [d, 4d] GEMM and
-//                                     kernels::lstm_cell_forward (xsimd sigmoid/tanh) ->
+//                                     for all tokens, then kernels::lstm_recurrence_forward (per
+//                                     step a [B, d] x [d, 4d] product and the cell) ->
 //                                     head_proj per head (strided Eigen GEMMs) -> post_proj GEMM
 //   BM_MultiHeadLSTM_ForwardBackward  training forward (gates and cells into the cache) +
 //                                     backward: post/head_proj GEMMs, BPTT tasks
-//                                     (kernels::lstm_cell_backward + [B, 4d] x [4d, d] GEMM per
-//                                     step), weight-gradient GEMMs over all tokens, pre_proj
+//                                     (kernels::lstm_recurrence_backward: the cell backward + a
+//                                     [B, 4d] x [4d, d] product per step), weight-gradient GEMMs
+//                                     over all tokens, pre_proj
 //
 // Counters: tokens/s (B * N per iteration) and GFLOP/s with the state formula per token
 // 4 C^2 (pre/post_proj) + 36 C d (LSTM 2 directions x (ih + hh) = 32 C d, head_proj 4 C d),

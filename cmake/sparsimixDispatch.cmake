@@ -8,7 +8,10 @@
 #   <target>_sparsimix_dispatch    OBJECT library: the dispatcher, compiled with baseline flags,
 #                                  picking an arch once with __builtin_cpu_supports
 # and compiles <target> with SPARSIMIX_KERNELS_RUNTIME_DISPATCH, so every public kernel
-# entry point goes through the dispatcher. sse2 (the x86-64 baseline) is always built as
+# entry point goes through the dispatcher (the list in kernels/dispatch.hpp: activations,
+# softmax, layernorm, bias, reductions, the LSTM recurrence and cell, depthwise conv1d, the
+# selective scan), once per call. The attention kernels are the exception: their matrix
+# products are Eigen's, which is not keyed on the arch, so they follow the compile-time arch. sse2 (the x86-64 baseline) is always built as
 # the fallback. Why one TU per arch and no -march on the interface: TOOLCHAIN.md, xsimd 8.1.
 #
 # Unless NO_CHECK, a PRE_LINK step of <target> runs sparsimixDispatchCheck.cmake:

@@ -8,7 +8,7 @@ jobs=$(nproc)
 werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
 if [ "${1:-}" = "--sanitize" ]; then
   build="$root/build-asan"
-  # -O0: with the sanitizers, -O1 made the compiler 3-4x slower (tests/mixers/lstm as one TU:
+  # -O0: with the sanitizers, -O1 made the compiler 3-4x slower (tests/mixers/mh_lstm as one TU:
   # 107 s at -O1 -g, 32 s at -O0 -g) and compiling is most of this pass; the tests run longer
   # but still in well under a minute or two.
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g" \

@@ -10,3 +10,4 @@
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
 #include "core/token_mask.hpp"
+#include "core/token_packing.hpp"

@@ -60,7 +60,7 @@ struct mlp {
   }
   // Logits [n, k] on the tape.
   Var forward(Tape<float>& t, Var x) {
-    Var h = t.gelu(t.linear(x, t.param(w1.view(), gw1.view()), t.param(b1.view(), gb1.view())));
+    Var h = t.linear_gelu(x, t.param(w1.view(), gw1.view()), t.param(b1.view(), gb1.view()));
     return t.linear(h, t.param(w2.view(), gw2.view()), t.param(b2.view(), gb2.view()));
   }
 };

@@ -18,10 +18,10 @@ TEST_CASE("Shape prints, compares and counts", "[core][shape]") {
 TEST_CASE("check_shape names the tensor, the actual and the expected shape", "[core][shape]") {
   REQUIRE_NOTHROW(check_shape("f", "x", Shape{2, 3, 192}, {-1, -1, 192}));
   try {
-    check_shape("selective_scan.forward", "x", Shape{2, 197, 96}, {-1, -1, 192});
+    check_shape("SelectiveScan::forward", "x", Shape{2, 197, 96}, {-1, -1, 192});
     FAIL("no throw");
   } catch (const shape_error& e) {
-    REQUIRE(std::string(e.what()) == "shape_error: selective_scan.forward: x is [2, 197, 96], expected [*, *, 192]");
+    REQUIRE(std::string(e.what()) == "shape_error: SelectiveScan::forward: x is [2, 197, 96], expected [*, *, 192]");
   }
 }
 

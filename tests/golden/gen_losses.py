@@ -1,7 +1,6 @@
 """Loss goldens: value and gradients (torch.autograd, float64) of every tape loss.
 
   ce        F.cross_entropy(logits, labels, label_smoothing=0.1)        (and ce0: no smoothing)
-  soft_ce   F.cross_entropy(logits, probabilities)                      (soft targets)
   kl        F.kl_div(F.log_softmax(s / T), F.softmax(t / T), reduction="batchmean") * T**2, T = 2
             -- the definition sparsimix's Tape::kl_div_logits documents
   cos       (1 - F.cosine_similarity(a, b, dim=-1, eps=1e-8)).mean()   (over channels)
@@ -32,12 +31,6 @@ def generate(out_dir):
         loss = F.cross_entropy(logits, labels, label_smoothing=eps)
         out[f"{name}.loss"] = loss.detach().reshape(1)
         out[f"{name}.dlogits"], = _grads(loss, logits)
-
-    targets = torch.softmax(torch.randn(6, 5, generator=g, dtype=d), -1).requires_grad_(True)
-    loss = F.cross_entropy(logits, targets)
-    out["soft_ce.targets"] = targets.detach()
-    out["soft_ce.loss"] = loss.detach().reshape(1)
-    out["soft_ce.dlogits"], out["soft_ce.dtargets"] = _grads(loss, logits, targets)
 
     s = (2 * torch.randn(6, 5, generator=g, dtype=d)).requires_grad_(True)
     t = (2 * torch.randn(6, 5, generator=g, dtype=d)).requires_grad_(True)

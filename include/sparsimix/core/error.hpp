@@ -1,5 +1,6 @@
-// Typed errors. Messages name the tensor, the expected and the actual value, e.g.
-//   shape_error: selective_scan.forward: x is [2, 197, 96], expected [*, *, 192]
+// Typed errors. Messages start with where (Type::method, or function: for free functions)
+// and name the tensor, the expected and the actual value, e.g.
+//   shape_error: SelectiveScan::forward: x is [2, 197, 96], expected [*, *, 192]
 #pragma once
 #include <sstream>
 #include <stdexcept>

@@ -36,12 +36,11 @@ std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const da
     for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
     logits.resize(Shape{b, model.config().num_classes});
     model.forward(images.view(), logits.view(), &cap);
-    const TokenMask* mask = nullptr;  // halting models: maps already hold zeros for dead tokens
     for (index_t l = 0; l < L; ++l) {
       const auto& m = cap.attn_map[static_cast<std::size_t>(l)];
       if (!m.numel()) continue;
-      all[static_cast<std::size_t>(l)].add<T>(m.view(), mask);
-      cls[static_cast<std::size_t>(l)].add<T>(m.view(), mask);
+      all[static_cast<std::size_t>(l)].add<T>(m.view());
+      cls[static_cast<std::size_t>(l)].add<T>(m.view());
     }
   }
   std::vector<layer_sparsity> out(static_cast<std::size_t>(L));

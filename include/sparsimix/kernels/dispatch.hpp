@@ -13,8 +13,10 @@
 
 #define SPARSIMIX_KERNELS_UNPAREN(...) __VA_ARGS__
 
-// X(name, return type, (parameters), (arguments)) for every dispatched kernel, for scalar T.
-// Keep in step with the public entry points; the dispatch test calls every one.
+// X(name, return type, (parameters), (arguments)) for every dispatched kernel, for scalar T:
+// every public entry point of the kernels except attention's (their matrix products are
+// Eigen's, which is not keyed on the arch: Note [arch-keyed code]; they follow the compile-
+// time arch). Keep in step with the public entry points; the dispatch test calls every one.
 #define SPARSIMIX_KERNELS_DISPATCH_LIST(X, T)                                                                   \
   X(exp, void, (const T* x, T* y, index_t n), (x, y, n))                                                        \
   X(sigmoid, void, (const T* x, T* y, index_t n), (x, y, n))                                                    \
@@ -39,7 +41,42 @@
   X(sum, T, (const T* x, index_t n), (x, n))                                                                    \
   X(dot, T, (const T* a, const T* b, index_t n), (a, b, n))                                                     \
   X(max, T, (const T* x, index_t n), (x, n))                                                                    \
-  X(sum_squares, T, (const T* x, index_t n), (x, n))
+  X(sum_squares, T, (const T* x, index_t n), (x, n))                                                            \
+  X(lstm_hh_product, void, (const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G),                 \
+    (hs, wt, hh, B, d, G))                                                                                      \
+  X(lstm_cell_forward, void, (T* gates, const T* c_prev, T* c, T* h, index_t d), (gates, c_prev, c, h, d))    \
+  X(lstm_cell_backward, void,                                                                                   \
+    (const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dpre, index_t d),                      \
+    (gates, c_prev, c, dh, dc, dpre, d))                                                                        \
+  X(lstm_recurrence_forward, void,                                                                              \
+    (const lstm_problem<T>& p, T* gates, const T* wt, T* cells, T* hid, index_t ldh, T* hh, T* hs, T* cs),      \
+    (p, gates, wt, cells, hid, ldh, hh, hs, cs))                                                                \
+  X(lstm_recurrence_backward, void,                                                                             \
+    (const lstm_problem<T>& p, const T* gates, const T* cells, const T* dhid, index_t ldh, const T* whh, T* dg, \
+     T* dgs, T* dh, T* dc, T* zeros),                                                                           \
+    (p, gates, cells, dhid, ldh, whh, dg, dgs, dh, dc, zeros))                                                  \
+  X(conv1d_depthwise_forward, void,                                                                             \
+    (const T* x, index_t ldx, const T* wt, const T* bias, T* xc, index_t L, index_t Di, index_t K, bool reverse), \
+    (x, ldx, wt, bias, xc, L, Di, K, reverse))                                                                  \
+  X(conv1d_depthwise_backward, void,                                                                            \
+    (const T* x, index_t ldx, const T* wt, const T* gxc, T* gx, T* gwt, T* gb, index_t L, index_t Di, index_t K, \
+     bool reverse),                                                                                             \
+    (x, ldx, wt, gxc, gx, gwt, gb, L, Di, K, reverse))                                                          \
+  X(scan_forward, void, (const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate, T scale),    \
+    (p, h, states, y_pre, y, gate, scale))                                                                      \
+  X(scan_backward, void,                                                                                        \
+    (const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc, T* gu, T* gdelta, T* gbc,          \
+     index_t ldgbc, T* ga, T* gd),                                                                              \
+    (p, states, gy, lam, acc, gu, gdelta, gbc, ldgbc, ga, gd))
+
+namespace sparsimix::kernels {
+SPARSIMIX_ABI_BEGIN
+template <class T>
+struct scan_problem;  // kernels/ref/scan.hpp
+template <class T>
+struct lstm_problem;  // kernels/ref/lstm.hpp
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::kernels
 
 namespace sparsimix::kernels::dispatched {
 SPARSIMIX_ABI_BEGIN

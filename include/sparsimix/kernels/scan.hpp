@@ -225,22 +225,15 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
-// Compile-time arch (the consumer's flags), as STYLE.md 5's default.
-// Without any SIMD arch for the consumer's flags, the scalar twins run.
+// Public entry points: once per call (one sequence, one direction), STYLE.md section 5.
 template <class T>
 void scan_forward(const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate, T scale) noexcept {
-  if constexpr (simd::has_default_arch)
-    simd::scan_forward(xsimd::default_arch{}, p, h, states, y_pre, y, gate, scale);
-  else
-    ref::scan_forward(p, h, states, y_pre, y, gate, scale);
+  SPARSIMIX_KERNELS_ENTRY(scan_forward, p, h, states, y_pre, y, gate, scale);
 }
 template <class T>
 void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc, T* gu, T* gdelta,
                    T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {
-  if constexpr (simd::has_default_arch)
-    simd::scan_backward(xsimd::default_arch{}, p, states, gy, lam, acc, gu, gdelta, gbc, ldgbc, ga, gd);
-  else
-    ref::scan_backward(p, states, gy, lam, gu, gdelta, gbc, ldgbc, ga, gd);
+  SPARSIMIX_KERNELS_ENTRY(scan_backward, p, states, gy, lam, acc, gu, gdelta, gbc, ldgbc, ga, gd);
 }
 
 SPARSIMIX_ABI_END

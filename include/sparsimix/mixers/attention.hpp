@@ -31,6 +31,7 @@
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
+#include "../core/token_packing.hpp"
 #include "../kernels/attention.hpp"
 #include "traits.hpp"
 
@@ -50,10 +51,7 @@ class Attention {
   // What backward reads. Rows are "compact": each sequence's alive tokens in order (all
   // tokens without a mask), sequence b owning rows [seg[b], seg[b+1]).
   struct cache_type {
-    index_t batch = 0, tokens = 0;  // B, N of the input
-    bool masked = false;
-    Tensor<index_t> seg;    // [B + 1]
-    Tensor<index_t> rows;   // [T] flat token b * N + n of each compact row (masked only)
+    token_packing pack;     // B, N; sequence b owns compact rows [pack.offset(b), pack.offset(b + 1))
     Tensor<index_t> poff;   // [B + 1] offset of sequence b's [H, n_b, n_b] block in probs
     Tensor<T> x;            // [T, C] input rows
     Tensor<T> qkv;          // [T, 3C]
@@ -63,8 +61,8 @@ class Attention {
 
     // The pre-proj output attn_out [B, N, C] (METHOD.md 1.7), 0 at dead rows.
     ConstSeq<T> attn_out() const {
-      if (masked) return o_full.view();
-      return ConstSeq<T>(o.data(), Shape{batch, tokens, o.size(1)});
+      if (pack.masked()) return o_full.view();
+      return ConstSeq<T>(o.data(), Shape{pack.batch(), pack.tokens(), o.size(1)});
     }
   };
 
@@ -115,44 +113,41 @@ class Attention {
 
   // Inference: online softmax, no N x N buffer.
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("Attention.forward", x, "y", y.shape(), mask);
+    check_io("Attention::forward", x, "y", y.shape(), mask);
     run_pre_proj(x, mask, mode::online, nullptr);
-    finish_proj(x.shape(), y.data());
+    finish_proj(y.data());
   }
 
   // Inference that also writes the attention maps [B, H, N, N] (rows of dead queries and
   // columns of dead keys are 0; other rows sum to 1), e.g. for sparsity analysis.
   void forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const {
-    check_io("Attention.forward_capture", x, "y", y.shape(), mask);
-    check_shape("Attention.forward_capture", "maps", maps.shape(),
+    check_io("Attention::forward_capture", x, "y", y.shape(), mask);
+    check_shape("Attention::forward_capture", "maps", maps.shape(),
                 {x.size(0), cfg_.num_heads, x.size(1), x.size(1)});
     run_pre_proj(x, mask, mode::capture, maps.data());
-    finish_proj(x.shape(), y.data());
+    finish_proj(y.data());
   }
 
   // Runs only up to the pre-proj output attn_out [B, N, C] (the distillation target of
   // METHOD.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
   void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const {
-    check_io("Attention.forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
+    check_io("Attention::forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
     run_pre_proj(x, mask, mode::online, nullptr);
-    scatter_rows(ws_.o.data(), attn_out.data(), x.size(0), x.size(1));
+    ws_.pack.scatter(ws_.o.data(), attn_out.data(), cfg_.dim);
   }
 
   // Training: keeps x, qkv, the probabilities and attn_out (cache.attn_out()) for backward.
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
-    const char* where = "Attention.forward";
+    const char* where = "Attention::forward";
     check_io(where, x, "y", y.shape(), mask);
     const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-    cache.batch = B;
-    cache.tokens = N;
-    const index_t rows = plan(mask, B, N, cache.seg, cache.rows);
-    cache.masked = mask != nullptr;
+    const index_t rows = cache.pack.plan(mask, B, N);
     cache.x.resize(Shape{rows, C});
-    gather_rows(x.data(), cache.x.data(), rows, cache.masked ? cache.rows.data() : nullptr);
+    cache.pack.gather(x.data(), cache.x.data(), C);
     cache.qkv.resize(Shape{rows, 3 * C});
     linear_forward(cache.x.data(), w_qkv_.data(), b_qkv_.data(), cache.qkv.data(), rows, C, 3 * C);
     cache.poff.resize(Shape{B + 1});
-    const index_t* seg = cache.seg.data();
+    const index_t* seg = cache.pack.offsets();
     index_t* poff = cache.poff.data();
     poff[0] = 0;
     for (index_t b = 0; b < B; ++b) poff[b + 1] = poff[b] + H * sq(seg[b + 1] - seg[b]);
@@ -170,12 +165,12 @@ class Attention {
       kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
       kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
     });
-    if (cache.masked) {
+    if (cache.pack.masked()) {
       cache.o_full.resize(Shape{B, N, C});
-      scatter_rows_with(cache.o.data(), cache.o_full.data(), B, N, rows, cache.rows.data());
+      cache.pack.scatter(cache.o.data(), cache.o_full.data(), C);
       ws_.y.resize(Shape{rows, C});
       linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-      scatter_rows_with(ws_.y.data(), y.data(), B, N, rows, cache.rows.data());
+      cache.pack.scatter(ws_.y.data(), y.data(), C);
     } else {
       linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), y.data(), rows, C, C);
     }
@@ -183,22 +178,21 @@ class Attention {
 
   // Accumulates parameter gradients; writes dx [B, N, C] (0 at dead rows).
   void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) {
-    const char* where = "Attention.backward";
-    const index_t B = cache.batch, N = cache.tokens, C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+    const char* where = "Attention::backward";
+    const index_t B = cache.pack.batch(), N = cache.pack.tokens(), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
     if (cache.x.rank() != 2 || cache.x.size(1) != C)
       throw shape_error(detail::concat(where, ": cache is empty or from another mixer (x is ", cache.x.shape().str(),
                                        ", expected [*, ", C, "])"));
     check_shape(where, "dy", dy.shape(), {B, N, C});
     check_shape(where, "dx", dx.shape(), {B, N, C});
     const index_t rows = cache.x.size(0);
-    const index_t* seg = cache.seg.data();
+    const index_t* seg = cache.pack.offsets();
     const index_t* poff = cache.poff.data();
-    const index_t* idx = cache.masked ? cache.rows.data() : nullptr;
     // dy rows of dead tokens are ignored: y is constant 0 there.
     const T* dyc = dy.data();
-    if (cache.masked) {
+    if (cache.pack.masked()) {
       ws_.dy.resize(Shape{rows, C});
-      gather_rows(dy.data(), ws_.dy.data(), rows, idx);
+      cache.pack.gather(dy.data(), ws_.dy.data(), C);
       dyc = ws_.dy.data();
     }
     ws_.dout.resize(Shape{rows, C});
@@ -221,11 +215,11 @@ class Attention {
                                   dout + seg[b] * C + h * d, C, n, d, sc, dp + po, dqkv + off, dqkv + off + C,
                                   dqkv + off + 2 * C, 3 * C);
     });
-    if (cache.masked) {
+    if (cache.pack.masked()) {
       ws_.dx.resize(Shape{rows, C});
       linear_backward(cache.x.data(), w_qkv_.data(), dqkv, ws_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
                       3 * C);
-      scatter_rows_with(ws_.dx.data(), dx.data(), B, N, rows, idx);
+      cache.pack.scatter(ws_.dx.data(), dx.data(), C);
     } else {
       linear_backward(cache.x.data(), w_qkv_.data(), dqkv, dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
                       3 * C);
@@ -243,72 +237,21 @@ class Attention {
     if (mask) mask->check_fits(where, x.shape());
   }
 
-  // seg [B + 1] row offsets of each sequence's alive tokens; rows [T] their flat token
-  // indices (masked only). Returns T.
-  static index_t plan(const TokenMask* mask, index_t B, index_t N, Tensor<index_t>& seg, Tensor<index_t>& rows) {
-    seg.resize(Shape{B + 1});
-    index_t* s = seg.data();
-    s[0] = 0;
-    if (!mask) {
-      for (index_t b = 0; b < B; ++b) s[b + 1] = s[b] + N;
-      return B * N;
-    }
-    index_t total = 0;
-    for (index_t b = 0; b < B; ++b) total += mask->count(b);
-    rows.resize(Shape{total});
-    index_t* r = rows.data();
-    index_t t = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const std::uint8_t* alive = mask->row(b);
-      for (index_t n = 0; n < N; ++n)
-        if (alive[n]) r[t++] = b * N + n;
-      s[b + 1] = t;
-    }
-    return total;
-  }
-
-  // dst[t, :] = src[idx[t], :] (idx == nullptr: plain copy of `rows` rows).
-  void gather_rows(const T* src, T* dst, index_t rows, const index_t* idx) const {
-    const index_t C = cfg_.dim;
-    const auto bytes = static_cast<std::size_t>(C) * sizeof(T);
-    if (!idx) {
-      if (rows) std::memcpy(dst, src, static_cast<std::size_t>(rows) * bytes);
-      return;
-    }
-    for (index_t t = 0; t < rows; ++t) std::memcpy(dst + t * C, src + idx[t] * C, bytes);
-  }
-  // dst [B, N, C] = 0, then dst[idx[t], :] = src[t, :].
-  void scatter_rows_with(const T* src, T* dst, index_t B, index_t N, index_t rows, const index_t* idx) const {
-    const index_t C = cfg_.dim;
-    std::memset(static_cast<void*>(dst), 0, static_cast<std::size_t>(B * N * C) * sizeof(T));
-    for (index_t t = 0; t < rows; ++t)
-      std::memcpy(dst + idx[t] * C, src + t * C, static_cast<std::size_t>(C) * sizeof(T));
-  }
-  // Workspace rows -> [B, N, C] under the last run's plan.
-  void scatter_rows(const T* src, T* dst, index_t B, index_t N) const {
-    const index_t rows = ws_.seg.data()[B];
-    if (ws_.masked)
-      scatter_rows_with(src, dst, B, N, rows, ws_.rows.data());
-    else if (rows)
-      std::memcpy(dst, src, static_cast<std::size_t>(rows * cfg_.dim) * sizeof(T));
-  }
-
   // Inference up to attn_out (compact rows in ws_.o). With mode::capture, also fills
   // maps [B, H, N, N].
   void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const {
     const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-    const index_t rows = plan(mask, B, N, ws_.seg, ws_.rows);
-    ws_.masked = mask != nullptr;
+    const index_t rows = ws_.pack.plan(mask, B, N);
     const T* xs = x.data();
-    if (ws_.masked) {
+    if (ws_.pack.masked()) {
       ws_.x.resize(Shape{rows, C});
-      gather_rows(x.data(), ws_.x.data(), rows, ws_.rows.data());
+      ws_.pack.gather(x.data(), ws_.x.data(), C);
       xs = ws_.x.data();
     }
     ws_.qkv.resize(Shape{rows, 3 * C});
     linear_forward(xs, w_qkv_.data(), b_qkv_.data(), ws_.qkv.data(), rows, C, 3 * C);
     ws_.o.resize(Shape{rows, C});
-    const index_t* seg = ws_.seg.data();
+    const index_t* seg = ws_.pack.offsets();
     const T sc = scale();
     const T* qkv = ws_.qkv.data();
     T* o = ws_.o.data();
@@ -328,14 +271,14 @@ class Attention {
     // Capture: unmasked sequences write their probabilities straight into maps; masked
     // ones go through a compact [n_b, n_b] buffer scattered into zeroed rows/columns.
     index_t per_task = 0;
-    if (ws_.masked) {
+    if (ws_.pack.masked()) {
       for (index_t b = 0; b < B; ++b) per_task = std::max(per_task, sq(seg[b + 1] - seg[b]));
       ws_.scratch.resize(Shape{B * H, per_task});
       std::memset(static_cast<void*>(maps), 0, static_cast<std::size_t>(B * H * N * N) * sizeof(T));
     }
     T* scratch = ws_.scratch.data();
-    const index_t* idx = ws_.rows.data();
-    const bool masked = ws_.masked;
+    const index_t* idx = ws_.pack.sources();
+    const bool masked = ws_.pack.masked();
     parallel_for(B * H, [&](index_t i) {
       const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
       if (n == 0) return;
@@ -353,21 +296,20 @@ class Attention {
   }
 
   // y = attn_out W_proj^T + b_proj from ws_.o; 0 at dead rows.
-  void finish_proj(const Shape& xs, T* y) const {
-    const index_t B = xs[0], N = xs[1], C = cfg_.dim;
-    const index_t rows = ws_.seg.data()[B];
-    if (!ws_.masked) {
+  void finish_proj(T* y) const {
+    const index_t C = cfg_.dim;
+    const index_t rows = ws_.pack.rows();
+    if (!ws_.pack.masked()) {
       linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
       return;
     }
     ws_.y.resize(Shape{rows, C});
     linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-    scatter_rows_with(ws_.y.data(), y, B, N, rows, ws_.rows.data());
+    ws_.pack.scatter(ws_.y.data(), y, C);
   }
 
   struct workspace {
-    bool masked = false;
-    Tensor<index_t> seg, rows;
+    token_packing pack;
     Tensor<T> x, qkv, o, y, scratch;  // inference
     Tensor<T> dy, dout, dqkv, dp, dx;  // backward
   };

@@ -43,6 +43,7 @@
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
+#include "../core/token_packing.hpp"
 #include "../kernels/lstm.hpp"
 #include "traits.hpp"
 
@@ -57,81 +58,6 @@ auto lstm_strided(T* p, index_t rows, index_t cols, index_t ld) {
   return Eigen::Map<M, 0, Eigen::OuterStride<>>(p, rows, cols, Eigen::OuterStride<>(ld));
 }
 
-// hh[B, G] = hs[B, d] wt[d, G] with wt = W_hh^T (row-major), the hidden-to-hidden product of
-// one recurrence step. Eigen's GEMM re-packs W_hh on every one of the N steps, which at
-// these sizes (B <= 8 sequences, d = 64) costs about as much as the product (perf: 15% of
-// the DeiT-shape forward in gemm_pack_lhs); here W_hh^T is transposed once per forward, and
-// each output chunk of four vectors stays in registers across the d-long reduction (xsimd:
-// plain arrays are spilled to the stack by GCC 12). Chunks outermost so the chunk's slice
-// of wt stays in L1 for all B rows. Keyed on the arch like the kernels (ODR).
-template <class A, class T>
-void lstm_hh_product(A, const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G) noexcept {
-  using V = xsimd::batch<T, A>;
-  constexpr index_t W = static_cast<index_t>(V::size);
-  index_t b = 0;
-  // Four rows x four vectors: 16 independent FMA chains sharing each load of wt.
-  for (; b + 4 <= B; b += 4) {
-    index_t j0 = 0;
-    for (; j0 + 4 * W <= G; j0 += 4 * W) {
-      V acc[4][4];
-      for (auto& r : acc)
-        for (auto& v : r) v = V(T(0));
-      for (index_t k = 0; k < d; ++k) {
-        const T* w = wt + k * G + j0;
-        const V w0 = V::load_unaligned(w), w1 = V::load_unaligned(w + W), w2 = V::load_unaligned(w + 2 * W),
-                w3 = V::load_unaligned(w + 3 * W);
-        for (index_t r = 0; r < 4; ++r) {
-          const V x(hs[(b + r) * d + k]);
-          acc[r][0] = xsimd::fma(x, w0, acc[r][0]);
-          acc[r][1] = xsimd::fma(x, w1, acc[r][1]);
-          acc[r][2] = xsimd::fma(x, w2, acc[r][2]);
-          acc[r][3] = xsimd::fma(x, w3, acc[r][3]);
-        }
-      }
-      for (index_t r = 0; r < 4; ++r)
-        for (index_t q = 0; q < 4; ++q) acc[r][q].store_unaligned(hh + (b + r) * G + j0 + q * W);
-    }
-    for (; j0 < G; ++j0)
-      for (index_t r = b; r < b + 4; ++r) {
-        T acc = T(0);
-        for (index_t k = 0; k < d; ++k) acc += hs[r * d + k] * wt[k * G + j0];
-        hh[r * G + j0] = acc;
-      }
-  }
-  // Remaining rows one at a time: eight chains (two FMA pipes x four cycles of latency).
-  for (; b < B; ++b) {
-    const T* hb = hs + b * d;
-    index_t j0 = 0;
-    for (; j0 + 8 * W <= G; j0 += 8 * W) {
-      V acc[8];
-      for (auto& v : acc) v = V(T(0));
-      for (index_t k = 0; k < d; ++k) {
-        const V x(hb[k]);
-        const T* w = wt + k * G + j0;
-        for (index_t q = 0; q < 8; ++q) acc[q] = xsimd::fma(x, V::load_unaligned(w + q * W), acc[q]);
-      }
-      for (index_t q = 0; q < 8; ++q) acc[q].store_unaligned(hh + b * G + j0 + q * W);
-    }
-    for (; j0 < G; ++j0) {
-      T acc = T(0);
-      for (index_t k = 0; k < d; ++k) acc += hb[k] * wt[k * G + j0];
-      hh[b * G + j0] = acc;
-    }
-  }
-}
-template <class T>
-void lstm_hh_product(const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G) noexcept {
-  if constexpr (kernels::simd::has_default_arch) {
-    lstm_hh_product(xsimd::default_arch{}, hs, wt, hh, B, d, G);
-  } else {
-    for (index_t b = 0; b < B; ++b)
-      for (index_t j = 0; j < G; ++j) {
-        T acc = T(0);
-        for (index_t k = 0; k < d; ++k) acc += hs[b * d + k] * wt[k * G + j];
-        hh[b * G + j] = acc;
-      }
-  }
-}
 }  // namespace detail
 
 template <class T = float>
@@ -148,12 +74,9 @@ class MultiHeadLSTM {
 
   // What one forward produced, packed over the alive tokens; backward reads it.
   struct state {
-    index_t batch = 0, tokens = 0, rows = 0, max_len = 0;  // B, N, M = alive tokens, longest sequence
-    bool masked = false;
+    token_packing pack;              // B, N, the M alive tokens packed in order, longest sequence
     bool training = false;           // filled by the training forward (gates, cells and u kept)
     index_t dim = 0, heads = 0;      // of the mixer that filled it
-    std::vector<index_t> offset, length;  // per sequence: first packed row, alive count
-    std::vector<index_t> src;             // packed row r came from token src[r] = b * N + n
     Tensor<T> u;      // [M, C] mixer input (training only)
     Tensor<T> a;      // [M, C] pre_proj output
     Tensor<T> gates;  // [H, 2, M, 4d] input-to-hidden pre-activations, then activations i|f|g|o
@@ -264,7 +187,7 @@ class MultiHeadLSTM {
   template <class Lookup>
     requires std::is_convertible_v<std::invoke_result_t<Lookup&, const std::string&>, Tensor<T>>
   void import_dense(Lookup&& lookup) {
-    static constexpr const char* where = "MultiHeadLSTM.import_dense";
+    static constexpr const char* where = "MultiHeadLSTM::import_dense";
     const index_t C = C_, d = d_;
     auto fetch = [&](const std::string& name, std::initializer_list<index_t> shape) {
       Tensor<T> t = lookup(name);
@@ -347,20 +270,20 @@ class MultiHeadLSTM {
 
   // Inference: y = mixer(x), x, y: [B, N, C]; mask [B, N] or null.
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM.forward", x, y, mask);
+    check_io("MultiHeadLSTM::forward", x, y, mask);
     run(x, y, mask, ws_, false);
   }
   // Inference that also writes s, the head_proj output before post_proj ([B, N, C], 0 at
   // dead tokens), for distillation against attention's pre-proj output.
   void forward(ConstSeq<T> x, Seq<T> y, Seq<T> s, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM.forward", x, y, mask);
-    check_shape("MultiHeadLSTM.forward", "s", s.shape(), {x.size(0), x.size(1), C_});
+    check_io("MultiHeadLSTM::forward", x, y, mask);
+    check_shape("MultiHeadLSTM::forward", "s", s.shape(), {x.size(0), x.size(1), C_});
     run(x, y, mask, ws_, false);
     scatter(ws_, ws_.s.data(), s.data());
   }
   // Training: as above, keeping in `cache` what backward needs and s in cache.head_out.
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM.forward", x, y, mask);
+    check_io("MultiHeadLSTM::forward", x, y, mask);
     run(x, y, mask, cache.st, true);
     cache.head_out.resize(x.shape());
     scatter(cache.st, cache.st.s.data(), cache.head_out.data());
@@ -372,11 +295,11 @@ class MultiHeadLSTM {
   // Same with an extra gradient ds on s (cache.head_out), e.g. from the distillation loss.
   // dy may be an empty view (no gradient through post_proj), ds too.
   void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
-    static constexpr const char* where = "MultiHeadLSTM.backward";
+    static constexpr const char* where = "MultiHeadLSTM::backward";
     const state& st = cache.st;
     if (!st.training || st.dim != C_ || st.heads != H_)
       throw config_error(detail::concat(where, ": the cache does not come from this mixer's training forward"));
-    const index_t B = st.batch, N = st.tokens, M = st.rows, C = C_, d = d_;
+    const index_t B = st.pack.batch(), N = st.pack.tokens(), M = st.pack.rows(), C = C_, d = d_;
     if (dy.data()) check_shape(where, "dy", dy.shape(), {B, N, C});
     if (ds.data()) check_shape(where, "ds", ds.shape(), {B, N, C});
     check_shape(where, "dx", dx.shape(), {B, N, C});
@@ -386,7 +309,7 @@ class MultiHeadLSTM {
     bw_.ds.zero();
     if (dy.data()) {
       const T* dyp = dy.data();
-      if (st.masked) {
+      if (st.pack.masked()) {
         bw_.dy.resize(Shape{M, C});
         gather(st, dy.data(), bw_.dy.data());
         dyp = bw_.dy.data();
@@ -395,7 +318,7 @@ class MultiHeadLSTM {
     }
     if (ds.data()) {
       for (index_t r = 0; r < M; ++r) {
-        const T* src = ds.data() + st.src[static_cast<std::size_t>(r)] * C;
+        const T* src = ds.data() + st.pack.source(r) * C;
         T* dst = bw_.ds.data() + r * C;
         for (index_t c = 0; c < C; ++c) dst[c] += src[c];
       }
@@ -425,12 +348,12 @@ class MultiHeadLSTM {
     const T* da_b = da + M * C;
     for (index_t i = 0; i < M * C; ++i) da[i] += da_b[i];
     T* dxp = dx.data();
-    if (st.masked) {
+    if (st.pack.masked()) {
       bw_.dx.resize(Shape{M, C});
       dxp = bw_.dx.data();
     }
     linear_backward(st.u.data(), pre_w_.data(), static_cast<const T*>(da), dxp, g_pre_w_.data(), g_pre_b_.data(), M, C, C);
-    if (st.masked) scatter(st, dxp, dx.data());
+    if (st.pack.masked()) scatter(st, dxp, dx.data());
   }
 
  private:
@@ -444,50 +367,19 @@ class MultiHeadLSTM {
     if (mask) mask->check_fits(where, x.shape());
   }
 
-  // Note [token mask gather]: packed row r = the r-th alive token in (sequence, position) order.
-  static void plan(state& st, index_t B, index_t N, const TokenMask* mask) {
-    st.batch = B;
-    st.tokens = N;
-    st.masked = mask != nullptr;
-    st.offset.resize(static_cast<std::size_t>(B));
-    st.length.resize(static_cast<std::size_t>(B));
-    st.src.resize(static_cast<std::size_t>(B * N));
-    index_t r = 0, longest = 0;
-    for (index_t b = 0; b < B; ++b) {
-      st.offset[static_cast<std::size_t>(b)] = r;
-      for (index_t n = 0; n < N; ++n)
-        if (!mask || mask->alive(b, n)) st.src[static_cast<std::size_t>(r++)] = b * N + n;
-      const index_t len = r - st.offset[static_cast<std::size_t>(b)];
-      st.length[static_cast<std::size_t>(b)] = len;
-      longest = std::max(longest, len);
-    }
-    st.rows = r;
-    st.max_len = longest;
-  }
-  void gather(const state& st, const T* dense, T* packed) const {
-    for (index_t r = 0; r < st.rows; ++r)
-      std::copy_n(dense + st.src[static_cast<std::size_t>(r)] * C_, C_, packed + r * C_);
-  }
+  void gather(const state& st, const T* dense, T* packed) const { st.pack.gather(dense, packed, C_); }
   // dense [B, N, C] = packed rows at their tokens, exact 0 elsewhere.
-  void scatter(const state& st, const T* packed, T* dense) const {
-    if (!st.masked) {
-      if (packed != dense) std::copy_n(packed, st.rows * C_, dense);
-      return;
-    }
-    std::fill_n(dense, st.batch * st.tokens * C_, T(0));
-    for (index_t r = 0; r < st.rows; ++r)
-      std::copy_n(packed + r * C_, C_, dense + st.src[static_cast<std::size_t>(r)] * C_);
-  }
+  void scatter(const state& st, const T* packed, T* dense) const { st.pack.scatter(packed, dense, C_); }
 
   void run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const {
     const index_t B = x.size(0), N = x.size(1), C = C_, d = d_;
-    plan(st, B, N, mask);
+    st.pack.plan(mask, B, N);
     st.training = training;
     st.dim = C;
     st.heads = H_;
-    const index_t M = st.rows;
+    const index_t M = st.pack.rows();
     const T* u = x.data();
-    if (training || st.masked) {
+    if (training || st.pack.masked()) {
       st.u.resize(Shape{M, C});
       gather(st, x.data(), st.u.data());
       u = st.u.data();
@@ -518,7 +410,7 @@ class MultiHeadLSTM {
       }
       sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
     });
-    if (st.masked) {
+    if (st.pack.masked()) {
       st.yp.resize(Shape{M, C});
       linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), st.yp.data(), M, C, C);
       scatter(st, st.yp.data(), y.data());
@@ -527,10 +419,16 @@ class MultiHeadLSTM {
     }
   }
 
+  // The packed sequences as one recurrence of direction dir (the reverse direction walks each
+  // sequence backwards).
+  kernels::lstm_problem<T> problem(const state& st, index_t dir) const {
+    return {st.pack.batch(), d_, st.pack.offsets(), st.pack.max_length(), dir == 1};
+  }
+
   // The recurrence of head h, direction dir, for every sequence of the batch.
   // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d], W_hh^T [d, 4d].
   void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
-    const index_t B = st.batch, M = st.rows, C = C_, d = d_, G = 4 * d;
+    const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
     T* hh = scratch;
     T* hs = hh + B * G;
     T* cs = hs + B * d;
@@ -543,7 +441,6 @@ class MultiHeadLSTM {
     for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
     for (index_t k = 0; k < d; ++k)  // contiguous stores: strided ones cost 15% of a B = 1 forward
       for (index_t j = 0; j < G; ++j) wt[k * G + j] = whh[j * d + k];
-    std::fill_n(hs, 2 * B * d, T(0));
     T* gates = st.gates.data() + (h * 2 + dir) * M * G;
     T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
     // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4d].
@@ -553,37 +450,17 @@ class MultiHeadLSTM {
                      as_matrix(wih, G, d).transpose();
       gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
     }
-    for (index_t t = 0; t < st.max_len; ++t) {
-      if (t > 0) detail::lstm_hh_product(static_cast<const T*>(hs), static_cast<const T*>(wt), hh, B, d, G);
-      for (index_t b = 0; b < B; ++b) {
-        const index_t len = st.length[static_cast<std::size_t>(b)];
-        if (t >= len) continue;
-        const index_t off = st.offset[static_cast<std::size_t>(b)];
-        const index_t r = off + (dir == 0 ? t : len - 1 - t);
-        T* g = gates + r * G;
-        if (t > 0)
-          for (index_t k = 0; k < G; ++k) g[k] += hh[b * G + k];
-        T* hb = hs + b * d;
-        if (training) {
-          const index_t rp = dir == 0 ? r - 1 : r + 1;
-          const T* cp = t == 0 ? cs + b * d : cells + rp * d;
-          kernels::lstm_cell_forward(g, cp, cells + r * d, hb, d);
-        } else {
-          kernels::lstm_cell_forward(g, cs + b * d, cs + b * d, hb, d);
-        }
-        std::copy_n(hb, d, st.hid.data() + r * 2 * C + dir * C + h * d);
-      }
-    }
+    kernels::lstm_recurrence_forward(problem(st, dir), gates, static_cast<const T*>(wt), cells,
+                                     st.hid.data() + dir * C + h * d, 2 * C, hh, hs, cs);
   }
 
   // BPTT of head h, direction dir. scratch: dgs [B, 4d], dh [B, d], dc [B, d], zeros [d].
   void bptt_task(const state& st, index_t h, index_t dir, T* scratch) {
-    const index_t B = st.batch, M = st.rows, C = C_, d = d_, G = 4 * d;
+    const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
     T* dgs = scratch;
     T* dh = dgs + B * G;
     T* dc = dh + B * d;
     T* zeros = dc + B * d;
-    std::fill_n(scratch, B * 6 * d + d, T(0));
     const index_t hd = dir * H_ + h;
     const T* wih = w_ih_.data() + hd * G * d;
     const T* whh = w_hh_.data() + hd * G * d;
@@ -591,29 +468,13 @@ class MultiHeadLSTM {
     const T* cells = st.cells.data() + (h * 2 + dir) * M * d;
     T* dg = bw_.dg.data() + (h * 2 + dir) * M * G;
     const T* dhid = bw_.dhid.data() + dir * C + h * d;
-    for (index_t t = st.max_len - 1; t >= 0; --t) {
-      for (index_t b = 0; b < B; ++b) {
-        const index_t len = st.length[static_cast<std::size_t>(b)];
-        if (t >= len) continue;
-        const index_t off = st.offset[static_cast<std::size_t>(b)];
-        const index_t r = off + (dir == 0 ? t : len - 1 - t);
-        const index_t rp = dir == 0 ? r - 1 : r + 1;
-        T* dhb = dh + b * d;
-        const T* dor = dhid + r * 2 * C;
-        for (index_t k = 0; k < d; ++k) dhb[k] += dor[k];
-        const T* cp = t == 0 ? zeros : cells + rp * d;
-        kernels::lstm_cell_backward(gates + r * G, cp, cells + r * d, dhb, dc + b * d, dg + r * G, d);
-        std::copy_n(dg + r * G, G, dgs + b * G);
-      }
-      // dh_{t-1} = dgates_t W_hh; rows of sequences not yet started stay 0 (their dgs rows are 0).
-      if (t > 0) as_matrix(dh, B, d).noalias() = as_matrix(static_cast<const T*>(dgs), B, G) * as_matrix(whh, G, d);
-    }
+    kernels::lstm_recurrence_backward(problem(st, dir), gates, cells, dhid, 2 * C, whh, dg, dgs, dh, dc, zeros);
     if (M == 0) return;
     const auto DG = as_matrix(static_cast<const T*>(dg), M, G);
     // dW_hh += sum_t dg_t^T h_{t-1}: per sequence, dg rows shifted against the outputs.
     auto dwhh = as_matrix(g_w_hh_.data() + hd * G * d, G, d);
     for (index_t b = 0; b < B; ++b) {
-      const index_t len = st.length[static_cast<std::size_t>(b)], off = st.offset[static_cast<std::size_t>(b)];
+      const index_t len = st.pack.length(b), off = st.pack.offset(b);
       if (len < 2) continue;
       const index_t g0 = dir == 0 ? off + 1 : off, h0 = dir == 0 ? off : off + 1;
       dwhh.noalias() += as_matrix(static_cast<const T*>(dg) + g0 * G, len - 1, G).transpose() *

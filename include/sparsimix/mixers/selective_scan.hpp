@@ -30,7 +30,9 @@
 #include "../core/linalg.hpp"
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
+#include "../core/token_packing.hpp"
 #include "../kernels/activations.hpp"
+#include "../kernels/conv.hpp"
 #include "../kernels/scan.hpp"
 #include "traits.hpp"
 
@@ -56,10 +58,7 @@ class SelectiveScan {
     struct direction {
       Tensor<T> xc, u, dtl, bc, dpre, delta, ypre, at, states;
     };
-    index_t batch = 0, tokens = 0;
-    bool masked = false;
-    std::vector<index_t> off;  // [B + 1] first gathered row of each sequence
-    std::vector<index_t> idx;  // [T_alive] flat b * N + n of each gathered row
+    token_packing pack;  // sequence b owns gathered rows [pack.offset(b), pack.offset(b + 1))
     Tensor<T> xg, xz, gate, ycomb, ytmp, outg;
     direction dir[2];
   };
@@ -91,12 +90,12 @@ class SelectiveScan {
 
   // Inference: no allocation per call after warm-up (workspaces keep their capacity).
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("selective_scan.forward", x, y, mask);
+    check_io("SelectiveScan::forward", x, y, mask);
     run_forward(x, y, mask, ws_, /*training=*/false);
   }
   // Training: keeps activations and per-step scan states in `cache`.
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
-    check_io("selective_scan.forward", x, y, mask);
+    check_io("SelectiveScan::forward", x, y, mask);
     run_forward(x, y, mask, cache, /*training=*/true);
   }
   // Accumulates every parameter gradient and writes dx (0 at dead positions).
@@ -201,7 +200,7 @@ class SelectiveScan {
 
   static config validated(config c) {
     auto bad = [](const char* field, auto v, const char* want) {
-      throw config_error(detail::concat("selective_scan: ", field, " is ", v, ", expected ", want));
+      throw config_error(detail::concat("SelectiveScan: ", field, " is ", v, ", expected ", want));
     };
     if (c.dim < 1) bad("dim", c.dim, ">= 1");
     if (c.d_state < 1) bad("d_state", c.d_state, ">= 1");
@@ -209,7 +208,7 @@ class SelectiveScan {
     if (!(std::isfinite(c.expand) && c.expand > 0)) bad("expand", c.expand, "a finite number > 0");
     if (c.dt_rank < 0) bad("dt_rank", c.dt_rank, ">= 0 (0 = ceil(dim / 16))");
     if (inner_of(c) < 1)
-      throw config_error(detail::concat("selective_scan: floor(expand * dim) = floor(", c.expand, " * ", c.dim,
+      throw config_error(detail::concat("SelectiveScan: floor(expand * dim) = floor(", c.expand, " * ", c.dim,
                                         ") is 0, expected >= 1"));
     if (c.dt_rank == 0) c.dt_rank = (c.dim + 15) / 16;
     return c;
@@ -220,67 +219,6 @@ class SelectiveScan {
     if (!(y.shape() == x.shape()))
       throw shape_error(detail::concat(where, ": y is ", y.shape().str(), ", expected ", x.shape().str(), " (as x)"));
     if (mask) mask->check_fits(where, x.shape());
-  }
-
-  // Gathered-row bookkeeping: off[b] .. off[b+1] are sequence b's alive tokens in order.
-  static void plan(cache_type& c, index_t B, index_t N, const TokenMask* mask) {
-    c.batch = B;
-    c.tokens = N;
-    c.masked = mask != nullptr;
-    c.off.resize(static_cast<std::size_t>(B + 1));
-    c.off[0] = 0;
-    if (!mask) {
-      c.idx.clear();
-      for (index_t b = 0; b < B; ++b) c.off[static_cast<std::size_t>(b + 1)] = (b + 1) * N;
-      return;
-    }
-    c.idx.resize(static_cast<std::size_t>(B * N));
-    index_t r = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const std::uint8_t* row = mask->row(b);
-      for (index_t n = 0; n < N; ++n)
-        if (row[n]) c.idx[static_cast<std::size_t>(r++)] = b * N + n;
-      c.off[static_cast<std::size_t>(b + 1)] = r;
-    }
-    c.idx.resize(static_cast<std::size_t>(r));  // shrinking keeps capacity
-  }
-
-  // Causal (or, for the reversed branch, anti-causal) depthwise conv over one gathered
-  // sequence; x rows have stride ldx. wt: [K, D_in] taps transposed so the channel loop is
-  // contiguous. xc[t] = b + sum_k w[k] x[t - (K-1) + k]  (reverse: x[t + (K-1) - k]).
-  static void conv_forward(const T* x, index_t ldx, const T* wt, const T* bias, T* xc, index_t L, index_t Di,
-                           index_t K, bool reverse) noexcept {
-    for (index_t t = 0; t < L; ++t) {
-      T* o = xc + t * Di;
-      for (index_t d = 0; d < Di; ++d) o[d] = bias[d];
-      for (index_t k = 0; k < K; ++k) {
-        const index_t s = reverse ? t + (K - 1) - k : t - (K - 1) + k;
-        if (s < 0 || s >= L) continue;
-        const T* xs = x + s * ldx;
-        const T* w = wt + k * Di;
-        for (index_t d = 0; d < Di; ++d) o[d] += w[d] * xs[d];
-      }
-    }
-  }
-  // Adds dx (rows stride ldx), gwt [K, D_in] and gb [D_in] for one sequence.
-  static void conv_backward(const T* x, index_t ldx, const T* wt, const T* gxc, T* gx, T* gwt, T* gb, index_t L,
-                            index_t Di, index_t K, bool reverse) noexcept {
-    for (index_t t = 0; t < L; ++t) {
-      const T* g = gxc + t * Di;
-      for (index_t d = 0; d < Di; ++d) gb[d] += g[d];
-      for (index_t k = 0; k < K; ++k) {
-        const index_t s = reverse ? t + (K - 1) - k : t - (K - 1) + k;
-        if (s < 0 || s >= L) continue;
-        const T* xs = x + s * ldx;
-        T* gxs = gx + s * ldx;
-        const T* w = wt + k * Di;
-        T* gw = gwt + k * Di;
-        for (index_t d = 0; d < Di; ++d) {
-          gxs[d] += w[d] * g[d];
-          gw[d] += g[d] * xs[d];
-        }
-      }
-    }
   }
 
   void run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c, bool training) const;
@@ -300,21 +238,13 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
   const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state,
                 K = cfg_.d_conv;
   const int ndir = directions();
-  plan(c, B, N, mask);
-  const index_t rows = c.off[static_cast<std::size_t>(B)];
+  const index_t rows = c.pack.plan(mask, B, N);
 
   // Gather (Note [token mask gather]); without a mask inference reads x in place.
   const T* xg = x.data();
   if (mask || training) {
     c.xg.resize({rows, C});
-    if (mask) {
-      for (index_t r = 0; r < rows; ++r) {
-        const T* src = x.data() + c.idx[static_cast<std::size_t>(r)] * C;
-        std::copy(src, src + C, c.xg.data() + r * C);
-      }
-    } else {
-      std::copy(x.data(), x.data() + rows * C, c.xg.data());
-    }
+    c.pack.gather(x.data(), c.xg.data(), C);
     xg = c.xg.data();
   }
 
@@ -345,8 +275,8 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
     if (rows == 0) continue;
     const bool rev = k == 1;
     parallel_for(B, [&](index_t b) {
-      const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
-      conv_forward(c.xz.data() + r0 * 2 * Di, 2 * Di, wt, br.conv_b.value.data(), dc.xc.data() + r0 * Di, L, Di, K,
+      const index_t r0 = c.pack.offset(b), L = c.pack.length(b);
+      kernels::conv1d_depthwise_forward(c.xz.data() + r0 * 2 * Di, 2 * Di, wt, br.conv_b.value.data(), dc.xc.data() + r0 * Di, L, Di, K,
                    rev);
     });
     kernels::silu(dc.xc.data(), dc.u.data(), rows * Di);
@@ -370,7 +300,7 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
     parallel_for(B * ndir, [&](index_t j) {
       const index_t b = j / ndir;
       const int k = static_cast<int>(j % ndir);
-      const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
+      const index_t r0 = c.pack.offset(b), L = c.pack.length(b);
       if (L == 0) return;
       auto& dc = c.dir[k];
       const kernels::scan_problem<T> p = scan_problem_of(c, k, r0, L);
@@ -398,34 +328,27 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
   if (rows > 0)
     linear_forward(c.ycomb.data(), out_proj_.value.data(), static_cast<const T*>(nullptr), c.outg.data(), rows, Di,
                    C);
-  std::fill(y.data(), y.data() + y.numel(), T(0));
-  for (index_t r = 0; r < rows; ++r) {
-    const T* src = c.outg.data() + r * C;
-    std::copy(src, src + C, y.data() + c.idx[static_cast<std::size_t>(r)] * C);
-  }
+  c.pack.scatter(c.outg.data(), y.data(), C);
 }
 
 template <class T>
 void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) {
-  const char* where = "selective_scan.backward";
-  const index_t B = c.batch, N = c.tokens, C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state,
+  const char* where = "SelectiveScan::backward";
+  const index_t B = c.pack.batch(), N = c.pack.tokens(), C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state,
                 K = cfg_.d_conv;
   const int ndir = directions();
-  if (c.off.size() != static_cast<std::size_t>(B + 1) || c.dir[0].states.numel() != c.xz.size(0) * S * Di)
+  if (!c.pack.planned() || c.dir[0].states.numel() != c.xz.size(0) * S * Di)
     throw shape_error(detail::concat(where, ": cache does not come from a training forward of this mixer"));
   check_shape(where, "dy", dy.shape(), {B, N, C});
   check_shape(where, "dx", dx.shape(), {B, N, C});
-  const index_t rows = c.off[static_cast<std::size_t>(B)];
+  const index_t rows = c.pack.rows();
   auto& w = gw_;
 
   // Gather dy.
   const T* gdy = dy.data();
-  if (c.masked) {
+  if (c.pack.masked()) {
     w.gdy.resize({rows, C});
-    for (index_t r = 0; r < rows; ++r) {
-      const T* src = dy.data() + c.idx[static_cast<std::size_t>(r)] * C;
-      std::copy(src, src + C, w.gdy.data() + r * C);
-    }
+    c.pack.gather(dy.data(), w.gdy.data(), C);
     gdy = w.gdy.data();
   }
   if (rows == 0) {
@@ -470,7 +393,7 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
   parallel_for(B * ndir, [&](index_t j) {
     const index_t b = j / ndir;
     const int k = static_cast<int>(j % ndir);
-    const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
+    const index_t r0 = c.pack.offset(b), L = c.pack.length(b);
     if (L == 0) return;
     const auto& dc = c.dir[k];
     const kernels::scan_problem<T> p = scan_problem_of(c, k, r0, L);
@@ -510,8 +433,8 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
     w.gcw_part.zero();
     w.gcb_part.zero();
     parallel_for(B, [&](index_t b) {
-      const index_t r0 = c.off[static_cast<std::size_t>(b)], L = c.off[static_cast<std::size_t>(b + 1)] - r0;
-      conv_backward(c.xz.data() + r0 * 2 * Di, 2 * Di, wt, w.gxc.data() + r0 * Di, w.gxz.data() + r0 * 2 * Di,
+      const index_t r0 = c.pack.offset(b), L = c.pack.length(b);
+      kernels::conv1d_depthwise_backward(c.xz.data() + r0 * 2 * Di, 2 * Di, wt, w.gxc.data() + r0 * Di, w.gxz.data() + r0 * 2 * Di,
                     w.gcw_part.data() + b * K * Di, w.gcb_part.data() + b * Di, L, Di, K, k == 1);
     });
     for (index_t b = 0; b < B; ++b) {
@@ -533,7 +456,7 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
   }
 
   // in_proj, then scatter dx (0 at dead positions).
-  if (!c.masked) {
+  if (!c.pack.masked()) {
     linear_backward(c.xg.data(), in_proj_.value.data(), w.gxz.data(), dx.data(), in_proj_.grad.data(),
                     static_cast<T*>(nullptr), rows, C, 2 * Di);
     return;
@@ -541,11 +464,7 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
   w.gxg.resize({rows, C});
   linear_backward(c.xg.data(), in_proj_.value.data(), w.gxz.data(), w.gxg.data(), in_proj_.grad.data(),
                   static_cast<T*>(nullptr), rows, C, 2 * Di);
-  std::fill(dx.data(), dx.data() + dx.numel(), T(0));
-  for (index_t r = 0; r < rows; ++r) {
-    const T* src = w.gxg.data() + r * C;
-    std::copy(src, src + C, dx.data() + c.idx[static_cast<std::size_t>(r)] * C);
-  }
+  c.pack.scatter(w.gxg.data(), dx.data(), C);
 }
 
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------

@@ -17,9 +17,10 @@
 #include "../autograd/tape.hpp"
 #include "../core/linalg.hpp"
 #include "../core/rng.hpp"
+#include "../core/token_packing.hpp"
 #include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
-#include "../mixers/halting.hpp"
+#include "halting.hpp"
 #include "mixer_state.hpp"
 #include "registry.hpp"
 #include "vit_config.hpp"
@@ -56,7 +57,7 @@ class HybridViT {
   // Builds every parameter (zeros) and the mixers of cfg.mixers; call init() or load weights.
   explicit HybridViT(vit_config cfg) : cfg_(std::move(cfg)) {
     cfg_.validate();
-    const index_t C = cfg_.embed_dim, F = cfg_.in_chans * cfg_.patch_size * cfg_.patch_size;
+    const index_t C = cfg_.embed_dim;
     patch_w_ = pt({C, cfg_.in_chans, cfg_.patch_size, cfg_.patch_size});
     patch_b_ = pt({C});
     cls_ = pt({1, 1, C});
@@ -65,7 +66,6 @@ class HybridViT {
     norm_b_ = pt({C});
     head_w_ = pt({cfg_.num_classes, C});
     head_b_ = pt({cfg_.num_classes});
-    (void)F;
     Rng rng(0);
     blocks_.reserve(static_cast<std::size_t>(cfg_.depth));
     for (index_t i = 0; i < cfg_.depth; ++i) {
@@ -76,14 +76,14 @@ class HybridViT {
                               make_mixer<T>(spec, mixer_dims{C, cfg_.num_heads}, rng)});
     }
     init_norms();
-    if (cfg_.halting) halting_.emplace(typename HaltingMask<T>::config{C, cfg_.halting->gamma, cfg_.halting->beta,
-                                                                      cfg_.halting->eps});
+    if (cfg_.halting)
+      halting_.emplace(typename HaltingController<T>::config{cfg_.halting->gamma, cfg_.halting->beta, cfg_.halting->eps});
   }
 
   const vit_config& config() const noexcept { return cfg_; }
   // The A-ViT halting state of the last forward (masks, depth, ponder, prior); throws
   // config_error when the model has no halting.
-  const HaltingMask<T>& halting() const {
+  const HaltingController<T>& halting() const {
     if (!halting_) throw config_error("HybridViT::halting: the model was configured without halting");
     return *halting_;
   }
@@ -194,14 +194,7 @@ class HybridViT {
     return out;
   }
 
-  // The names state_dict writes, in order.
-  std::vector<std::string> state_names() {
-    std::vector<std::string> n;
-    for (auto& [name, t] : state_dict()) n.push_back(name);
-    return n;
-  }
-
-  // Loads every tensor of state_names() from lookup(name) -> Tensor<T>. Shapes are checked
+  // Loads every tensor of state_dict() from lookup(name) -> Tensor<T>. Shapes are checked
   // for every tensor before any weight changes (mixers check their own before writing).
   template <class Lookup>
   void load_state_dict(Lookup&& lookup) {
@@ -252,7 +245,7 @@ class HybridViT {
       const auto& b = blocks_[static_cast<std::size_t>(i)];
       // Under halting, block i runs on x * m with m the mask before it (FORMATS.md 1).
       const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
-      if (mask) zero_dead(*mask, w.x.data(), B, N);
+      if (mask) zero_dead_tokens(*mask, w.x.data(), C);
       kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
                                  static_cast<T*>(nullptr), rows, C, eps);
       if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
@@ -281,7 +274,7 @@ class HybridViT {
       for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
       mlp(b, w, rows, eps);
       if (mask) {
-        zero_dead(*mask, w.x.data(), B, N);
+        zero_dead_tokens(*mask, w.x.data(), C);
         halting_->update(i, w.x.view());
       }
       if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
@@ -359,8 +352,10 @@ class HybridViT {
   }
 
   // The A-ViT losses alpha_p * ponder + alpha_d * prior KL of the last tape forward (which
-  // must have been traced), as a scalar on the tape: its value is the loss, and backward sends
-  // the halting controller's gradient into each block output's channel 0.
+  // must have been traced), as a scalar on the tape. The halting controller computes the
+  // value and its gradient w.r.t. channel 0 of each block output; they enter the tape as one
+  // external_loss per block (the value on the first), so backward sends that gradient into
+  // the block outputs.
   Var halting_loss(Tape<T>& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3) {
     const auto& hs = halting();
     if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
@@ -368,18 +363,17 @@ class HybridViT {
     const Tensor<T> g = hs.loss_grad(alpha_p, alpha_d);  // [L, B, N]
     const Shape ys = tape.shape(trace.block_out[0]);
     const index_t B = ys[0], N = ys[1], C = ys[2];
-    // surrogate = sum_l <y_l, G_l> (G_l holds g in channel 0); value corrected to the loss.
+    const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl();
     Var total;
     ws_.keep.resize(Shape{B, N, C});
     for (index_t l = 0; l < depth(); ++l) {
       ws_.keep.zero();
       for (index_t r = 0; r < B * N; ++r) ws_.keep.data()[r * C] = g.data()[l * B * N + r];
-      const Var term = tape.sum(tape.mul(trace.block_out[static_cast<std::size_t>(l)], tape.input(ws_.keep.view())));
+      const Var term = tape.external_loss(l == 0 ? value : T(0), trace.block_out[static_cast<std::size_t>(l)],
+                                          ws_.keep.view());
       total = total.valid() ? tape.add(total, term) : term;
     }
-    const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl();
-    Tensor<T> shift(Shape{1}, value - tape.item(total));
-    return tape.add(total, tape.input(shift.view()));
+    return total;
   }
 
  private:
@@ -440,14 +434,6 @@ class HybridViT {
       b.n2_w.v.fill(T(1));
       b.n2_b.v.zero();
     }
-  }
-
-  // Rows of dead tokens become 0 (x: [B, N, C]).
-  void zero_dead(const TokenMask& mask, T* x, index_t B, index_t N) const {
-    const index_t C = dim();
-    for (index_t b = 0; b < B; ++b)
-      for (index_t n = 0; n < N; ++n)
-        if (!mask.alive(b, n)) std::fill_n(x + (b * N + n) * C, C, T(0));
   }
 
   index_t check_images(const char* where, TensorView<const T> images) const {
@@ -511,7 +497,7 @@ class HybridViT {
   pt patch_w_, patch_b_, cls_, pos_, norm_w_, norm_b_, head_w_, head_b_;
   std::vector<block> blocks_;
   std::vector<index_t> custom_;  // blocks holding an AnyMixer
-  mutable std::optional<HaltingMask<T>> halting_;  // A-ViT state of the last forward
+  mutable std::optional<HaltingController<T>> halting_;  // A-ViT state of the last forward
   std::vector<TokenMask> train_masks_;             // per block, alive until the tape's backward
   mutable workspace ws_;
 };

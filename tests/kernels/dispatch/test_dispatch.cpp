@@ -8,6 +8,8 @@
 
 #include <sparsimix/core/rng.hpp>
 #include <sparsimix/kernels.hpp>
+#include <sparsimix/mixers/mh_lstm.hpp>
+#include <sparsimix/mixers/selective_scan.hpp>
 
 #include "kernels/arch_loop.hpp"
 
@@ -107,10 +109,80 @@ void check_all_kernels() {
       REQUIRE(yb2[u] == v);
       REQUIRE(close_ulps(yb[u], r::gelu(v), std::max(std::abs(r::gelu(v)), std::abs(v) / 2), test::gelu_ulps<T>()));
     }
+
+    // Depthwise conv over a 2-token sequence of n channels, and an LSTM step of n units.
+    const double seq_tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;
+    const auto taps = rnd<T>(4 * cols, 7, -1, 1);
+    std::vector<T> c1(xs.size()), c2(xs.size());
+    k::conv1d_depthwise_forward(xs.data(), cols, taps.data(), beta.data(), c1.data(), rows, cols, 4, false);
+    r::conv1d_depthwise_forward(xs.data(), cols, taps.data(), beta.data(), c2.data(), rows, cols, 4, false);
+    for (std::size_t i = 0; i < c1.size(); ++i) REQUIRE(std::abs(double(c1[i]) - double(c2[i])) <= seq_tol * 8);
+    auto g1 = rnd<T>(4 * cols, 8, -2, 2), g2 = g1;
+    const auto cp = rnd<T>(cols, 9, -1, 1);
+    std::vector<T> cc1(static_cast<std::size_t>(cols)), cc2 = cc1, h1 = cc1, h2 = cc1;
+    k::lstm_cell_forward(g1.data(), cp.data(), cc1.data(), h1.data(), cols);
+    r::lstm_cell_forward(g2.data(), cp.data(), cc2.data(), h2.data(), cols);
+    for (std::size_t i = 0; i < h1.size(); ++i) REQUIRE(std::abs(double(h1[i]) - double(h2[i])) <= seq_tol);
   }
 }
 
+// The sequence kernels (LSTM recurrence and cell, depthwise conv, scan) through the mixers
+// that call them, masked, forward and backward: output and every gradient, flattened.
+template <class T>
+std::vector<T> run_sequence_mixers() {
+  const index_t B = 3, N = 9, C = 16;
+  Rng rng(5);
+  Tensor<T> x(Shape{B, N, C}), y(Shape{B, N, C}), dy(Shape{B, N, C}), dx(Shape{B, N, C});
+  fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
+  fill_uniform(rng, dy.data(), dy.numel(), -1.0, 1.0);
+  TokenMask mask(B, N);
+  mask.set(0, 3, false), mask.set(2, 0, false), mask.set(2, 8, false);
+  std::vector<T> out;
+  auto run = [&](auto& m) {
+    m.init(rng);
+    typename std::decay_t<decltype(m)>::cache_type cache;
+    m.forward(x.view(), y.view(), cache, &mask);
+    m.backward(cache, dy.view(), dx.view());
+    out.insert(out.end(), y.begin(), y.end());
+    out.insert(out.end(), dx.begin(), dx.end());
+    for (const auto& p : m.parameters()) out.insert(out.end(), p.grad.begin(), p.grad.end());
+  };
+  MultiHeadLSTM<T> lstm({C, 2});
+  run(lstm);
+  typename SelectiveScan<T>::config sc;
+  sc.dim = C;
+  sc.bidirectional = true;
+  SelectiveScan<T> scan(sc);
+  run(scan);
+  return out;
+}
+
 }  // namespace
+
+TEMPLATE_TEST_CASE("the sequence mixers' dispatched kernels agree on every arch this CPU has",
+                   "[kernels][dispatch][mixers]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-10;
+  std::vector<T> first;
+  int ran = 0;
+  for (const char* arch : {"sse2", "fma3<avx2>", "avx512bw"}) {
+    if (!kernels::dispatched::arch_available(arch)) continue;
+    REQUIRE(kernels::dispatched::set_arch(arch));
+    const auto got = run_sequence_mixers<T>();
+    if (first.empty()) {
+      first = got;
+    } else {
+      REQUIRE(got.size() == first.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        INFO("arch " << arch << " value " << i);
+        REQUIRE(std::abs(double(got[i]) - double(first[i])) <= tol * (1 + std::abs(double(first[i]))));
+      }
+    }
+    ++ran;
+  }
+  REQUIRE(kernels::dispatched::set_arch("best"));
+  REQUIRE(ran >= 1);
+}
 
 TEMPLATE_TEST_CASE("dispatched kernels match the twins on every arch this CPU has", "[kernels][dispatch]", float,
                    double) {

@@ -92,9 +92,9 @@ TEST_CASE("Attention rejects bad shapes with a message naming the tensor", "[mix
   Tensor<float> x(Shape{2, 7, 40}), y(Shape{2, 7, 40}), bad(Shape{2, 7, 32}), y2(Shape{2, 6, 40});
   Tensor<float> maps(Shape{2, 5, 7, 7}), badmaps(Shape{2, 5, 7, 6});
   REQUIRE(error_of([&] { a.forward(bad.view(), y.view(), nullptr); }) ==
-          "shape_error: Attention.forward: x is [2, 7, 32], expected [*, *, 40]");
+          "shape_error: Attention::forward: x is [2, 7, 32], expected [*, *, 40]");
   REQUIRE(error_of([&] { a.forward(x.view(), y2.view(), nullptr); }) ==
-          "shape_error: Attention.forward: y is [2, 6, 40], expected [2, 7, 40]");
+          "shape_error: Attention::forward: y is [2, 6, 40], expected [2, 7, 40]");
   REQUIRE_THAT(error_of([&] { a.forward_capture(x.view(), y.view(), badmaps.view(), nullptr); }),
                Catch::Contains("maps is [2, 5, 7, 6], expected [2, 5, 7, 7]"));
   TokenMask wrong(2, 6);

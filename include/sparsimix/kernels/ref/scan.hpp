@@ -103,5 +103,12 @@ void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* la
   }
 }
 
+// The same with the SIMD kernel's workspace argument (unused here), so both share one entry.
+template <class T>
+void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* /*acc*/, T* gu, T* gdelta,
+                   T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {
+  scan_backward(p, states, gy, lam, gu, gdelta, gbc, ldgbc, ga, gd);
+}
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix::kernels::ref

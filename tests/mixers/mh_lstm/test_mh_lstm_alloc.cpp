@@ -1,5 +1,5 @@
 // The inference forward allocates nothing after warm-up (workspaces keep their capacity).
-// This TU replaces the global operator new of test_lstm with a counting one.
+// This TU replaces the global operator new of test_mh_lstm with a counting one.
 #include <catch2/catch.hpp>
 
 #include <atomic>

@@ -1,11 +1,9 @@
 // A-ViT adaptive token halting (Yin et al., CVPR 2022, arXiv:2112.07658, sec. 3; METHOD.md
 // 3.1-3.4, 6.12-6.13; the contract is FORMATS.md section 1, paragraph "halting").
 //
-// Two roles in one class, because they share the config and nothing else:
-//  * the masking op, a SeqMixer without parameters: y = x * m ([B, N, C], m the alive mask
-//    [B, N]; no mask: identity copy), dx = dy * m. A model runs it on each block's input
-//    and on each block's output;
-//  * the halting controller across the L blocks of one forward pass:
+// The halting controller across the L blocks of one forward pass (the masking itself is
+// core's zero_dead_tokens and the tape's mask_tokens; the mixers honour the mask through
+// token packing):
 //      reset(B, N, L);                       // m = 1 everywhere, c = 0
 //      for l in 0..L-1:  y_l = block_l(x * m) * m;  update(l, y_l);  x = y_l;
 //    update computes h = sigmoid(gamma * y_l[..., 0] - beta) (h = 1 at l = L-1), c += h,
@@ -31,7 +29,7 @@
 //    partial derivative through h only, w.r.t. the value handed to update (the masked
 //    output): 0 for CLS, and the ponder part is 0 where h was forced to 1 (last block) or
 //    after the token died. A model adds it to channel 0 of its gradient of y_l; the masking
-//    backward then zeroes dead tokens. The mask itself is piecewise constant (no gradient).
+//    op's backward then zeroes dead tokens. The mask itself is piecewise constant (no gradient).
 //    Defaults (METHOD.md 6.13): alpha_p 5e-4, alpha_d 1e-3.
 //
 // Everything the controller keeps is [L, B, N] scalars (double inside, so float models
@@ -44,7 +42,6 @@
 #include <vector>
 
 #include "../core/error.hpp"
-#include "../core/param.hpp"
 #include "../core/tensor.hpp"
 #include "../core/token_mask.hpp"
 
@@ -52,70 +49,29 @@ namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
 template <class T = float>
-class HaltingMask {
+class HaltingController {
  public:
   using scalar_type = T;
 
   struct config {
-    index_t dim = 0;     // C (the masking op's channel count; channel 0 carries the score)
     double gamma = 10;   // gate_scale
     double beta = 30;    // gate_center (Tiny; 75 for Small)
     double eps = 0.01;   // a patch token dies once its cumulative score c >= 1 - eps
   };
 
-  // The masking op's backward needs only which tokens were alive.
-  struct cache_type {
-    bool masked = false;
-    Tensor<std::uint8_t> alive;  // [B, N] when masked
-  };
-
-  explicit HaltingMask(const config& cfg) : cfg_(cfg) {
-    if (cfg.dim <= 0) throw config_error(detail::concat("HaltingMask: dim is ", cfg.dim, ", expected > 0"));
+  explicit HaltingController(const config& cfg) : cfg_(cfg) {
     if (!std::isfinite(cfg.gamma) || !std::isfinite(cfg.beta))
-      throw config_error(detail::concat("HaltingMask: gamma ", cfg.gamma, " and beta ", cfg.beta, " must be finite"));
+      throw config_error(detail::concat("HaltingController: gamma ", cfg.gamma, " and beta ", cfg.beta, " must be finite"));
     if (!(cfg.eps > 0 && cfg.eps < 1))
-      throw config_error(detail::concat("HaltingMask: eps is ", cfg.eps, ", expected 0 < eps < 1"));
+      throw config_error(detail::concat("HaltingController: eps is ", cfg.eps, ", expected 0 < eps < 1"));
   }
 
-  index_t dim() const noexcept { return cfg_.dim; }
   const config& cfg() const noexcept { return cfg_; }
-  ParamList<T> parameters() { return {}; }
 
-  // ---- the masking op: x, y [B, N, C]; y = x * alive (y may alias x) ----
-  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("HaltingMask::forward", x, y, mask);
-    apply(x, y, mask);
-  }
-  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
-    check_io("HaltingMask::forward", x, y, mask);
-    cache.masked = mask != nullptr;
-    if (mask) {
-      cache.alive.resize(mask->tensor().shape());
-      cache.alive.copy_from(mask->tensor().view());
-    }
-    apply(x, y, mask);
-  }
-  // dx = dy * alive (no parameters).
-  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) const {
-    check_shape("HaltingMask::backward", "dy", dy.shape(), {-1, -1, cfg_.dim});
-    check_shape("HaltingMask::backward", "dx", dx.shape(), {dy.size(0), dy.size(1), cfg_.dim});
-    if (cache.masked) check_shape("HaltingMask::backward", "cache.alive", cache.alive.shape(), {dy.size(0), dy.size(1)});
-    const index_t B = dy.size(0), N = dy.size(1), C = cfg_.dim;
-    for (index_t b = 0; b < B; ++b)
-      for (index_t n = 0; n < N; ++n) {
-        const bool a = !cache.masked || cache.alive(b, n) != 0;
-        const T* s = dy.data() + (b * N + n) * C;
-        T* d = dx.data() + (b * N + n) * C;
-        if (a) std::copy(s, s + C, d);
-        else std::fill(d, d + C, T(0));
-      }
-  }
-
-  // ---- the halting controller ----
   // Starts a forward pass of L blocks over [B, N] tokens (token 0 is CLS): all alive.
   void reset(index_t batch, index_t tokens, index_t layers) {
     if (batch <= 0 || tokens <= 1 || layers <= 0)
-      throw config_error(detail::concat("HaltingMask::reset: B ", batch, ", N ", tokens, ", L ", layers,
+      throw config_error(detail::concat("HaltingController::reset: B ", batch, ", N ", tokens, ", L ", layers,
                                         ", expected B > 0, N > 1 (CLS + patches), L > 0"));
     B_ = batch, N_ = tokens, L_ = layers, done_ = 0;
     if (mask_.tensor().rank() == 2 && mask_.batch() == batch && mask_.tokens() == tokens) {
@@ -136,15 +92,15 @@ class HaltingMask {
 
   // y: [B, N, C], block `layer`'s masked output (layers in order 0, 1, ..., L-1).
   void update(index_t layer, ConstSeq<T> y) {
-    if (L_ == 0) throw config_error("HaltingMask::update: call reset(B, N, L) first");
+    if (L_ == 0) throw config_error("HaltingController::update: call reset(B, N, L) first");
     if (done_ == L_)
-      throw config_error(detail::concat("HaltingMask::update: layer ", layer, " after all ", L_,
+      throw config_error(detail::concat("HaltingController::update: layer ", layer, " after all ", L_,
                                         " blocks were updated (reset starts a new pass)"));
     if (layer != done_)
-      throw config_error(detail::concat("HaltingMask::update: layer is ", layer, ", expected ", done_,
+      throw config_error(detail::concat("HaltingController::update: layer is ", layer, ", expected ", done_,
                                         " (blocks in order, ", L_, " in all)"));
-    check_shape("HaltingMask::update", "y", y.shape(), {B_, N_, -1});
-    if (y.size(2) < 1) throw shape_error("HaltingMask::update: y has no channel 0");
+    check_shape("HaltingController::update", "y", y.shape(), {B_, N_, -1});
+    if (y.size(2) < 1) throw shape_error("HaltingController::update: y has no channel 0");
     const index_t C = y.size(2);
     const bool last = layer == L_ - 1;
     const double thr = 1.0 - cfg_.eps;
@@ -188,7 +144,7 @@ class HaltingMask {
   double keep_ratio(index_t layer) const {
     require_done("keep_ratio");
     if (layer < 0 || layer >= L_)
-      throw config_error(detail::concat("HaltingMask::keep_ratio: layer ", layer, " not in [0, ", L_, ")"));
+      throw config_error(detail::concat("HaltingController::keep_ratio: layer ", layer, " not in [0, ", L_, ")"));
     index_t k = 0;
     for (index_t b = 0; b < B_; ++b)
       for (index_t n = 1; n < N_; ++n) k += alive_(layer, b, n);
@@ -227,7 +183,7 @@ class HaltingMask {
   }
   void loss_grad(double alpha_p, double alpha_d, TensorView<T> out) const {
     require_done("loss_grad");
-    check_shape("HaltingMask::loss_grad", "out", out.shape(), {L_, B_, N_});
+    check_shape("HaltingController::loss_grad", "out", out.shape(), {L_, B_, N_});
     const prior_state p = prior();
     const auto L = static_cast<std::size_t>(L_);
     // Back through KL = (1/L) sum t (log t - log r), r = q / Q, q = clamp(p), p = H / S.
@@ -304,28 +260,8 @@ class HaltingMask {
 
   void require_done(const char* what) const {
     if (L_ == 0 || done_ != L_)
-      throw config_error(detail::concat("HaltingMask::", what, ": ", done_, " of ", L_,
+      throw config_error(detail::concat("HaltingController::", what, ": ", done_, " of ", L_,
                                         " blocks updated, expected all (reset, then update every block)"));
-  }
-
-  void check_io(const char* where, ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_shape(where, "x", x.shape(), {-1, -1, cfg_.dim});
-    check_shape(where, "y", y.shape(), {x.size(0), x.size(1), cfg_.dim});
-    if (mask) mask->check_fits(where, x.shape());
-  }
-
-  void apply(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim;
-    for (index_t b = 0; b < B; ++b)
-      for (index_t n = 0; n < N; ++n) {
-        const T* s = x.data() + (b * N + n) * C;
-        T* d = y.data() + (b * N + n) * C;
-        if (!mask || mask->alive(b, n)) {
-          if (s != d) std::copy(s, s + C, d);
-        } else {
-          std::fill(d, d + C, T(0));
-        }
-      }
   }
 
   config cfg_;

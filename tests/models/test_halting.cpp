@@ -1,5 +1,5 @@
-// HaltingMask (A-ViT, FORMATS.md section 1 "halting"): the masking op as a SeqMixer,
-// the halting loop and its losses against a torch golden (gen_halting.py), finite
+// HaltingController (A-ViT, FORMATS.md section 1 "halting"), the masking op
+// (zero_dead_tokens, token packing), the halting loop and its losses against a torch golden (gen_halting.py), finite
 // differences of the losses in double, and the contract: CLS never halts, depth in 1..L,
 // the mask fits the block inputs.
 #include <catch2/catch.hpp>
@@ -11,13 +11,12 @@
 #include <sparsimix/autograd/gradcheck.hpp>
 #include <sparsimix/concepts.hpp>
 #include <sparsimix/core/rng.hpp>
-#include <sparsimix/mixers/halting.hpp>
+#include <sparsimix/core/token_packing.hpp>
+#include <sparsimix/models/halting.hpp>
 
 #include "support/golden.hpp"
 
 using namespace sparsimix;
-
-static_assert(SeqMixer<HaltingMask<float>> && SeqMixer<HaltingMask<double>>);
 
 namespace {
 
@@ -36,7 +35,7 @@ void stand_in_block(ConstSeq<T> x, TensorView<const T> W, Seq<T> y) {
 // Smallest |c - (1 - eps)| over patch tokens alive when a block updated them (the halting
 // decision is discontinuous there).
 template <class T>
-double run_layers(HaltingMask<T>& hm, const std::vector<Tensor<T>>& ys) {
+double run_layers(HaltingController<T>& hm, const std::vector<Tensor<T>>& ys) {
   const index_t B = ys[0].size(0), N = ys[0].size(1);
   hm.reset(B, N, static_cast<index_t>(ys.size()));
   double margin = 1e300;
@@ -52,51 +51,46 @@ double run_layers(HaltingMask<T>& hm, const std::vector<Tensor<T>>& ys) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("HaltingMask masking op: forward zeroes dead tokens, backward passes alive gradients",
-                   "[mixer][halting]", float, double) {
+TEMPLATE_TEST_CASE("masking and token packing: dead tokens are zeroed, skipped and restored as zeros",
+                   "[models][halting][packing]", float, double) {
   using T = TestType;
-  HaltingMask<T> hm({.dim = 5});
-  REQUIRE(hm.parameters().empty());
-  REQUIRE(hm.dim() == 5);
   Rng rng(7);
-  Tensor<T> x(Shape{2, 6, 5}), y(Shape{2, 6, 5}), dy(Shape{2, 6, 5}), dx(Shape{2, 6, 5});
+  Tensor<T> x(Shape{2, 6, 5});
   fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
-  fill_uniform(rng, dy.data(), dy.numel(), -1.0, 1.0);
-
-  hm.forward(x.view(), y.view(), nullptr);
-  for (index_t i = 0; i < x.numel(); ++i) REQUIRE(y.data()[i] == x.data()[i]);
-
   TokenMask m(2, 6);
   m.set(0, 2, false), m.set(1, 1, false), m.set(1, 5, false);
-  typename HaltingMask<T>::cache_type cache;
-  y.fill(T(9));
-  hm.forward(x.view(), y.view(), cache, &m);
-  hm.backward(cache, dy.view(), dx.view());
+  Tensor<T> z = x;
+  zero_dead_tokens(m, z.data(), 5);
   for (index_t b = 0; b < 2; ++b)
     for (index_t n = 0; n < 6; ++n)
-      for (index_t c = 0; c < 5; ++c) {
-        REQUIRE(y(b, n, c) == (m.alive(b, n) ? x(b, n, c) : T(0)));
-        REQUIRE(dx(b, n, c) == (m.alive(b, n) ? dy(b, n, c) : T(0)));
-      }
+      for (index_t c = 0; c < 5; ++c) REQUIRE(z(b, n, c) == (m.alive(b, n) ? x(b, n, c) : T(0)));
 
-  // In place (y aliases x).
-  Tensor<T> z = x;
-  hm.forward(z.view(), z.view(), &m);
-  REQUIRE(z(0, 2, 3) == T(0));
-  REQUIRE(z(0, 1, 3) == x(0, 1, 3));
+  token_packing pack;
+  REQUIRE(pack.plan(&m, 2, 6) == 9);
+  REQUIRE(pack.masked());
+  REQUIRE(pack.offset(1) == 5);
+  REQUIRE(pack.length(1) == 4);
+  REQUIRE(pack.max_length() == 5);
+  REQUIRE(pack.source(5) == 6);  // sequence 1's first alive token, n = 0
+  REQUIRE(pack.source(6) == 8);  // n = 1 is dead
+  Tensor<T> packed(Shape{9, 5}), back(Shape{2, 6, 5});
+  pack.gather(x.data(), packed.data(), 5);
+  for (index_t c = 0; c < 5; ++c) REQUIRE(packed(2, c) == x(0, 3, c));
+  back.fill(T(9));
+  pack.scatter(packed.data(), back.data(), 5);
+  for (index_t i = 0; i < x.numel(); ++i) REQUIRE(back.data()[i] == z.data()[i]);
+  // Without a mask: every token, in order, and no index list.
+  REQUIRE(pack.plan(nullptr, 2, 6) == 12);
+  REQUIRE_FALSE(pack.masked());
+  REQUIRE(pack.sources() == nullptr);
+  REQUIRE(pack.source(7) == 7);
 
-  // Bad shapes and a mask that does not fit name the tensor.
-  Tensor<T> wrong(Shape{2, 6, 4});
-  REQUIRE_THROWS_AS(hm.forward(wrong.view(), wrong.view(), nullptr), shape_error);
-  TokenMask small(2, 5);
-  REQUIRE_THROWS_WITH(hm.forward(x.view(), y.view(), &small), Catch::Contains("mask is [2, 5]"));
-  REQUIRE_THROWS_AS(HaltingMask<T>({.dim = 0}), config_error);
-  REQUIRE_THROWS_AS((HaltingMask<T>({.dim = 4, .eps = 1.0})), config_error);
-  REQUIRE_THROWS_AS((HaltingMask<T>({.dim = 4, .gamma = NAN})), config_error);
+  REQUIRE_THROWS_AS((HaltingController<T>({.eps = 1.0})), config_error);
+  REQUIRE_THROWS_AS((HaltingController<T>({.gamma = NAN})), config_error);
 }
 
-TEMPLATE_TEST_CASE("HaltingMask matches the torch halting loop (masks, depth, ponder, prior KL, gradients)",
-                   "[mixer][halting][golden]", float, double) {
+TEMPLATE_TEST_CASE("HaltingController matches the torch halting loop (masks, depth, ponder, prior KL, gradients)",
+                   "[models][halting][golden]", float, double) {
   using T = TestType;
   for (const std::string name : {"b3_n17_c8_l6", "b2_n30_c6_l9"}) {
     INFO("case " << name);
@@ -105,7 +99,7 @@ TEMPLATE_TEST_CASE("HaltingMask matches the torch halting loop (masks, depth, po
     const Tensor<T> W = g.get<T>("W");
     const Tensor<double> hp = g.get<double>("hparams", {5});
     const index_t B = x0.size(0), N = x0.size(1), C = x0.size(2), L = W.size(0);
-    HaltingMask<T> hm({.dim = C, .gamma = hp(0), .beta = hp(1), .eps = hp(2)});
+    HaltingController<T> hm({.gamma = hp(0), .beta = hp(1), .eps = hp(2)});
 
     hm.reset(B, N, L);
     Tensor<T> x = x0, xin(x0.shape()), y(x0.shape());
@@ -115,9 +109,10 @@ TEMPLATE_TEST_CASE("HaltingMask matches the torch halting loop (masks, depth, po
       for (index_t b = 0; b < B; ++b)
         for (index_t n = 0; n < N; ++n) REQUIRE(hm.mask().alive(b, n) == (masks(l, b, n) != 0));
       hm.mask().check_fits("block input", x.shape());  // throws if not
-      hm.forward(x.view(), xin.view(), &hm.mask());
+      xin = x;
+      zero_dead_tokens(hm.mask(), xin.data(), C);
       stand_in_block<T>(xin.view(), W[l], y.view());
-      hm.forward(y.view(), y.view(), &hm.mask());
+      zero_dead_tokens(hm.mask(), y.data(), C);
       SPARSIMIX_REQUIRE_CLOSE(y.view(), ys[l], 1e-5, 1e-6);
       hm.update(l, y.view());
       x = y;
@@ -164,10 +159,10 @@ TEMPLATE_TEST_CASE("HaltingMask matches the torch halting loop (masks, depth, po
   }
 }
 
-TEST_CASE("HaltingMask losses: analytic gradients match finite differences", "[mixer][halting][gradcheck]") {
+TEST_CASE("HaltingController losses: analytic gradients match finite differences", "[models][halting][gradcheck]") {
   const index_t B = 2, N = 9, L = 5;
   const double alpha_p = 0.6, alpha_d = 0.4;
-  HaltingMask<double> hm({.dim = 1, .gamma = 4, .beta = 2, .eps = 0.01});
+  HaltingController<double> hm({.gamma = 4, .beta = 2, .eps = 0.01});
   std::vector<Tensor<double>> ys;
   Rng rng(11);
   double margin = 0;
@@ -214,10 +209,10 @@ TEST_CASE("HaltingMask losses: analytic gradients match finite differences", "[m
   REQUIRE(grad(0, 0, 1) != 0.0);
 }
 
-TEST_CASE("HaltingMask: CLS never halts, patches halt on their score, losses only after every block",
-          "[mixer][halting]") {
+TEST_CASE("HaltingController: CLS never halts, patches halt on their score, losses only after every block",
+          "[models][halting]") {
   const index_t B = 2, N = 4, L = 3;
-  HaltingMask<double> hm({.dim = 2});  // gamma 10, beta 30, eps 0.01
+  HaltingController<double> hm({});  // gamma 10, beta 30, eps 0.01
   Tensor<double> y(Shape{B, N, 2});
   hm.reset(B, N, L);
   REQUIRE_THROWS_AS(hm.ponder_loss(), config_error);
@@ -253,22 +248,22 @@ TEST_CASE("HaltingMask: CLS never halts, patches halt on their score, losses onl
   REQUIRE(std::isfinite(hm.prior_kl()));
 }
 
-TEST_CASE("HaltingMask prior target: A-ViT's Gaussian, depth ceil(2L/3)", "[mixer][halting]") {
+TEST_CASE("HaltingController prior target: A-ViT's Gaussian, depth ceil(2L/3)", "[models][halting]") {
   // L = 12 gives A-ViT's target depth 8 (METHOD.md 3.4 lists the values).
-  const auto t = HaltingMask<double>::prior_target(12);
+  const auto t = HaltingController<double>::prior_target(12);
   REQUIRE(t.size() == 12);
   double below = 0;
   for (int l = 0; l < 8; ++l) below += t[static_cast<std::size_t>(l)];
   REQUIRE(below == Approx(0.98).epsilon(1e-12));
   REQUIRE(t[8] == Approx(1.30092).epsilon(1e-5));
   REQUIRE(t[7] == Approx(t[9]).epsilon(1e-12));
-  const auto t6 = HaltingMask<double>::prior_target(6);  // depth 4
+  const auto t6 = HaltingController<double>::prior_target(6);  // depth 4
   REQUIRE(t6[4] > t6[3]);
   REQUIRE(t6[4] > t6[5]);
   REQUIRE(t6[3] == Approx(t6[5]).epsilon(1e-12));
 }
 
-TEST_CASE("bernoulli_kl: zero for equal inputs, gradient matches finite differences", "[mixer][halting]") {
+TEST_CASE("bernoulli_kl: zero for equal inputs, gradient matches finite differences", "[models][halting]") {
   Rng rng(3);
   Tensor<double> p(Shape{3, 7}), q(Shape{3, 7}), dq(Shape{3, 7});
   fill_uniform(rng, p.data(), p.numel(), 0.05, 0.95);

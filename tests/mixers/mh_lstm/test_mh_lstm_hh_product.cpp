@@ -1,4 +1,4 @@
-// The recurrence's hidden-to-hidden product (detail::lstm_hh_product: 4-row x 4-vector
+// The recurrence's hidden-to-hidden product (kernels::lstm_hh_product: 4-row x 4-vector
 // blocks, single rows with 8 vectors, scalar column tails) against a plain triple loop in
 // long double, for batch sizes covering each path and widths with and without tails; and a
 // batched MultiHeadLSTM forward (4-row blocks) against the same sequences run one by one
@@ -23,7 +23,7 @@ TEMPLATE_TEST_CASE("lstm_hh_product matches a plain product", "[mixers][lstm]", 
             hh(static_cast<std::size_t>(B * G), T(-7));
         fill_uniform(rng, hs.data(), B * d, -1.0, 1.0);
         fill_uniform(rng, wt.data(), d * G, -1.0, 1.0);
-        detail::lstm_hh_product(hs.data(), wt.data(), hh.data(), B, d, G);
+        kernels::lstm_hh_product(hs.data(), wt.data(), hh.data(), B, d, G);
         for (index_t b = 0; b < B; ++b)
           for (index_t j = 0; j < G; ++j) {
             long double e = 0;

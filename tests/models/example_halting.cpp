@@ -1,4 +1,4 @@
-// The example of docs/mixers/halting.md (kept compiling and passing here): a stack of L
+// The example of docs/halting.md (kept compiling and passing here): a stack of L
 // blocks under A-ViT halting, forward and the halting-loss gradient.
 #include <catch2/catch.hpp>
 
@@ -6,30 +6,31 @@
 #include <vector>
 
 #include <sparsimix/core/rng.hpp>
-#include <sparsimix/mixers/halting.hpp>
+#include <sparsimix/core/token_packing.hpp>
+#include <sparsimix/models/halting.hpp>
 
 using namespace sparsimix;
 
-TEST_CASE("docs example: a block stack under HaltingMask", "[mixer][halting][docs]") {
+TEST_CASE("docs example: a block stack under the halting controller", "[models][halting][docs]") {
   // [example]
   const index_t B = 2, N = 17, C = 8, L = 6;  // N = CLS + 16 patches
-  HaltingMask<float> halting({.dim = C, .gamma = 5, .beta = 3, .eps = 0.01});
+  HaltingController<float> halting({.gamma = 5, .beta = 3, .eps = 0.01});
   // A stand-in for a transformer block: y = tanh(2 x + 0.3) (any SeqMixer-based block works).
   auto block = [](ConstSeq<float> x, Seq<float> y) {
     for (index_t i = 0; i < x.numel(); ++i) y.data()[i] = std::tanh(2 * x.data()[i] + 0.3f);
   };
 
-  Tensor<float> x(Shape{B, N, C}), x_in(Shape{B, N, C}), y(Shape{B, N, C});
+  Tensor<float> x(Shape{B, N, C}), y(Shape{B, N, C});
   Rng rng(1);
   fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
 
   halting.reset(B, N, L);
   for (index_t l = 0; l < L; ++l) {
-    const TokenMask& alive = halting.mask();     // the mask block l runs under
-    halting.forward(x.view(), x_in.view(), &alive);  // dead tokens zeroed
-    block(x_in.view(), y.view());                    // (mixers inside get &alive too)
-    halting.forward(y.view(), y.view(), &alive);     // masked block output
-    halting.update(l, y.view());                     // h, c, kills patch tokens
+    const TokenMask& alive = halting.mask();  // the mask block l runs under
+    zero_dead_tokens(alive, x.data(), C);     // dead tokens zeroed
+    block(x.view(), y.view());                // (mixers inside get &alive too)
+    zero_dead_tokens(alive, y.data(), C);     // masked block output
+    halting.update(l, y.view());              // h, c, kills patch tokens
     x = y;
   }
   const Tensor<std::int64_t> depth = halting.depth();  // [B, N], 1..L, L for CLS
