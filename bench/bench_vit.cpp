@@ -46,6 +46,7 @@
 #include <vector>
 
 #include <sparsimix/autograd/optim.hpp>
+#include <sparsimix/autograd/tape.hpp>
 #include <sparsimix/models/vit.hpp>
 
 namespace {

@@ -126,7 +126,7 @@ inline int run_demo(const demo_args& a) {
   eo.calibration = b.calibration;
   eo.latency_runs = b.latency_runs;
   eo.seed = a.seed;
-  experiment_hooks hooks;
+  experiment_hooks<float> hooks;
   hooks.log = log_line;
   hooks.progress = print_progress;
   hooks.teacher_trained = [&](const HybridViT<float>& t) {

@@ -11,6 +11,7 @@
 
 #include "../autograd/optim.hpp"
 #include "../autograd/schedule.hpp"
+#include "../autograd/tape.hpp"
 #include "../models/vit.hpp"
 #include "../data/loader.hpp"
 

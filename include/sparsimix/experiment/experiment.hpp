@@ -58,17 +58,21 @@ struct experiment_report {
   std::map<std::string, claim_result> claims;
 };
 
+template <class T = float>
 struct experiment_hooks {
   std::function<void(const std::string&)> log;                                  // one line of news
   std::function<void(const std::string& phase, const fit_progress&)> progress;  // training progress
-  std::function<void(const HybridViT<float>&)> teacher_trained;                 // e.g. save it
+  std::function<void(const HybridViT<T>&)> teacher_trained;                     // e.g. save it
 };
 
 // Runs the whole experiment. `teacher`: a trained teacher to reuse (nullptr: train one).
-inline experiment_report run_experiment(const data::image_dataset& train, const data::image_dataset& val,
+// A template (T = float by default) so that including this header compiles nothing until
+// a program calls it: as a plain inline function it instantiated the whole pipeline in every
+// translation unit (7 s of compile time per TU on the 2-core machine).
+template <class T = float>
+experiment_report run_experiment(const data::image_dataset& train, const data::image_dataset& val,
                                         const data::image_dataset& test, experiment_options opt,
-                                        const experiment_hooks& hooks = {},
-                                        const HybridViT<float>* teacher_in = nullptr) {
+                                 const experiment_hooks<T>& hooks = {}, const HybridViT<T>* teacher_in = nullptr) {
   auto log = [&](const std::string& s) {
     if (hooks.log) hooks.log(s);
   };
@@ -77,7 +81,7 @@ inline experiment_report run_experiment(const data::image_dataset& train, const 
 
   // ---- teacher -------------------------------------------------------------------------
   opt.teacher.mixers.assign(static_cast<std::size_t>(opt.teacher.depth), mixer_spec{});
-  HybridViT<float> teacher = teacher_in ? *teacher_in : HybridViT<float>(opt.teacher);
+  HybridViT<T> teacher = teacher_in ? *teacher_in : HybridViT<T>(opt.teacher);
   if (!teacher_in) {
     teacher.init(rng);
     log(detail::concat("teacher: training ", opt.teacher_fit.steps, " steps of batch ", opt.teacher_fit.batch));
@@ -122,7 +126,7 @@ inline experiment_report run_experiment(const data::image_dataset& train, const 
       } else {
         // "[2, 5]", not the name's "2-5", which would read as a range.
         log(detail::concat(v.name, ": replacing layers [", detail::join(g.layers, ", "), "]"));
-        HybridViT<float> student = make_student(teacher, g.layers, spec, rng);
+        HybridViT<T> student = make_student(teacher, g.layers, spec, rng);
         const auto t0 = std::chrono::steady_clock::now();
         distill(teacher, student, g.layers, train, nullptr, opt.distill, [&](int stage, const fit_progress& p) {
           if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);

@@ -4,17 +4,21 @@
 //   x = x + mixer_i(LN1(x));  x = x + fc2(GELU(fc1(LN2(x))))      for each block i
 //   logits = head(LN(x[:, 0]))
 // Inference runs without the tape and stops allocating after its first call; training
-// builds the same graph on a Tape (autograd/tape.hpp).
+// builds the same graph on a Tape (autograd/tape.hpp). This header does not include the tape:
+// the training members are templates on the tape type, compiled only in programs that train
+// (and so include autograd/tape.hpp), so reading a checkpoint never compiles the tape.
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "../autograd/tape.hpp"
+#include "../autograd/var.hpp"
+#include "../concepts.hpp"
 #include "../core/linalg.hpp"
 #include "../core/rng.hpp"
 #include "../core/token_packing.hpp"
@@ -286,7 +290,9 @@ class HybridViT {
 
   // The same forward on a tape: returns logits [B, classes]; every parameter is bound so
   // tape.backward() accumulates into this model's gradients.
-  Var forward(Tape<T>& tape, TensorView<const T> images, vit_trace* trace = nullptr) {
+  template <class Tp>
+    requires std::same_as<Tp, Tape<T>>
+  Var forward(Tp& tape, TensorView<const T> images, vit_trace* trace = nullptr) {
     const index_t B = check_images("HybridViT::forward(tape)", images);
     const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches();
     ws_.patches.resize(Shape{B, np, F});
@@ -356,7 +362,9 @@ class HybridViT {
   // value and its gradient w.r.t. channel 0 of each block output; they enter the tape as one
   // external_loss per block (the value on the first), so backward sends that gradient into
   // the block outputs.
-  Var halting_loss(Tape<T>& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3) {
+  template <class Tp>
+    requires std::same_as<Tp, Tape<T>>
+  Var halting_loss(Tp& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3) {
     const auto& hs = halting();
     if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
       throw config_error("HybridViT::halting_loss: needs the trace of a complete tape forward");
@@ -391,7 +399,8 @@ class HybridViT {
     Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln, keep;
   };
 
-  static Var bind(Tape<T>& tape, pt& p) {
+  template <class Tp>
+  static Var bind(Tp& tape, pt& p) {
     return p.trainable ? tape.param(p.v.view(), p.g.view()) : tape.frozen(p.v.view());
   }
   // Every tensor in timm's state_dict order: own(name, tensor, decays) for the model's own
