@@ -307,6 +307,13 @@ inline int run_inspect(const std::string& path) {
   return 0;
 }
 
+// The F32 tensor `images` [B, in_chans, img, img] of an input file, finite.
+inline Tensor<float> read_images(const io::safetensors_file& in, const vit_config& c, const std::string& path) {
+  auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
+  check_finite<float>(path.c_str(), "images", images.view());
+  return images;
+}
+
 struct infer_args {
   std::string model, input, out;
   bool capture = false;
@@ -318,8 +325,7 @@ inline int run_infer(const infer_args& a) {
   auto model = io::load_checkpoint<float>(a.model, a.load);
   const auto in = io::safetensors_file::load(a.input);
   const auto& c = model.config();
-  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
-  check_finite<float>(a.input.c_str(), "images", images.view());
+  const auto images = read_images(in, c, a.input);
   Tensor<float> logits(Shape{images.size(0), c.num_classes});
   vit_capture<float> cap;
   cap.blocks = cap.maps = a.capture;
@@ -348,8 +354,7 @@ inline int run_grad(const grad_args& a) {
   auto model = io::load_checkpoint<float>(a.model, a.load);
   const auto in = io::safetensors_file::load(a.input);
   const auto& c = model.config();
-  const auto images = in.get<float>("images", {-1, c.in_chans, c.img_size, c.img_size});
-  check_finite<float>(a.input.c_str(), "images", images.view());
+  const auto images = read_images(in, c, a.input);
   const auto labels = in.get<std::int64_t>("labels", {images.size(0)});
   std::vector<index_t> y(static_cast<std::size_t>(labels.numel()));
   for (index_t i = 0; i < labels.numel(); ++i) {

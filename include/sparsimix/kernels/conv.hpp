@@ -24,23 +24,18 @@ void conv1d_depthwise_forward(A, const T* x, index_t ldx, const T* wt, const T* 
   constexpr index_t W = static_cast<index_t>(V::size);
   for (index_t t = 0; t < L; ++t) {
     T* o = xc + t * Di;
-    index_t c = 0;
-    for (; c + W <= Di; c += W) {
-      V acc = V::load_unaligned(bias + c);
-      for (index_t k = 0; k < K; ++k) {
-        const index_t s = reverse ? t + (K - 1) - k : t - (K - 1) + k;
-        if (s < 0 || s >= L) continue;
-        acc = xsimd::fma(V::load_unaligned(wt + k * Di + c), V::load_unaligned(x + s * ldx + c), acc);
-      }
-      acc.store_unaligned(o + c);
-    }
-    for (; c < Di; ++c) {
-      T acc = bias[c];
-      for (index_t k = 0; k < K; ++k) {
-        const index_t s = reverse ? t + (K - 1) - k : t - (K - 1) + k;
-        if (s >= 0 && s < L) acc += wt[k * Di + c] * x[s * ldx + c];
-      }
-      o[c] = acc;
+    for (index_t c = 0; c < Di; ++c) o[c] = bias[c];
+    // Tap by tap over all channels (streams x and w rows; the order of the sums is bias, then
+    // taps in order, as in ref/conv.hpp).
+    for (index_t k = 0; k < K; ++k) {
+      const index_t s = reverse ? t + (K - 1) - k : t - (K - 1) + k;
+      if (s < 0 || s >= L) continue;
+      const T* xs = x + s * ldx;
+      const T* w = wt + k * Di;
+      index_t c = 0;
+      for (; c + W <= Di; c += W)
+        xsimd::fma(V::load_unaligned(w + c), V::load_unaligned(xs + c), V::load_unaligned(o + c)).store_unaligned(o + c);
+      for (; c < Di; ++c) o[c] += w[c] * xs[c];
     }
   }
 }

@@ -73,6 +73,12 @@ void lstm_hh_product(A, const T* hs, const T* wt, T* hh, index_t B, index_t d, i
       }
       for (index_t q = 0; q < 8; ++q) acc[q].store_unaligned(hh + b * G + j0 + q * W);
     }
+    // Narrow outputs (backward's dh has G = d = 64, fewer than 8 vectors of 16 floats).
+    for (; j0 + W <= G; j0 += W) {
+      V acc = V(T(0));
+      for (index_t k = 0; k < d; ++k) acc = xsimd::fma(V(hb[k]), V::load_unaligned(wt + k * G + j0), acc);
+      acc.store_unaligned(hh + b * G + j0);
+    }
     for (; j0 < G; ++j0) {
       T acc = T(0);
       for (index_t k = 0; k < d; ++k) acc += hb[k] * wt[k * G + j0];

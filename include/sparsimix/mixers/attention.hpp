@@ -323,15 +323,8 @@ class Attention {
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------
 // No options of its own: the width and the heads come from the model.
 template <class T>
-struct mixer_traits<Attention<T>> {
+struct mixer_traits<Attention<T>> : dims_only_traits<Attention<T>> {
   static constexpr std::string_view kind = "attention";
-  using options = no_options;
-  static Attention<T> make(const options&, const mixer_dims& d, Rng& rng) {
-    Attention<T> m({d.dim, d.num_heads});
-    m.init(rng);
-    return m;
-  }
-  static options options_of(const Attention<T>&) { return {}; }
 };
 
 SPARSIMIX_ABI_END

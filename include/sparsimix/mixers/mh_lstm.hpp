@@ -543,15 +543,8 @@ class MultiHeadLSTM {
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------
 // No options of its own: the width and the heads come from the model.
 template <class T>
-struct mixer_traits<MultiHeadLSTM<T>> {
+struct mixer_traits<MultiHeadLSTM<T>> : dims_only_traits<MultiHeadLSTM<T>> {
   static constexpr std::string_view kind = "mh_lstm";
-  using options = no_options;
-  static MultiHeadLSTM<T> make(const options&, const mixer_dims& d, Rng& rng) {
-    MultiHeadLSTM<T> m({d.dim, d.num_heads});
-    m.init(rng);
-    return m;
-  }
-  static options options_of(const MultiHeadLSTM<T>&) { return {}; }
 };
 
 SPARSIMIX_ABI_END

@@ -82,6 +82,19 @@ struct no_options {
   void validate(std::string_view) const {}
 };
 
+// The traits of a mixer configured by the model's width and heads alone (attention, mh_lstm):
+// derive from it and add `kind`.
+template <class M>
+struct dims_only_traits {
+  using options = no_options;
+  static M make(const options&, const mixer_dims& d, Rng& rng) {
+    M m({d.dim, d.num_heads});
+    m.init(rng);
+    return m;
+  }
+  static options options_of(const M&) { return {}; }
+};
+
 namespace detail {
 template <class V>
 constexpr bool is_option_type = std::is_same_v<V, index_t> || std::is_same_v<V, double> || std::is_same_v<V, bool> ||
