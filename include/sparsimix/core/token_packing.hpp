@@ -81,16 +81,6 @@ class token_packing {
     for (index_t r = 0; r < rows(); ++r) std::memcpy(dense + source_[static_cast<std::size_t>(r)] * C, packed + r * C, bytes);
   }
 
-  // dense [B, N, C] += packed rows at their tokens.
-  template <class T>
-  void scatter_add(const T* packed, T* dense, index_t C) const {
-    for (index_t r = 0; r < rows(); ++r) {
-      const T* s = packed + r * C;
-      T* d = dense + source(r) * C;
-      for (index_t c = 0; c < C; ++c) d[c] += s[c];
-    }
-  }
-
  private:
   index_t batch_ = 0, tokens_ = 0, max_length_ = 0;
   bool masked_ = false;
