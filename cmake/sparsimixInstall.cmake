@@ -10,8 +10,14 @@ install(EXPORT sparsimixTargets NAMESPACE sparsimix:: DESTINATION ${SPARSIMIX_CM
 configure_package_config_file(cmake/sparsimixConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfig.cmake"
   INSTALL_DESTINATION ${SPARSIMIX_CMAKE_DIR})
+# Headers alone fit any architecture; sparsimix::compiled (a static library) does not.
+if(SPARSIMIX_BUILD_COMPILED)
+  set(_sparsimix_arch_independent "")
+else()
+  set(_sparsimix_arch_independent ARCH_INDEPENDENT)
+endif()
 write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfigVersion.cmake"
-  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+  COMPATIBILITY SameMinorVersion ${_sparsimix_arch_independent})
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfig.cmake"
               "${CMAKE_CURRENT_BINARY_DIR}/sparsimixConfigVersion.cmake"
               cmake/sparsimixDependencies.cmake

@@ -18,6 +18,16 @@
 #define SPARSIMIX_ASSERT(x) assert(x)
 #endif
 
+// Explicit instantiation (docs/build-time.md): with SPARSIMIX_EXTERN_TEMPLATES defined (the
+// sparsimix::compiled target sets it for its users), headers declare their float and double
+// instantiations extern and programs link them from the compiled library instead of compiling
+// them in every translation unit. Without it the library stays header-only.
+#ifdef SPARSIMIX_EXTERN_TEMPLATES
+#define SPARSIMIX_EXTERN_TEMPLATE(...) extern template __VA_ARGS__;
+#else
+#define SPARSIMIX_EXTERN_TEMPLATE(...)
+#endif
+
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
@@ -27,6 +37,7 @@ class Shape;
 template <class T> class Tensor;
 template <class T> class TensorView;
 class TokenMask;
+template <class T> class Tape;
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

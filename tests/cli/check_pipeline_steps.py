@@ -42,4 +42,23 @@ ev = load("eval.json")
 prob(ev, "test_accuracy", "eval")
 if ev["images"] != 500 or ev["params"] <= 0:
     sys.exit(f"eval: {ev['images']} images, {ev['params']} params")
+# A-ViT fine-tune of the teacher: the knobs on record, retention per block in (0, 1] and never
+# rising with depth, the same numbers from eval; sparsity still measured for every layer.
+avit = load("avit.safetensors.json")
+prob(avit, "test_accuracy", "train --halting")
+h = avit.get("halting", {})
+if h.get("gamma") != 5 or h.get("beta") != 3 or h.get("ponder_weight") != 0.01 or h.get("target_depth") != 2:
+    sys.exit(f"train --halting: halting = {h}, expected gamma 5, beta 3, ponder_weight 0.01, target_depth 2")
+ret = avit.get("retention_per_layer")
+if not isinstance(ret, list) or len(ret) != 3 or any(not 0 < r <= 1 for r in ret) or \
+        any(b > a + 1e-12 for a, b in zip(ret, ret[1:])):
+    sys.exit(f"train --halting: retention_per_layer = {ret}")
+if abs(avit["mean_retention"] - sum(ret) / 3) > 1e-9:
+    sys.exit("train --halting: mean_retention is not the mean of retention_per_layer")
+aev = load("avit_eval.json")
+prob(aev, "mean_retention", "eval of the A-ViT model")
+if len(aev.get("retention_per_layer", [])) != 3 or "mean_retention" in ev:
+    sys.exit("eval: retention keys belong to halting models only")
+if len(load("avit_sparsity/sparsity.json")["layers"]) != 3:
+    sys.exit("sparsity of the A-ViT model: expected 3 layers")
 print("pipeline steps ok")

@@ -25,21 +25,22 @@ import torch
 
 import st
 
-# name: (B, N, C, L, gamma, beta, eps, alpha_p, alpha_d)
+# name: (B, N, C, L, gamma, beta, eps, alpha_p, alpha_d, target depth; 0: ceil(2L/3))
 CASES = {
-    "b3_n17_c8_l6": (3, 17, 8, 6, 5.0, 3.0, 0.01, 0.5, 0.3),
-    "b2_n30_c6_l9": (2, 30, 6, 9, 6.0, 4.0, 0.01, 0.7, 0.2),
+    "b3_n17_c8_l6": (3, 17, 8, 6, 5.0, 3.0, 0.01, 0.5, 0.3, 0),
+    "b2_n30_c6_l9": (2, 30, 6, 9, 6.0, 4.0, 0.01, 0.7, 0.2, 0),
+    "b2_n21_c7_l8_td3": (2, 21, 7, 8, 5.0, 3.0, 0.01, 0.4, 0.6, 3),
 }
 
 
-def distribution_target(L):
-    td = math.ceil(2 * L / 3)
+def distribution_target(L, target_depth=0):
+    td = target_depth if target_depth > 0 else math.ceil(2 * L / 3)
     pdf = torch.tensor([math.exp(-0.5 * (l - td) ** 2) / math.sqrt(2 * math.pi) for l in range(L)],
                        dtype=torch.float64)
     return pdf * (1 - 0.02) / pdf[:td].sum()
 
 
-def halting_loop(x0, W, gamma, beta, eps):
+def halting_loop(x0, W, gamma, beta, eps, target_depth):
     B, N, C = x0.shape
     L = W.shape[0]
     thr = 1 - eps
@@ -75,17 +76,17 @@ def halting_loop(x0, W, gamma, beta, eps):
     p = H / H.sum()
     p = torch.clamp(p, 0.01, 0.99)
     p = p / p.sum()
-    kl = torch.nn.functional.kl_div(p.log(), distribution_target(L), reduction="batchmean")
+    kl = torch.nn.functional.kl_div(p.log(), distribution_target(L, target_depth), reduction="batchmean")
     depth = torch.stack(masks).sum(0).long()
     margin = torch.cat(margins).min().item()
     return leaves, torch.stack(masks), depth, ponder, kl, margin, p
 
 
-def make_case(B, N, C, L, gamma, beta, eps, alpha_p, alpha_d, gen):
+def make_case(B, N, C, L, gamma, beta, eps, alpha_p, alpha_d, target_depth, gen):
     for _ in range(100):
         x0 = torch.randn(B, N, C, generator=gen, dtype=torch.float32) * 1.5
         W = torch.randn(L, C, C, generator=gen, dtype=torch.float32) * (1.2 / math.sqrt(C))
-        leaves, masks, depth, ponder, kl, margin, p = halting_loop(x0.double(), W.double(), gamma, beta, eps)
+        leaves, masks, depth, ponder, kl, margin, p = halting_loop(x0.double(), W.double(), gamma, beta, eps, target_depth)
         d = depth[:, 1:]
         ok = (margin > 1e-3 and (d < L).any() and (d == L).any() and d.unique().numel() >= 3
               and ((p - 0.01).abs() > 1e-4).all() and ((p - 0.99).abs() > 1e-4).all())
@@ -102,7 +103,7 @@ def make_case(B, N, C, L, gamma, beta, eps, alpha_p, alpha_d, gen):
         "ponder": ponder.detach().reshape(1),
         "kl": kl.detach().reshape(1),
         "grad": torch.stack([y.grad[..., 0] for y in leaves]),    # [L, B, N]
-        "hparams": torch.tensor([gamma, beta, eps, alpha_p, alpha_d], dtype=torch.float64),
+        "hparams": torch.tensor([gamma, beta, eps, alpha_p, alpha_d, target_depth], dtype=torch.float64),
     }
 
 

@@ -4,6 +4,7 @@
 // the mask fits the block inputs.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -92,12 +93,13 @@ TEMPLATE_TEST_CASE("masking and token packing: dead tokens are zeroed, skipped a
 TEMPLATE_TEST_CASE("HaltingController matches the torch halting loop (masks, depth, ponder, prior KL, gradients)",
                    "[models][halting][golden]", float, double) {
   using T = TestType;
-  for (const std::string name : {"b3_n17_c8_l6", "b2_n30_c6_l9"}) {
+  for (const std::string name : {"b3_n17_c8_l6", "b2_n30_c6_l9", "b2_n21_c7_l8_td3"}) {
     INFO("case " << name);
     const auto g = test::golden("halting_" + name + ".safetensors");
     const Tensor<T> x0 = g.get<T>("x");
     const Tensor<T> W = g.get<T>("W");
-    const Tensor<double> hp = g.get<double>("hparams", {5});
+    const Tensor<double> hp = g.get<double>("hparams", {6});
+    const auto td = static_cast<index_t>(hp(5));  // the prior's centre (0: ceil(2L/3))
     const index_t B = x0.size(0), N = x0.size(1), C = x0.size(2), L = W.size(0);
     HaltingController<T> hm({.gamma = hp(0), .beta = hp(1), .eps = hp(2)});
 
@@ -138,11 +140,11 @@ TEMPLATE_TEST_CASE("HaltingController matches the torch halting loop (masks, dep
 
     Tensor<T> ponder(Shape{1}), kl(Shape{1});
     ponder(0) = hm.ponder_loss();
-    kl(0) = hm.prior_kl();
+    kl(0) = hm.prior_kl(td);
     SPARSIMIX_REQUIRE_CLOSE(ponder.view(), g.get<double>("ponder"), 1e-5, 0.0);
     SPARSIMIX_REQUIRE_CLOSE(kl.view(), g.get<double>("kl"), 1e-5, 0.0);
 
-    const Tensor<T> grad = hm.loss_grad(hp(3), hp(4));
+    const Tensor<T> grad = hm.loss_grad(hp(3), hp(4), td);
     const Tensor<double> want = g.get<double>("grad", {L, B, N});
     double scale = 0;
     for (double v : want) scale = std::max(scale, std::abs(v));
@@ -161,6 +163,8 @@ TEMPLATE_TEST_CASE("HaltingController matches the torch halting loop (masks, dep
 
 TEST_CASE("HaltingController losses: analytic gradients match finite differences", "[models][halting][gradcheck]") {
   const index_t B = 2, N = 9, L = 5;
+  const index_t target_depth = GENERATE(0, 2);  // the default centre ceil(2L/3) = 4, and an early one
+  INFO("target depth " << target_depth);
   const double alpha_p = 0.6, alpha_d = 0.4;
   HaltingController<double> hm({.gamma = 4, .beta = 2, .eps = 0.01});
   std::vector<Tensor<double>> ys;
@@ -181,7 +185,7 @@ TEST_CASE("HaltingController losses: analytic gradients match finite differences
     for (index_t n = 1; n < N; ++n) mid_stack = mid_stack || depth(b, n) < L;
   REQUIRE(mid_stack);
 
-  const Tensor<double> grad = hm.loss_grad(alpha_p, alpha_d);
+  const Tensor<double> grad = hm.loss_grad(alpha_p, alpha_d, target_depth);
   std::vector<Tensor<double>> g_l;
   std::vector<gradcheck_target> targets;
   g_l.reserve(static_cast<std::size_t>(L));
@@ -194,7 +198,7 @@ TEST_CASE("HaltingController losses: analytic gradients match finite differences
   }
   auto loss = [&]() {
     run_layers(hm, ys);
-    return alpha_p * hm.ponder_loss() + alpha_d * hm.prior_kl();
+    return alpha_p * hm.ponder_loss() + alpha_d * hm.prior_kl(target_depth);
   };
   gradcheck_options opt;
   opt.atol = 1e-9;
@@ -261,6 +265,14 @@ TEST_CASE("HaltingController prior target: A-ViT's Gaussian, depth ceil(2L/3)", 
   REQUIRE(t6[4] > t6[3]);
   REQUIRE(t6[4] > t6[5]);
   REQUIRE(t6[3] == Approx(t6[5]).epsilon(1e-12));
+  // An explicit centre: the default one is the same as asking for it; an earlier centre moves
+  // the peak (and so the halting the prior asks for) to that block.
+  REQUIRE(HaltingController<double>::prior_target(12, 8) == t);
+  const auto t2 = HaltingController<double>::prior_target(6, 2);
+  REQUIRE(std::max_element(t2.begin(), t2.end()) - t2.begin() == 2);
+  REQUIRE(t2[0] + t2[1] == Approx(0.98).epsilon(1e-12));
+  REQUIRE_THROWS_AS(HaltingController<double>::prior_target(6, 7), config_error);
+  REQUIRE_THROWS_AS(HaltingController<double>::prior_target(6, -1), config_error);
 }
 
 TEST_CASE("bernoulli_kl: zero for equal inputs, gradient matches finite differences", "[models][halting]") {

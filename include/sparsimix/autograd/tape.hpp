@@ -63,20 +63,10 @@ class Tape : private detail::tape_core<T> {
   // ---- leaves -------------------------------------------------------------------------
 
   // A value copied onto the tape. With requires_grad, grad(v) holds dL/dx after backward.
-  Var input(TensorView<const T> x, bool requires_grad = false) {
-    const Var v = this->new_var(x.shape(), requires_grad);
-    if (x.numel()) std::copy(x.begin(), x.end(), this->ptr(v));
-    if (requires_grad) this->make_leaf_grad(v);
-    return v;
-  }
+  Var input(TensorView<const T> x, bool requires_grad = false);
   // A parameter bound to external storage: the tape reads `value` (never writes it) and
   // backward accumulates (+=) into `grad`. Both must outlive backward().
-  Var param(TensorView<T> value, TensorView<T> grad) {
-    if (!(value.shape() == grad.shape()))
-      throw shape_error(detail::concat("Tape::param: grad is ", grad.shape().str(), ", expected ",
-                                       value.shape().str(), " like value"));
-    return this->external_var(value.shape(), value.data(), grad.data());
-  }
+  Var param(TensorView<T> value, TensorView<T> grad);
   Var param(const Param<T>& p) { return param(p.value, p.grad); }
   // A parameter that is read but gets no gradient (a frozen teacher's weight, say).
   Var frozen(TensorView<const T> value) {
@@ -96,50 +86,45 @@ class Tape : private detail::tape_core<T> {
   }
   bool requires_grad(Var v) const { return this->info(v).requires_grad; }
   // The value of a one-element var (a loss).
-  T item(Var v) const {
-    const auto& vi = this->info(v);
-    if (vi.shape.numel() != 1)
-      throw shape_error(detail::concat("Tape::item: var is ", vi.shape.str(), ", expected one element"));
-    return vi.value[0];
-  }
+  T item(Var v) const;
 
   // ---- linear (ops/linear.hpp) --------------------------------------------------------
 
   // y[..., N] = x[..., K] w[N, K]^T + b[N]  (PyTorch Linear; b optional).
-  Var linear(Var x, Var w, Var b = {}) { return detail::linear(core(), x, w, b); }
+  Var linear(Var x, Var w, Var b = {});
   // gelu(x w^T + b) in one node (a ViT MLP's fc1).
-  Var linear_gelu(Var x, Var w, Var b) { return detail::linear_gelu(core(), x, w, b); }
+  Var linear_gelu(Var x, Var w, Var b);
 
   // ---- elementwise (ops/elementwise.hpp) ----------------------------------------------
 
   // a + b. b has a's shape, or a's trailing shape (broadcast over leading dimensions:
   // a bias [C] onto [B, N, C], a position embedding [1, N, C] onto [B, N, C]).
-  Var add(Var a, Var b) { return detail::add(core(), a, b); }
+  Var add(Var a, Var b);
   // Elementwise product of two vars of the same shape.
-  Var mul(Var a, Var b) { return detail::mul(core(), a, b); }
-  Var scale(Var a, T s) { return detail::scale(core(), a, s); }
+  Var mul(Var a, Var b);
+  Var scale(Var a, T s);
   // Sum of every element: a scalar.
-  Var sum(Var x) { return detail::sum(core(), x); }
+  Var sum(Var x);
 
   // ---- layernorm (ops/layernorm.hpp) --------------------------------------------------
 
   // LayerNorm over the last dimension C: x [..., C], gamma and beta [C]. eps defaults to
   // timm's ViT value 1e-6 (PyTorch's nn.LayerNorm default is 1e-5).
-  Var layernorm(Var x, Var gamma, Var beta, T eps = T(1e-6)) { return detail::layernorm(core(), x, gamma, beta, eps); }
+  Var layernorm(Var x, Var gamma, Var beta, T eps = T(1e-6));
 
   // ---- tokens (ops/tokens.hpp) --------------------------------------------------------
 
   // Tokens of a [Ba, Na, C] and b [Bb, Nb, C] side by side: [B, Na + Nb, C]. A batch of 1
   // broadcasts (the class token [1, 1, C] in front of patch tokens [B, N, C]).
-  Var concat_tokens(Var a, Var b) { return detail::concat_tokens(core(), a, b); }
+  Var concat_tokens(Var a, Var b);
   // Tokens [start, start + count) of x [B, N, C]: [B, count, C].
-  Var slice_tokens(Var x, index_t start, index_t count) { return detail::slice_tokens(core(), x, start, count); }
+  Var slice_tokens(Var x, index_t start, index_t count);
   // Same values, another shape with the same element count (the value is shared, not copied).
-  Var reshape(Var x, Shape s) { return detail::reshape(core(), x, s); }
+  Var reshape(Var x, Shape s);
   // x [B, N, C] with the tokens the mask marks dead set to 0 (A-ViT zeroes halted tokens
   // before each block, METHOD.md 2.4); the gradient is masked the same way. The mask is
   // copied, so it may change before backward().
-  Var mask_tokens(Var x, const TokenMask& mask) { return detail::mask_tokens(core(), x, mask); }
+  Var mask_tokens(Var x, const TokenMask& mask);
 
   // ---- mixers (ops/mixer.hpp) ---------------------------------------------------------
 
@@ -165,62 +150,34 @@ class Tape : private detail::tape_core<T> {
   // Mean squared error over every element. With a mask (a, b [B, N, C]), the mean runs over
   // alive tokens only (METHOD.md 6.12: halted tokens are excluded); no alive token gives 0.
   // The mask is copied.
-  Var mse(Var a, Var b, const TokenMask* mask = nullptr) { return detail::mse(core(), a, b, mask); }
+  Var mse(Var a, Var b, const TokenMask* mask = nullptr);
   // 1 - cos(a_r, b_r) averaged over rows r, cosine over the last (channel) dimension, as
   // PyTorch's 1 - cosine_similarity(a, b, dim=-1, eps).mean(); each norm is clamped to at
   // least eps (the clamp passes no gradient). METHOD.md 6.1: channels, not tokens.
-  Var cosine_loss(Var a, Var b, T eps = T(1e-8)) { return detail::cosine_loss(core(), a, b, eps); }
+  Var cosine_loss(Var a, Var b, T eps = T(1e-8));
   // Cross-entropy of logits [B, K] against integer labels (B of them) with label smoothing
   // eps, as PyTorch's F.cross_entropy(logits, y, label_smoothing=eps) (mean over the batch):
   //   L_b = (1 - eps) * (-log p_b[y_b]) + eps / K * sum_k (-log p_b[k]).
-  Var cross_entropy(Var logits, std::span<const index_t> labels, T smoothing = T(0)) {
-    return detail::cross_entropy(core(), logits, labels, smoothing);
-  }
+  Var cross_entropy(Var logits, std::span<const index_t> labels, T smoothing = T(0));
   // Logit distillation (Hinton et al. 2015) with temperature tau, defined exactly as
   //   tau^2 * KLDivLoss(reduction="batchmean")(log_softmax(s / tau), softmax(t / tau))
   // = tau^2 / B * sum_b sum_k p_t log(p_t / p_s) for student s and teacher t logits [B, K].
-  Var kl_div_logits(Var student, Var teacher, T temperature = T(1)) {
-    return detail::kl_div_logits(core(), student, teacher, temperature);
-  }
+  Var kl_div_logits(Var student, Var teacher, T temperature = T(1));
   // A-ViT halting distillation (METHOD.md 2.4): mean over elements of
   //   p log(p / q) + (1 - p) log((1 - p) / (1 - q)),
   // p (teacher) and q (student) clamped to [1e-6, 1 - 1e-6] first; the clamp passes no
   // gradient outside that range (as torch.clamp).
-  Var bernoulli_kl(Var p, Var q) { return detail::bernoulli_kl(core(), p, q); }
+  Var bernoulli_kl(Var p, Var q);
   // A scalar term computed outside the tape from x's value, with its gradient dL/dx (x's
   // shape, copied) computed there too: the A-ViT ponder and prior losses of the halting
   // controller enter training this way (HybridViT::halting_loss).
-  Var external_loss(T value, Var x, TensorView<const T> dloss_dx) {
-    return detail::external_loss(core(), value, x, dloss_dx);
-  }
+  Var external_loss(T value, Var x, TensorView<const T> dloss_dx);
 
   // ---- backward -----------------------------------------------------------------------
 
   // dL/d(every var) for the one-element `loss`, in one reverse loop over the nodes.
   // Parameter and leaf-input gradients accumulate; call once per forward.
-  void backward(Var loss) {
-    auto& lv = this->info(loss);
-    if (lv.shape.numel() != 1)
-      throw shape_error(detail::concat("Tape::backward: loss is ", lv.shape.str(), ", expected one element"));
-    if (!lv.requires_grad)
-      throw config_error("Tape::backward: the loss depends on no parameter or input that requires grad");
-    for (auto& v : this->vars_)
-      if (!v.leaf) v.grad_ready = false;
-    if (lv.leaf) {
-      lv.grad[0] += T(1);
-      return;
-    }
-    lv.grad[0] = T(1);
-    lv.grad_ready = true;
-    auto& c = core();
-    for (auto it = this->nodes_.rbegin(); it != this->nodes_.rend(); ++it)
-      std::visit(
-          [&](const auto& nd) {
-            if (!receives(c, nd)) return;  // nothing flows through this node
-            detail::backward(c, nd, static_cast<const T*>(c.info(nd.y).grad));
-          },
-          *it);
-  }
+  void backward(Var loss);
 
  private:
   core_type& core() noexcept { return *this; }
@@ -236,6 +193,121 @@ class Tape : private detail::tape_core<T> {
     }
   }
 };
+
+// ---- out-of-class members (extern-instantiable: docs/build-time.md) -------------------------
+
+template <class T>
+Var Tape<T>::input(TensorView<const T> x, bool requires_grad) {
+  const Var v = this->new_var(x.shape(), requires_grad);
+  if (x.numel()) std::copy(x.begin(), x.end(), this->ptr(v));
+  if (requires_grad) this->make_leaf_grad(v);
+  return v;
+}
+
+template <class T>
+Var Tape<T>::param(TensorView<T> value, TensorView<T> grad) {
+  if (!(value.shape() == grad.shape()))
+    throw shape_error(detail::concat("Tape::param: grad is ", grad.shape().str(), ", expected ",
+                                     value.shape().str(), " like value"));
+  return this->external_var(value.shape(), value.data(), grad.data());
+}
+
+template <class T>
+T Tape<T>::item(Var v) const {
+  const auto& vi = this->info(v);
+  if (vi.shape.numel() != 1)
+    throw shape_error(detail::concat("Tape::item: var is ", vi.shape.str(), ", expected one element"));
+  return vi.value[0];
+}
+
+template <class T>
+Var Tape<T>::linear(Var x, Var w, Var b) { return detail::linear(core(), x, w, b); }
+
+template <class T>
+Var Tape<T>::linear_gelu(Var x, Var w, Var b) { return detail::linear_gelu(core(), x, w, b); }
+
+template <class T>
+Var Tape<T>::add(Var a, Var b) { return detail::add(core(), a, b); }
+
+template <class T>
+Var Tape<T>::mul(Var a, Var b) { return detail::mul(core(), a, b); }
+
+template <class T>
+Var Tape<T>::scale(Var a, T s) { return detail::scale(core(), a, s); }
+
+template <class T>
+Var Tape<T>::sum(Var x) { return detail::sum(core(), x); }
+
+template <class T>
+Var Tape<T>::layernorm(Var x, Var gamma, Var beta, T eps) {
+  return detail::layernorm(core(), x, gamma, beta, eps);
+}
+
+template <class T>
+Var Tape<T>::concat_tokens(Var a, Var b) { return detail::concat_tokens(core(), a, b); }
+
+template <class T>
+Var Tape<T>::slice_tokens(Var x, index_t start, index_t count) {
+  return detail::slice_tokens(core(), x, start, count);
+}
+
+template <class T>
+Var Tape<T>::reshape(Var x, Shape s) { return detail::reshape(core(), x, s); }
+
+template <class T>
+Var Tape<T>::mask_tokens(Var x, const TokenMask& mask) { return detail::mask_tokens(core(), x, mask); }
+
+template <class T>
+Var Tape<T>::mse(Var a, Var b, const TokenMask* mask) { return detail::mse(core(), a, b, mask); }
+
+template <class T>
+Var Tape<T>::cosine_loss(Var a, Var b, T eps) { return detail::cosine_loss(core(), a, b, eps); }
+
+template <class T>
+Var Tape<T>::cross_entropy(Var logits, std::span<const index_t> labels, T smoothing) {
+  return detail::cross_entropy(core(), logits, labels, smoothing);
+}
+
+template <class T>
+Var Tape<T>::kl_div_logits(Var student, Var teacher, T temperature) {
+  return detail::kl_div_logits(core(), student, teacher, temperature);
+}
+
+template <class T>
+Var Tape<T>::bernoulli_kl(Var p, Var q) { return detail::bernoulli_kl(core(), p, q); }
+
+template <class T>
+Var Tape<T>::external_loss(T value, Var x, TensorView<const T> dloss_dx) {
+  return detail::external_loss(core(), value, x, dloss_dx);
+}
+
+template <class T>
+void Tape<T>::backward(Var loss) {
+  auto& lv = this->info(loss);
+  if (lv.shape.numel() != 1)
+    throw shape_error(detail::concat("Tape::backward: loss is ", lv.shape.str(), ", expected one element"));
+  if (!lv.requires_grad)
+    throw config_error("Tape::backward: the loss depends on no parameter or input that requires grad");
+  for (auto& v : this->vars_)
+    if (!v.leaf) v.grad_ready = false;
+  if (lv.leaf) {
+    lv.grad[0] += T(1);
+    return;
+  }
+  lv.grad[0] = T(1);
+  lv.grad_ready = true;
+  auto& c = core();
+  for (auto it = this->nodes_.rbegin(); it != this->nodes_.rend(); ++it)
+    std::visit(
+        [&](const auto& nd) {
+          if (!receives(c, nd)) return;  // nothing flows through this node
+          detail::backward(c, nd, static_cast<const T*>(c.info(nd.y).grad));
+        },
+        *it);
+}
+
+SPARSIMIX_EXTERN_TEMPLATE(class Tape<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class Tape<double>)
 
 // Free-function spelling of Tape::mixer, for generic code.
 template <SeqMixer M>

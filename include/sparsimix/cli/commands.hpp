@@ -5,11 +5,14 @@
 // for that mixer too.
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <optional>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -165,29 +168,89 @@ struct train_args {
   double lr = 0;                 // 0: the budget's
   bool augment = false;
   std::uint64_t seed = 0;
+  std::string init;              // start from this checkpoint's config and weights
+  // A-ViT token halting (docs/halting.md). The A-ViT options given on the command line are
+  // listed in `halting_options_given`: they need `halting`.
+  bool halting = false;
+  halting_spec gate;
+  halting_loss_options halting_loss;
+  std::vector<std::string> halting_options_given;
 };
+
+// The A-ViT knobs a user sets, each checked with the option's name.
+inline void check_halting_args(const train_args& a, index_t depth) {
+  if (!a.halting && !a.halting_options_given.empty())
+    throw config_error("train: " + a.halting_options_given.front() + " needs --halting (A-ViT token halting)");
+  if (!a.halting) return;
+  if (!std::isfinite(a.gate.gamma) || !(a.gate.gamma > 0))
+    throw config_error(detail::concat("train: --gamma is ", a.gate.gamma, ", expected a finite value > 0"));
+  if (!std::isfinite(a.gate.beta))
+    throw config_error(detail::concat("train: --beta is ", a.gate.beta, ", expected a finite value"));
+  if (!(a.gate.eps > 0 && a.gate.eps < 1))
+    throw config_error(detail::concat("train: --eps is ", a.gate.eps, ", expected 0 < eps < 1"));
+  if (!std::isfinite(a.halting_loss.ponder_weight) || a.halting_loss.ponder_weight < 0)
+    throw config_error(detail::concat("train: --ponder-weight is ", a.halting_loss.ponder_weight,
+                                      ", expected a finite value >= 0"));
+  if (!std::isfinite(a.halting_loss.prior_weight) || a.halting_loss.prior_weight < 0)
+    throw config_error(detail::concat("train: --prior-weight is ", a.halting_loss.prior_weight,
+                                      ", expected a finite value >= 0"));
+  if (a.halting_loss.target_depth < 0 || a.halting_loss.target_depth > depth)
+    throw config_error(detail::concat("train: --target-depth is ", a.halting_loss.target_depth, ", expected 1..",
+                                      depth, " (the model's depth; 0 for ceil(2 depth / 3))"));
+}
+
+// Retention keys of a halting model's evaluation (docs/report.md); nothing without halting.
+inline void add_retention(nlohmann::ordered_json& j, const eval_result& e) {
+  if (e.retention.empty()) return;
+  j["mean_retention"] = e.mean_retention();
+  j["retention_per_layer"] = e.retention;
+}
 
 inline int run_train(const train_args& a) {
   const budget b = make_budget(a.budget);
-  const vit_config cfg = a.config.empty() ? b.teacher : io::vit_config_from_string(read_text_file(a.config));
+  if (!a.init.empty() && !a.config.empty())
+    throw config_error("train: give --config or --init, not both (--init takes the checkpoint's config)");
+  std::optional<HybridViT<float>> init;
+  if (!a.init.empty()) init.emplace(io::load_checkpoint<float>(a.init));
+  vit_config cfg = init ? init->config()
+                   : a.config.empty() ? b.teacher
+                                      : io::vit_config_from_string(read_text_file(a.config));
+  check_halting_args(a, cfg.depth);
+  if (a.halting) cfg.halting = a.gate;
   fit_options f = b.teacher_fit;
   if (a.steps > 0) f.steps = a.steps;
   if (a.batch > 0) f.batch = a.batch;
   if (a.lr > 0) f.lr = a.lr;
   if (a.augment) f.augment = true;
   f.seed = a.seed;
+  f.halting = a.halting_loss;
   if (f.eval_every == 0) f.eval_every = std::max<index_t>(1, f.steps / 8);
   const auto d = load_splits(a.data, b);
   HybridViT<float> model(cfg);
   Rng rng(a.seed);
   model.init(rng);
+  if (init) {
+    // Halting adds no parameters: the initial model's tensors are all there is.
+    named_tensors<float> src = init->state_dict();
+    std::map<std::string, Tensor<float>*> by_name;
+    for (auto& [name, t] : src) by_name[name] = &t;
+    model.load_state_dict([&](const std::string& name) {
+      const auto it = by_name.find(name);
+      if (it == by_name.end()) throw format_error(a.init + ": has no tensor '" + name + "'");
+      return *it->second;
+    });
+    const auto e = evaluate(model, d.val);
+    log_line(detail::concat("train: from ", a.init, ": validation accuracy ", e.accuracy,
+                            cfg.halting ? detail::concat(", mean retention ", e.mean_retention()) : std::string()));
+  }
   log_line(detail::concat("train: ", model.num_parameters(), " parameters, ", f.steps, " steps of batch ", f.batch,
                           "; validation on ", d.val.size(), " held-out training images"));
   double best = -1;
   const auto r = train_classifier(
       model, d.train, &d.val, f, 0.0, [](const fit_progress& p) { print_progress("train", p); },
       [&](index_t step, const eval_result& e) {
-        log_line(detail::concat("  step ", step, ": validation accuracy ", e.accuracy, ", loss ", e.loss));
+        log_line(detail::concat("  step ", step, ": validation accuracy ", e.accuracy, ", loss ", e.loss,
+                                e.retention.empty() ? std::string() : detail::concat(", mean retention ", e.mean_retention())));
         if (e.accuracy > best) {  // best-checkpoint saving, atomically
           best = e.accuracy;
           io::save_checkpoint(model, a.out);
@@ -198,6 +261,14 @@ inline int run_train(const train_args& a) {
   nlohmann::ordered_json j{{"checkpoint", a.out},       {"best_val_accuracy", best}, {"best_step", r.best_step},
                            {"test_accuracy", test.accuracy}, {"train_seconds", r.seconds},
                            {"images_per_second", r.images_per_second}, {"fit", to_json(f)}};
+  if (cfg.halting)
+    j["halting"] = {{"gamma", cfg.halting->gamma},
+                    {"beta", cfg.halting->beta},
+                    {"eps", cfg.halting->eps},
+                    {"ponder_weight", f.halting.ponder_weight},
+                    {"prior_weight", f.halting.prior_weight},
+                    {"target_depth", f.halting.effective_target_depth(cfg.depth)}};
+  add_retention(j, test);
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
@@ -292,6 +363,7 @@ inline int run_eval(const eval_args& a) {
                            {"images", r.count},
                            {"params", model.num_parameters()},
                            {"latency_ms", measure_latency_ms(model, test, 50)}};
+  add_retention(j, r);
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -61,6 +61,24 @@ inline int main(int argc, char** argv) {
   train->add_option("--lr", ta.lr, "Peak learning rate (overrides the budget)");
   train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
   train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
+  train->add_option("--init", ta.init, "Start from this checkpoint (its config and weights), e.g. a dense teacher");
+  train->add_flag("--halting", ta.halting,
+                  "A-ViT token halting (docs/halting.md): train with CE + ponder + prior losses; with --init, "
+                  "from a dense teacher");
+  // Each A-ViT option records that it was given: without --halting it is an error, not ignored.
+  auto avit = [&](const char* name, auto& value, const std::string& help) {
+    train->add_option(name, value, help)->capture_default_str()->each([&ta, name](const std::string&) {
+      ta.halting_options_given.emplace_back(name);
+    });
+  };
+  avit("--gamma", ta.gate.gamma, "A-ViT gate scale: h = sigmoid(gamma * x[0] - beta)");
+  avit("--beta", ta.gate.beta, "A-ViT gate centre; SMALLER is sparser (tokens halt earlier)");
+  avit("--eps", ta.gate.eps, "A-ViT: a token halts once its cumulative score reaches 1 - eps");
+  avit("--ponder-weight", ta.halting_loss.ponder_weight, "Weight of the ponder loss; LARGER is sparser");
+  avit("--prior-weight", ta.halting_loss.prior_weight,
+       "Weight of the KL to the halting-depth prior (pulls the halting depths towards --target-depth)");
+  avit("--target-depth", ta.halting_loss.target_depth,
+       "Centre of the halting-depth prior, 1..depth (0: ceil(2 depth / 3)); SMALLER is sparser");
 
   sparsity_args sa;
   auto* sparsity = app.add_subcommand("sparsity", "Attention sparsity per layer and head on held-out training images");

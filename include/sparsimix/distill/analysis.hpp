@@ -1,5 +1,7 @@
 // Attention sparsity of a model's attention layers on a calibration set (METHOD.md 6.10).
 #pragma once
+#include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "../models/vit.hpp"
@@ -16,6 +18,18 @@ struct layer_sparsity {
   sparsity_stats cls;                 // CLS-row variant
   std::vector<sparsity_stats> heads;  // per head, every query row
 };
+
+// The tokens block `layer` processed in the controller's last forward.
+template <class T>
+TokenMask layer_mask(const HaltingController<T>& h, index_t layer) {
+  const Tensor<std::uint8_t>& all = h.layer_masks();  // [L, B, N]
+  if (all.rank() != 3 || layer < 0 || layer >= all.size(0))
+    throw config_error(detail::concat("layer_mask: layer ", layer, " of a halting pass over ", h.layers(), " blocks"));
+  const index_t B = all.size(1), N = all.size(2);
+  Tensor<std::uint8_t> m(Shape{B, N});
+  std::copy(all.data() + layer * B * N, all.data() + (layer + 1) * B * N, m.data());
+  return TokenMask(std::move(m));
+}
 
 // Runs the model on the first `count` images of `ds` in batches and accumulates every
 // attention layer's maps.
@@ -39,8 +53,12 @@ std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const da
     for (index_t l = 0; l < L; ++l) {
       const auto& m = cap.attn_map[static_cast<std::size_t>(l)];
       if (!m.numel()) continue;
-      all[static_cast<std::size_t>(l)].add<T>(m.view());
-      cls[static_cast<std::size_t>(l)].add<T>(m.view());
+      // Under halting, block l saw only its alive tokens: halted queries and keys are not part
+      // of its attention (docs/sparsity.md).
+      std::optional<TokenMask> mask;
+      if (model.config().halting) mask = layer_mask(model.halting(), l);
+      all[static_cast<std::size_t>(l)].add<T>(m.view(), mask ? &*mask : nullptr);
+      cls[static_cast<std::size_t>(l)].add<T>(m.view(), mask ? &*mask : nullptr);
     }
   }
   std::vector<layer_sparsity> out(static_cast<std::size_t>(L));
@@ -56,6 +74,10 @@ std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const da
   }
   return out;
 }
+
+// Compiled in sparsimix::compiled (docs/build-time.md).
+SPARSIMIX_EXTERN_TEMPLATE(std::vector<layer_sparsity> measure_sparsity<float>(const HybridViT<float>&, const data::image_dataset&, index_t, index_t))
+SPARSIMIX_EXTERN_TEMPLATE(std::vector<layer_sparsity> measure_sparsity<double>(const HybridViT<double>&, const data::image_dataset&, index_t, index_t))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

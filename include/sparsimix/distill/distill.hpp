@@ -211,5 +211,13 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
   return res;
 }
 
+// Compiled in sparsimix::compiled (docs/build-time.md).
+SPARSIMIX_EXTERN_TEMPLATE(HybridViT<float> make_student<float>(const HybridViT<float>&, const std::vector<index_t>&, const mixer_spec&, Rng&))
+SPARSIMIX_EXTERN_TEMPLATE(HybridViT<double> make_student<double>(const HybridViT<double>&, const std::vector<index_t>&, const mixer_spec&, Rng&))
+SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<float>(const HybridViT<float>&, const std::set<index_t>&))
+SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<double>(const HybridViT<double>&, const std::set<index_t>&))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<float>(const HybridViT<float>&, HybridViT<float>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<double>(const HybridViT<double>&, HybridViT<double>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&))
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -22,9 +22,21 @@ struct eval_result {
   double accuracy = 0;  // fraction in [0, 1]
   double loss = 0;      // mean cross-entropy
   index_t count = 0;
+  // A-ViT models only (empty otherwise): per block, the fraction of patch tokens it processed
+  // (FAR's keep_ratio), over the evaluated images.
+  std::vector<double> retention;
+  // Mean of `retention` over blocks: the fraction of the dense model's patch-token work done
+  // (1 without halting).
+  double mean_retention() const {
+    if (retention.empty()) return 1.0;
+    double s = 0;
+    for (double r : retention) s += r;
+    return s / static_cast<double>(retention.size());
+  }
 };
 
-// Accuracy and mean cross-entropy over `limit` examples (0: all), in batches.
+// Accuracy and mean cross-entropy over `limit` examples (0: all), in batches; for a halting
+// model also the token retention per block.
 template <class T>
 eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
   const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
@@ -41,6 +53,12 @@ eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, i
     for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
     logits.resize(Shape{b, classes});
     model.forward(images.view(), logits.view());
+    if (model.config().halting) {
+      const auto& h = model.halting();
+      r.retention.resize(static_cast<std::size_t>(model.depth()), 0.0);
+      for (index_t l = 0; l < model.depth(); ++l)
+        r.retention[static_cast<std::size_t>(l)] += h.keep_ratio(l) * static_cast<double>(b);
+    }
     for (index_t i = 0; i < b; ++i) {
       const T* z = logits.data() + i * classes;
       const index_t y = static_cast<index_t>(ds.labels.data()[start + i]);
@@ -53,6 +71,7 @@ eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, i
     }
   }
   r.count = n;
+  for (auto& v : r.retention) v /= static_cast<double>(n);
   r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
   r.loss = n ? loss / static_cast<double>(n) : 0.0;
   return r;
@@ -87,6 +106,7 @@ struct fit_options {
   std::uint64_t seed = 0;
   index_t eval_every = 0;        // steps between validation runs (0: only at the end)
   index_t eval_limit = 0;        // validation examples per run (0: all)
+  halting_loss_options halting;  // A-ViT loss weights, used when the model halts tokens
 };
 
 struct fit_progress {
@@ -198,7 +218,8 @@ double batch_accuracy(TensorView<const T> logits, const std::vector<index_t>& la
   return B ? static_cast<double>(correct) / static_cast<double>(B) : 0.0;
 }
 
-// Plain supervised training: cross-entropy (optional label smoothing) on every parameter.
+// Supervised training of every parameter: cross-entropy (optional label smoothing), plus the
+// A-ViT ponder and prior losses (opt.halting) when the model halts tokens.
 template <class T>
 fit_result train_classifier(HybridViT<T>& model, const data::image_dataset& train, const data::image_dataset* val,
                             const fit_options& opt, double label_smoothing = 0.0,
@@ -210,14 +231,30 @@ fit_result train_classifier(HybridViT<T>& model, const data::image_dataset& trai
   AdamW<T> optimizer(oc);
   model.set_trainable([](const std::string&) { return true; });
   optimizer.add_group(model.parameters());
+  const bool halts = model.config().halting.has_value();
+  vit_trace trace;
   batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
                               double& acc) {
-    const Var logits = model.forward(tape, images.view());
+    const Var logits = model.forward(tape, images.view(), halts ? &trace : nullptr);
     acc = batch_accuracy(tape.value(logits), labels);
-    return tape.cross_entropy(logits, labels, static_cast<T>(label_smoothing));
+    const Var ce = tape.cross_entropy(logits, labels, static_cast<T>(label_smoothing));
+    if (!halts) return ce;
+    // A-ViT (METHOD.md 3.4): CE + alpha_p * ponder + alpha_d * KL(prior).
+    return tape.add(ce, model.halting_loss(tape, trace, opt.halting.ponder_weight, opt.halting.prior_weight,
+                                           opt.halting.target_depth));
   };
   return fit(model, optimizer, train, val, opt, loss, on_progress, on_eval);
 }
+
+// Compiled in sparsimix::compiled (docs/build-time.md).
+SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<float>(const HybridViT<float>&, const data::image_dataset&, index_t, index_t))
+SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<double>(const HybridViT<double>&, const data::image_dataset&, index_t, index_t))
+SPARSIMIX_EXTERN_TEMPLATE(double measure_latency_ms<float>(const HybridViT<float>&, const data::image_dataset&, int))
+SPARSIMIX_EXTERN_TEMPLATE(double measure_latency_ms<double>(const HybridViT<double>&, const data::image_dataset&, int))
+SPARSIMIX_EXTERN_TEMPLATE(fit_result fit<float>(HybridViT<float>&, AdamW<float>&, const data::image_dataset&, const data::image_dataset*, const fit_options&, const batch_loss_fn<float>&, const std::function<void(const fit_progress&)>&, const std::function<void(index_t, const eval_result&)>&))
+SPARSIMIX_EXTERN_TEMPLATE(fit_result fit<double>(HybridViT<double>&, AdamW<double>&, const data::image_dataset&, const data::image_dataset*, const fit_options&, const batch_loss_fn<double>&, const std::function<void(const fit_progress&)>&, const std::function<void(index_t, const eval_result&)>&))
+SPARSIMIX_EXTERN_TEMPLATE(fit_result train_classifier<float>(HybridViT<float>&, const data::image_dataset&, const data::image_dataset*, const fit_options&, double, const std::function<void(const fit_progress&)>&, const std::function<void(index_t, const eval_result&)>&))
+SPARSIMIX_EXTERN_TEMPLATE(fit_result train_classifier<double>(HybridViT<double>&, const data::image_dataset&, const data::image_dataset*, const fit_options&, double, const std::function<void(const fit_progress&)>&, const std::function<void(index_t, const eval_result&)>&))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -161,5 +161,8 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   return rep;
 }
 
+// Compiled in sparsimix::compiled (docs/build-time.md).
+SPARSIMIX_EXTERN_TEMPLATE(experiment_report run_experiment<float>(const data::image_dataset&, const data::image_dataset&, const data::image_dataset&, experiment_options, const experiment_hooks<float>&, const HybridViT<float>*))
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -130,5 +130,11 @@ void save_checkpoint(HybridViT<T>& model, const std::string& path) {
   w.write(path);
 }
 
+// Compiled in sparsimix::compiled (docs/build-time.md).
+SPARSIMIX_EXTERN_TEMPLATE(HybridViT<float> load_checkpoint<float>(const std::string&, const load_options&))
+SPARSIMIX_EXTERN_TEMPLATE(HybridViT<double> load_checkpoint<double>(const std::string&, const load_options&))
+SPARSIMIX_EXTERN_TEMPLATE(void save_checkpoint<float>(HybridViT<float>&, const std::string&))
+SPARSIMIX_EXTERN_TEMPLATE(void save_checkpoint<double>(HybridViT<double>&, const std::string&))
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix::io

@@ -66,23 +66,7 @@ class Attention {
     }
   };
 
-  explicit Attention(const config& cfg) : cfg_(cfg) {
-    if (cfg.dim <= 0) throw config_error(detail::concat("Attention: dim is ", cfg.dim, ", expected > 0"));
-    if (cfg.num_heads <= 0)
-      throw config_error(detail::concat("Attention: num_heads is ", cfg.num_heads, ", expected > 0"));
-    if (cfg.dim % cfg.num_heads != 0)
-      throw config_error(detail::concat("Attention: dim ", cfg.dim, " is not divisible by num_heads ",
-                                        cfg.num_heads));
-    const index_t C = cfg.dim;
-    w_qkv_ = Tensor<T>(Shape{3 * C, C});
-    b_qkv_ = Tensor<T>(Shape{3 * C});
-    w_proj_ = Tensor<T>(Shape{C, C});
-    b_proj_ = Tensor<T>(Shape{C});
-    g_w_qkv_ = Tensor<T>(Shape{3 * C, C});
-    g_b_qkv_ = Tensor<T>(Shape{3 * C});
-    g_w_proj_ = Tensor<T>(Shape{C, C});
-    g_b_proj_ = Tensor<T>(Shape{C});
-  }
+  explicit Attention(const config& cfg);
 
   index_t dim() const noexcept { return cfg_.dim; }
   index_t num_heads() const noexcept { return cfg_.num_heads; }
@@ -92,139 +76,26 @@ class Attention {
 
   // timm ViT init (init_weights_vit_timm): Linear weights trunc_normal(std 0.02) with timm's
   // absolute bounds [-2, 2] (at std 0.02 effectively a plain normal), biases 0.
-  void init(Rng& rng) {
-    for (Tensor<T>* w : {&w_qkv_, &w_proj_})
-      for (T& e : *w) {
-        double z;
-        do z = rng.normal(0.0, 0.02);
-        while (z < -2.0 || z > 2.0);
-        e = static_cast<T>(z);
-      }
-    b_qkv_.zero();
-    b_proj_.zero();
-  }
+  void init(Rng& rng);
 
-  ParamList<T> parameters() {
-    return {{"qkv.weight", w_qkv_.view(), g_w_qkv_.view(), true},
-            {"qkv.bias", b_qkv_.view(), g_b_qkv_.view(), false},
-            {"proj.weight", w_proj_.view(), g_w_proj_.view(), true},
-            {"proj.bias", b_proj_.view(), g_b_proj_.view(), false}};
-  }
+  ParamList<T> parameters();
 
   // Inference: online softmax, no N x N buffer.
-  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("Attention::forward", x, "y", y.shape(), mask);
-    run_pre_proj(x, mask, mode::online, nullptr);
-    finish_proj(y.data());
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const;
 
   // Inference that also writes the attention maps [B, H, N, N] (rows of dead queries and
   // columns of dead keys are 0; other rows sum to 1), e.g. for sparsity analysis.
-  void forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const {
-    check_io("Attention::forward_capture", x, "y", y.shape(), mask);
-    check_shape("Attention::forward_capture", "maps", maps.shape(),
-                {x.size(0), cfg_.num_heads, x.size(1), x.size(1)});
-    run_pre_proj(x, mask, mode::capture, maps.data());
-    finish_proj(y.data());
-  }
+  void forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const;
 
   // Runs only up to the pre-proj output attn_out [B, N, C] (the distillation target of
   // METHOD.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
-  void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const {
-    check_io("Attention::forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
-    run_pre_proj(x, mask, mode::online, nullptr);
-    ws_.pack.scatter(ws_.o.data(), attn_out.data(), cfg_.dim);
-  }
+  void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const;
 
   // Training: keeps x, qkv, the probabilities and attn_out (cache.attn_out()) for backward.
-  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
-    const char* where = "Attention::forward";
-    check_io(where, x, "y", y.shape(), mask);
-    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-    const index_t rows = cache.pack.plan(mask, B, N);
-    cache.x.resize(Shape{rows, C});
-    cache.pack.gather(x.data(), cache.x.data(), C);
-    cache.qkv.resize(Shape{rows, 3 * C});
-    linear_forward(cache.x.data(), w_qkv_.data(), b_qkv_.data(), cache.qkv.data(), rows, C, 3 * C);
-    cache.poff.resize(Shape{B + 1});
-    const index_t* seg = cache.pack.offsets();
-    index_t* poff = cache.poff.data();
-    poff[0] = 0;
-    for (index_t b = 0; b < B; ++b) poff[b + 1] = poff[b] + H * sq(seg[b + 1] - seg[b]);
-    cache.probs.resize(Shape{poff[B]});
-    cache.o.resize(Shape{rows, C});
-    const T sc = scale();
-    const T* qkv = cache.qkv.data();
-    T* probs = cache.probs.data();
-    T* o = cache.o.data();
-    parallel_for(B * H, [&](index_t i) {
-      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
-      if (n == 0) return;
-      const T* base = qkv + seg[b] * 3 * C + h * d;
-      T* p = probs + poff[b] + h * n * n;
-      kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
-      kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
-    });
-    if (cache.pack.masked()) {
-      cache.o_full.resize(Shape{B, N, C});
-      cache.pack.scatter(cache.o.data(), cache.o_full.data(), C);
-      ws_.y.resize(Shape{rows, C});
-      linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-      cache.pack.scatter(ws_.y.data(), y.data(), C);
-    } else {
-      linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), y.data(), rows, C, C);
-    }
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask);
 
   // Accumulates parameter gradients; writes dx [B, N, C] (0 at dead rows).
-  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) {
-    const char* where = "Attention::backward";
-    const index_t B = cache.pack.batch(), N = cache.pack.tokens(), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-    if (cache.x.rank() != 2 || cache.x.size(1) != C)
-      throw shape_error(detail::concat(where, ": cache is empty or from another mixer (x is ", cache.x.shape().str(),
-                                       ", expected [*, ", C, "])"));
-    check_shape(where, "dy", dy.shape(), {B, N, C});
-    check_shape(where, "dx", dx.shape(), {B, N, C});
-    const index_t rows = cache.x.size(0);
-    const index_t* seg = cache.pack.offsets();
-    const index_t* poff = cache.poff.data();
-    // dy rows of dead tokens are ignored: y is constant 0 there.
-    const T* dyc = dy.data();
-    if (cache.pack.masked()) {
-      ws_.dy.resize(Shape{rows, C});
-      cache.pack.gather(dy.data(), ws_.dy.data(), C);
-      dyc = ws_.dy.data();
-    }
-    ws_.dout.resize(Shape{rows, C});
-    linear_backward(cache.o.data(), w_proj_.data(), dyc, ws_.dout.data(), g_w_proj_.data(), g_b_proj_.data(), rows,
-                    C, C);
-    ws_.dqkv.resize(Shape{rows, 3 * C});
-    ws_.dp.resize(Shape{poff[B]});
-    const T sc = scale();
-    const T* qkv = cache.qkv.data();
-    const T* probs = cache.probs.data();
-    const T* dout = ws_.dout.data();
-    T* dqkv = ws_.dqkv.data();
-    T* dp = ws_.dp.data();
-    parallel_for(B * H, [&](index_t i) {
-      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
-      if (n == 0) return;
-      const index_t off = seg[b] * 3 * C + h * d;
-      const index_t po = poff[b] + h * n * n;
-      kernels::attention_backward(probs + po, qkv + off, qkv + off + C, qkv + off + 2 * C, 3 * C,
-                                  dout + seg[b] * C + h * d, C, n, d, sc, dp + po, dqkv + off, dqkv + off + C,
-                                  dqkv + off + 2 * C, 3 * C);
-    });
-    if (cache.pack.masked()) {
-      ws_.dx.resize(Shape{rows, C});
-      linear_backward(cache.x.data(), w_qkv_.data(), dqkv, ws_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
-                      3 * C);
-      cache.pack.scatter(ws_.dx.data(), dx.data(), C);
-    } else {
-      linear_backward(cache.x.data(), w_qkv_.data(), dqkv, dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
-                      3 * C);
-    }
-  }
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx);
 
  private:
   enum class mode { online, capture };
@@ -239,74 +110,10 @@ class Attention {
 
   // Inference up to attn_out (compact rows in ws_.o). With mode::capture, also fills
   // maps [B, H, N, N].
-  void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const {
-    const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-    const index_t rows = ws_.pack.plan(mask, B, N);
-    const T* xs = x.data();
-    if (ws_.pack.masked()) {
-      ws_.x.resize(Shape{rows, C});
-      ws_.pack.gather(x.data(), ws_.x.data(), C);
-      xs = ws_.x.data();
-    }
-    ws_.qkv.resize(Shape{rows, 3 * C});
-    linear_forward(xs, w_qkv_.data(), b_qkv_.data(), ws_.qkv.data(), rows, C, 3 * C);
-    ws_.o.resize(Shape{rows, C});
-    const index_t* seg = ws_.pack.offsets();
-    const T sc = scale();
-    const T* qkv = ws_.qkv.data();
-    T* o = ws_.o.data();
-    if (md == mode::online) {
-      constexpr index_t ss = kernels::attention_online_scratch_size<T>();
-      ws_.scratch.resize(Shape{B * H, ss});
-      T* scratch = ws_.scratch.data();
-      parallel_for(B * H, [&](index_t i) {
-        const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
-        if (n == 0) return;
-        const T* base = qkv + seg[b] * 3 * C + h * d;
-        kernels::attention_online(base, base + C, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d, sc,
-                                  scratch + i * ss);
-      });
-      return;
-    }
-    // Capture: unmasked sequences write their probabilities straight into maps; masked
-    // ones go through a compact [n_b, n_b] buffer scattered into zeroed rows/columns.
-    index_t per_task = 0;
-    if (ws_.pack.masked()) {
-      for (index_t b = 0; b < B; ++b) per_task = std::max(per_task, sq(seg[b + 1] - seg[b]));
-      ws_.scratch.resize(Shape{B * H, per_task});
-      std::memset(static_cast<void*>(maps), 0, static_cast<std::size_t>(B * H * N * N) * sizeof(T));
-    }
-    T* scratch = ws_.scratch.data();
-    const index_t* idx = ws_.pack.sources();
-    const bool masked = ws_.pack.masked();
-    parallel_for(B * H, [&](index_t i) {
-      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
-      if (n == 0) return;
-      const T* base = qkv + seg[b] * 3 * C + h * d;
-      T* map = maps + i * N * N;
-      T* p = masked ? scratch + i * per_task : map;
-      kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
-      kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
-      if (masked) {
-        const index_t* tok = idx + seg[b];  // flat b * N + n of the alive tokens
-        for (index_t r = 0; r < n; ++r)
-          for (index_t c = 0; c < n; ++c) map[(tok[r] - b * N) * N + (tok[c] - b * N)] = p[r * n + c];
-      }
-    });
-  }
+  void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const;
 
   // y = attn_out W_proj^T + b_proj from ws_.o; 0 at dead rows.
-  void finish_proj(T* y) const {
-    const index_t C = cfg_.dim;
-    const index_t rows = ws_.pack.rows();
-    if (!ws_.pack.masked()) {
-      linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
-      return;
-    }
-    ws_.y.resize(Shape{rows, C});
-    linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-    ws_.pack.scatter(ws_.y.data(), y, C);
-  }
+  void finish_proj(T* y) const;
 
   struct workspace {
     token_packing pack;
@@ -320,12 +127,239 @@ class Attention {
   mutable workspace ws_;
 };
 
+template <class T>
+Attention<T>::Attention(const config& cfg) : cfg_(cfg) {
+  if (cfg.dim <= 0) throw config_error(detail::concat("Attention: dim is ", cfg.dim, ", expected > 0"));
+  if (cfg.num_heads <= 0)
+    throw config_error(detail::concat("Attention: num_heads is ", cfg.num_heads, ", expected > 0"));
+  if (cfg.dim % cfg.num_heads != 0)
+    throw config_error(detail::concat("Attention: dim ", cfg.dim, " is not divisible by num_heads ",
+                                      cfg.num_heads));
+  const index_t C = cfg.dim;
+  w_qkv_ = Tensor<T>(Shape{3 * C, C});
+  b_qkv_ = Tensor<T>(Shape{3 * C});
+  w_proj_ = Tensor<T>(Shape{C, C});
+  b_proj_ = Tensor<T>(Shape{C});
+  g_w_qkv_ = Tensor<T>(Shape{3 * C, C});
+  g_b_qkv_ = Tensor<T>(Shape{3 * C});
+  g_w_proj_ = Tensor<T>(Shape{C, C});
+  g_b_proj_ = Tensor<T>(Shape{C});
+}
+
+template <class T>
+void Attention<T>::init(Rng& rng) {
+  for (Tensor<T>* w : {&w_qkv_, &w_proj_})
+    for (T& e : *w) {
+      double z;
+      do z = rng.normal(0.0, 0.02);
+      while (z < -2.0 || z > 2.0);
+      e = static_cast<T>(z);
+    }
+  b_qkv_.zero();
+  b_proj_.zero();
+}
+
+template <class T>
+ParamList<T> Attention<T>::parameters() {
+  return {{"qkv.weight", w_qkv_.view(), g_w_qkv_.view(), true},
+          {"qkv.bias", b_qkv_.view(), g_b_qkv_.view(), false},
+          {"proj.weight", w_proj_.view(), g_w_proj_.view(), true},
+          {"proj.bias", b_proj_.view(), g_b_proj_.view(), false}};
+}
+
+template <class T>
+void Attention<T>::forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+  check_io("Attention::forward", x, "y", y.shape(), mask);
+  run_pre_proj(x, mask, mode::online, nullptr);
+  finish_proj(y.data());
+}
+
+template <class T>
+void Attention<T>::forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const {
+  check_io("Attention::forward_capture", x, "y", y.shape(), mask);
+  check_shape("Attention::forward_capture", "maps", maps.shape(),
+              {x.size(0), cfg_.num_heads, x.size(1), x.size(1)});
+  run_pre_proj(x, mask, mode::capture, maps.data());
+  finish_proj(y.data());
+}
+
+template <class T>
+void Attention<T>::forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const {
+  check_io("Attention::forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
+  run_pre_proj(x, mask, mode::online, nullptr);
+  ws_.pack.scatter(ws_.o.data(), attn_out.data(), cfg_.dim);
+}
+
+template <class T>
+void Attention<T>::forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
+  const char* where = "Attention::forward";
+  check_io(where, x, "y", y.shape(), mask);
+  const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+  const index_t rows = cache.pack.plan(mask, B, N);
+  cache.x.resize(Shape{rows, C});
+  cache.pack.gather(x.data(), cache.x.data(), C);
+  cache.qkv.resize(Shape{rows, 3 * C});
+  linear_forward(cache.x.data(), w_qkv_.data(), b_qkv_.data(), cache.qkv.data(), rows, C, 3 * C);
+  cache.poff.resize(Shape{B + 1});
+  const index_t* seg = cache.pack.offsets();
+  index_t* poff = cache.poff.data();
+  poff[0] = 0;
+  for (index_t b = 0; b < B; ++b) poff[b + 1] = poff[b] + H * sq(seg[b + 1] - seg[b]);
+  cache.probs.resize(Shape{poff[B]});
+  cache.o.resize(Shape{rows, C});
+  const T sc = scale();
+  const T* qkv = cache.qkv.data();
+  T* probs = cache.probs.data();
+  T* o = cache.o.data();
+  parallel_for(B * H, [&](index_t i) {
+    const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+    if (n == 0) return;
+    const T* base = qkv + seg[b] * 3 * C + h * d;
+    T* p = probs + poff[b] + h * n * n;
+    kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
+    kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
+  });
+  if (cache.pack.masked()) {
+    cache.o_full.resize(Shape{B, N, C});
+    cache.pack.scatter(cache.o.data(), cache.o_full.data(), C);
+    ws_.y.resize(Shape{rows, C});
+    linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
+    cache.pack.scatter(ws_.y.data(), y.data(), C);
+  } else {
+    linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), y.data(), rows, C, C);
+  }
+}
+
+template <class T>
+void Attention<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) {
+  const char* where = "Attention::backward";
+  const index_t B = cache.pack.batch(), N = cache.pack.tokens(), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+  if (cache.x.rank() != 2 || cache.x.size(1) != C)
+    throw shape_error(detail::concat(where, ": cache is empty or from another mixer (x is ", cache.x.shape().str(),
+                                     ", expected [*, ", C, "])"));
+  check_shape(where, "dy", dy.shape(), {B, N, C});
+  check_shape(where, "dx", dx.shape(), {B, N, C});
+  const index_t rows = cache.x.size(0);
+  const index_t* seg = cache.pack.offsets();
+  const index_t* poff = cache.poff.data();
+  // dy rows of dead tokens are ignored: y is constant 0 there.
+  const T* dyc = dy.data();
+  if (cache.pack.masked()) {
+    ws_.dy.resize(Shape{rows, C});
+    cache.pack.gather(dy.data(), ws_.dy.data(), C);
+    dyc = ws_.dy.data();
+  }
+  ws_.dout.resize(Shape{rows, C});
+  linear_backward(cache.o.data(), w_proj_.data(), dyc, ws_.dout.data(), g_w_proj_.data(), g_b_proj_.data(), rows,
+                  C, C);
+  ws_.dqkv.resize(Shape{rows, 3 * C});
+  ws_.dp.resize(Shape{poff[B]});
+  const T sc = scale();
+  const T* qkv = cache.qkv.data();
+  const T* probs = cache.probs.data();
+  const T* dout = ws_.dout.data();
+  T* dqkv = ws_.dqkv.data();
+  T* dp = ws_.dp.data();
+  parallel_for(B * H, [&](index_t i) {
+    const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+    if (n == 0) return;
+    const index_t off = seg[b] * 3 * C + h * d;
+    const index_t po = poff[b] + h * n * n;
+    kernels::attention_backward(probs + po, qkv + off, qkv + off + C, qkv + off + 2 * C, 3 * C,
+                                dout + seg[b] * C + h * d, C, n, d, sc, dp + po, dqkv + off, dqkv + off + C,
+                                dqkv + off + 2 * C, 3 * C);
+  });
+  if (cache.pack.masked()) {
+    ws_.dx.resize(Shape{rows, C});
+    linear_backward(cache.x.data(), w_qkv_.data(), dqkv, ws_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
+                    3 * C);
+    cache.pack.scatter(ws_.dx.data(), dx.data(), C);
+  } else {
+    linear_backward(cache.x.data(), w_qkv_.data(), dqkv, dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
+                    3 * C);
+  }
+}
+
+template <class T>
+void Attention<T>::run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const {
+  const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
+  const index_t rows = ws_.pack.plan(mask, B, N);
+  const T* xs = x.data();
+  if (ws_.pack.masked()) {
+    ws_.x.resize(Shape{rows, C});
+    ws_.pack.gather(x.data(), ws_.x.data(), C);
+    xs = ws_.x.data();
+  }
+  ws_.qkv.resize(Shape{rows, 3 * C});
+  linear_forward(xs, w_qkv_.data(), b_qkv_.data(), ws_.qkv.data(), rows, C, 3 * C);
+  ws_.o.resize(Shape{rows, C});
+  const index_t* seg = ws_.pack.offsets();
+  const T sc = scale();
+  const T* qkv = ws_.qkv.data();
+  T* o = ws_.o.data();
+  if (md == mode::online) {
+    constexpr index_t ss = kernels::attention_online_scratch_size<T>();
+    ws_.scratch.resize(Shape{B * H, ss});
+    T* scratch = ws_.scratch.data();
+    parallel_for(B * H, [&](index_t i) {
+      const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+      if (n == 0) return;
+      const T* base = qkv + seg[b] * 3 * C + h * d;
+      kernels::attention_online(base, base + C, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d, sc,
+                                scratch + i * ss);
+    });
+    return;
+  }
+  // Capture: unmasked sequences write their probabilities straight into maps; masked
+  // ones go through a compact [n_b, n_b] buffer scattered into zeroed rows/columns.
+  index_t per_task = 0;
+  if (ws_.pack.masked()) {
+    for (index_t b = 0; b < B; ++b) per_task = std::max(per_task, sq(seg[b + 1] - seg[b]));
+    ws_.scratch.resize(Shape{B * H, per_task});
+    std::memset(static_cast<void*>(maps), 0, static_cast<std::size_t>(B * H * N * N) * sizeof(T));
+  }
+  T* scratch = ws_.scratch.data();
+  const index_t* idx = ws_.pack.sources();
+  const bool masked = ws_.pack.masked();
+  parallel_for(B * H, [&](index_t i) {
+    const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
+    if (n == 0) return;
+    const T* base = qkv + seg[b] * 3 * C + h * d;
+    T* map = maps + i * N * N;
+    T* p = masked ? scratch + i * per_task : map;
+    kernels::attention_probs(base, base + C, 3 * C, n, d, sc, p);
+    kernels::attention_apply(p, base + 2 * C, 3 * C, o + seg[b] * C + h * d, C, n, d);
+    if (masked) {
+      const index_t* tok = idx + seg[b];  // flat b * N + n of the alive tokens
+      for (index_t r = 0; r < n; ++r)
+        for (index_t c = 0; c < n; ++c) map[(tok[r] - b * N) * N + (tok[c] - b * N)] = p[r * n + c];
+    }
+  });
+}
+
+template <class T>
+void Attention<T>::finish_proj(T* y) const {
+  const index_t C = cfg_.dim;
+  const index_t rows = ws_.pack.rows();
+  if (!ws_.pack.masked()) {
+    linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
+    return;
+  }
+  ws_.y.resize(Shape{rows, C});
+  linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
+  ws_.pack.scatter(ws_.y.data(), y, C);
+}
+
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------
 // No options of its own: the width and the heads come from the model.
 template <class T>
 struct mixer_traits<Attention<T>> : dims_only_traits<Attention<T>> {
   static constexpr std::string_view kind = "attention";
 };
+
+// Compiled in src/compiled/mixers.cpp when SPARSIMIX_EXTERN_TEMPLATES is set (fwd.hpp).
+SPARSIMIX_EXTERN_TEMPLATE(class Attention<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class Attention<double>)
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -94,28 +94,7 @@ class MultiHeadLSTM {
     Tensor<T> head_out;
   };
 
-  explicit MultiHeadLSTM(const config& cfg) : cfg_(cfg) {
-    if (cfg.dim <= 0) throw config_error(detail::concat("MultiHeadLSTM: dim is ", cfg.dim, ", expected > 0"));
-    if (cfg.num_heads <= 0)
-      throw config_error(detail::concat("MultiHeadLSTM: num_heads is ", cfg.num_heads, ", expected > 0"));
-    if (cfg.dim % cfg.num_heads != 0)
-      throw config_error(detail::concat("MultiHeadLSTM: dim ", cfg.dim, " is not divisible by num_heads ",
-                                        cfg.num_heads));
-    C_ = cfg.dim;
-    H_ = cfg.num_heads;
-    d_ = C_ / H_;
-    const Shape wc{C_, C_}, bc{C_}, wl{2, H_, 4 * d_, d_}, bl{2, H_, 4 * d_}, wh{H_, d_, 2 * d_};
-    for (auto* p : {&pre_w_, &post_w_}) *p = Tensor<T>(wc);
-    for (auto* p : {&pre_b_, &post_b_, &hp_b_}) *p = Tensor<T>(bc);
-    for (auto* p : {&w_ih_, &w_hh_}) *p = Tensor<T>(wl);
-    for (auto* p : {&b_ih_, &b_hh_}) *p = Tensor<T>(bl);
-    hp_w_ = Tensor<T>(wh);
-    for (auto* p : {&g_pre_w_, &g_post_w_}) *p = Tensor<T>(wc);
-    for (auto* p : {&g_pre_b_, &g_post_b_, &g_hp_b_}) *p = Tensor<T>(bc);
-    for (auto* p : {&g_w_ih_, &g_w_hh_}) *p = Tensor<T>(wl);
-    for (auto* p : {&g_b_ih_, &g_b_hh_}) *p = Tensor<T>(bl);
-    g_hp_w_ = Tensor<T>(wh);
-  }
+  explicit MultiHeadLSTM(const config& cfg);
 
   index_t dim() const noexcept { return C_; }
   index_t num_heads() const noexcept { return H_; }
@@ -126,40 +105,14 @@ class MultiHeadLSTM {
   // bias ~ U(+-1/sqrt(C)) (PyTorch's hidden_size is the total C, not d). Only the blocks are
   // drawn; the masked entries are 0 by construction. post_proj is usually overwritten with
   // the teacher's attn.proj afterwards.
-  void init(Rng& rng) {
-    const double kc = 1.0 / std::sqrt(static_cast<double>(C_));
-    const double k2c = 1.0 / std::sqrt(static_cast<double>(2 * C_));
-    fill_uniform(rng, pre_w_.data(), pre_w_.numel(), -kc, kc);
-    fill_uniform(rng, pre_b_.data(), pre_b_.numel(), -kc, kc);
-    for (auto* p : {&w_ih_, &w_hh_, &b_ih_, &b_hh_}) fill_uniform(rng, p->data(), p->numel(), -kc, kc);
-    fill_uniform(rng, hp_w_.data(), hp_w_.numel(), -k2c, k2c);
-    fill_uniform(rng, hp_b_.data(), hp_b_.numel(), -k2c, k2c);
-    fill_uniform(rng, post_w_.data(), post_w_.numel(), -kc, kc);
-    fill_uniform(rng, post_b_.data(), post_b_.numel(), -kc, kc);
-  }
+  void init(Rng& rng);
 
   // The compact storage, for optimizers. Names ending in ".blocks" are per-head layouts, not
   // PyTorch's dense tensors (use export_dense / import_dense for those):
   //   lstm.weight_{ih,hh}_l0[_reverse].blocks [H, 4d, d]: row g*d + r, column c is dense
   //     entry [g*C + h*d + r, h*d + c];  lstm.bias_*.blocks [H, 4d]: dense [g*C + h*d + r];
   //   head_proj.weight.blocks [H, d, 2d]: [h, r, dir*d + c] is dense [h*d + r, dir*C + h*d + c].
-  ParamList<T> parameters() {
-    ParamList<T> ps;
-    ps.push_back({"pre_proj.weight", pre_w_.view(), g_pre_w_.view(), true});
-    ps.push_back({"pre_proj.bias", pre_b_.view(), g_pre_b_.view(), false});
-    for (index_t dir = 0; dir < 2; ++dir) {
-      const std::string sfx = dir ? "_reverse" : "";
-      ps.push_back({"lstm.weight_ih_l0" + sfx + ".blocks", w_ih_[dir], g_w_ih_[dir], true});
-      ps.push_back({"lstm.weight_hh_l0" + sfx + ".blocks", w_hh_[dir], g_w_hh_[dir], true});
-      ps.push_back({"lstm.bias_ih_l0" + sfx + ".blocks", b_ih_[dir], g_b_ih_[dir], false});
-      ps.push_back({"lstm.bias_hh_l0" + sfx + ".blocks", b_hh_[dir], g_b_hh_[dir], false});
-    }
-    ps.push_back({"head_proj.weight.blocks", hp_w_.view(), g_hp_w_.view(), true});
-    ps.push_back({"head_proj.bias", hp_b_.view(), g_hp_b_.view(), false});
-    ps.push_back({"post_proj.weight", post_w_.view(), g_post_w_.view(), true});
-    ps.push_back({"post_proj.bias", post_b_.view(), g_post_b_.view(), false});
-    return ps;
-  }
+  ParamList<T> parameters();
 
   void zero_grad() {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
@@ -171,14 +124,7 @@ class MultiHeadLSTM {
   // The gradients in the same dense layout (exact zeros outside the blocks).
   std::vector<std::pair<std::string, Tensor<T>>> export_dense_grads() const { return to_dense(true); }
   // The PyTorch names export_dense writes, in order.
-  static std::vector<std::string> dense_names() {
-    std::vector<std::string> n{"pre_proj.weight", "pre_proj.bias"};
-    for (const char* sfx : {"", "_reverse"})
-      for (const char* base : {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"})
-        n.push_back(std::string(base) + sfx);
-    for (const char* s : {"head_proj.weight", "head_proj.bias", "post_proj.weight", "post_proj.bias"}) n.push_back(s);
-    return n;
-  }
+  static std::vector<std::string> dense_names();
 
   // Loads the dense PyTorch tensors: lookup(name) returns something convertible to Tensor<T>
   // for every name of dense_names(). Checks every shape (shape_error) and that the LSTM and
@@ -254,107 +200,23 @@ class MultiHeadLSTM {
 
   // InitsFromTeacher: post_proj starts as the replaced attention's proj (FAR, METHOD.md 1.3);
   // returns the names copied (stage 1 of distillation keeps them frozen).
-  std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) {
-    const Tensor<T>* w = nullptr;
-    const Tensor<T>* b = nullptr;
-    for (const auto& [name, t] : teacher) {
-      if (name == "proj.weight") w = &t;
-      if (name == "proj.bias") b = &t;
-    }
-    if (!w || !b || !(w->shape() == post_w_.shape()) || !(b->shape() == post_b_.shape())) return {};
-    post_w_.copy_from(w->view());
-    post_b_.copy_from(b->view());
-    return teacher_initialised();
-  }
+  std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher);
   std::vector<std::string> teacher_initialised() const { return {"post_proj.weight", "post_proj.bias"}; }
 
   // Inference: y = mixer(x), x, y: [B, N, C]; mask [B, N] or null.
-  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM::forward", x, y, mask);
-    run(x, y, mask, ws_, false);
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const;
   // Inference that also writes s, the head_proj output before post_proj ([B, N, C], 0 at
   // dead tokens), for distillation against attention's pre-proj output.
-  void forward(ConstSeq<T> x, Seq<T> y, Seq<T> s, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM::forward", x, y, mask);
-    check_shape("MultiHeadLSTM::forward", "s", s.shape(), {x.size(0), x.size(1), C_});
-    run(x, y, mask, ws_, false);
-    scatter(ws_, ws_.s.data(), s.data());
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, Seq<T> s, const TokenMask* mask) const;
   // Training: as above, keeping in `cache` what backward needs and s in cache.head_out.
-  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
-    check_io("MultiHeadLSTM::forward", x, y, mask);
-    run(x, y, mask, cache.st, true);
-    cache.head_out.resize(x.shape());
-    scatter(cache.st, cache.st.s.data(), cache.head_out.data());
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const;
 
   // Backward of the training forward: accumulates parameter gradients, writes dx (0 at dead
   // tokens). dy: [B, N, C].
-  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) { backward(cache, dy, dx, ConstSeq<T>{}); }
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx);
   // Same with an extra gradient ds on s (cache.head_out), e.g. from the distillation loss.
   // dy may be an empty view (no gradient through post_proj), ds too.
-  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
-    static constexpr const char* where = "MultiHeadLSTM::backward";
-    const state& st = cache.st;
-    if (!st.training || st.dim != C_ || st.heads != H_)
-      throw config_error(detail::concat(where, ": the cache does not come from this mixer's training forward"));
-    const index_t B = st.pack.batch(), N = st.pack.tokens(), M = st.pack.rows(), C = C_, d = d_;
-    if (dy.data()) check_shape(where, "dy", dy.shape(), {B, N, C});
-    if (ds.data()) check_shape(where, "ds", ds.shape(), {B, N, C});
-    check_shape(where, "dx", dx.shape(), {B, N, C});
-
-    // ds_packed [M, C] = dy_packed W_post (+ gathered ds); post_proj grads.
-    bw_.ds.resize(Shape{M, C});
-    bw_.ds.zero();
-    if (dy.data()) {
-      const T* dyp = dy.data();
-      if (st.pack.masked()) {
-        bw_.dy.resize(Shape{M, C});
-        gather(st, dy.data(), bw_.dy.data());
-        dyp = bw_.dy.data();
-      }
-      linear_backward(st.s.data(), post_w_.data(), dyp, bw_.ds.data(), g_post_w_.data(), g_post_b_.data(), M, C, C);
-    }
-    if (ds.data()) {
-      for (index_t r = 0; r < M; ++r) {
-        const T* src = ds.data() + st.pack.source(r) * C;
-        T* dst = bw_.ds.data() + r * C;
-        for (index_t c = 0; c < C; ++c) dst[c] += src[c];
-      }
-    }
-    // head_proj, per head: dW_h += ds_h^T [o_fwd_h | o_bwd_h], do_h = ds_h W_h.
-    bw_.dhid.resize(Shape{M, 2 * C});
-    parallel_for(H_, [&](index_t h) {
-      const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
-      for (index_t dir = 0; dir < 2; ++dir) {
-        const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, d, 2 * C);
-        const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, d, 2 * d);
-        detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d).noalias() += dsh.transpose() * oh;
-        detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, d, 2 * C).noalias() = dsh * wh;
-      }
-    });
-    if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
-
-    // BPTT, one task per (head, direction).
-    bw_.dg.resize(Shape{H_, 2, M, 4 * d});
-    bw_.da.resize(Shape{2, M, C});
-    const index_t scratch = B * 6 * d + d;
-    bw_.scratch.resize(Shape{2 * H_, scratch});
-    parallel_for(2 * H_, [&](index_t task) { bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch); });
-
-    // pre_proj: da = da_fwd + da_bwd; dx_packed = da W_pre.
-    T* da = bw_.da.data();
-    const T* da_b = da + M * C;
-    for (index_t i = 0; i < M * C; ++i) da[i] += da_b[i];
-    T* dxp = dx.data();
-    if (st.pack.masked()) {
-      bw_.dx.resize(Shape{M, C});
-      dxp = bw_.dx.data();
-    }
-    linear_backward(st.u.data(), pre_w_.data(), static_cast<const T*>(da), dxp, g_pre_w_.data(), g_pre_b_.data(), M, C, C);
-    if (st.pack.masked()) scatter(st, dxp, dx.data());
-  }
+  void backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds);
 
  private:
   struct bwd_workspace {
@@ -371,53 +233,7 @@ class MultiHeadLSTM {
   // dense [B, N, C] = packed rows at their tokens, exact 0 elsewhere.
   void scatter(const state& st, const T* packed, T* dense) const { st.pack.scatter(packed, dense, C_); }
 
-  void run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const {
-    const index_t B = x.size(0), N = x.size(1), C = C_, d = d_;
-    st.pack.plan(mask, B, N);
-    st.training = training;
-    st.dim = C;
-    st.heads = H_;
-    const index_t M = st.pack.rows();
-    const T* u = x.data();
-    if (training || st.pack.masked()) {
-      st.u.resize(Shape{M, C});
-      gather(st, x.data(), st.u.data());
-      u = st.u.data();
-    }
-    st.a.resize(Shape{M, C});
-    linear_forward(u, pre_w_.data(), pre_b_.data(), st.a.data(), M, C, C);
-
-    st.gates.resize(Shape{H_, 2, M, 4 * d});
-    if (training) st.cells.resize(Shape{H_, 2, M, d});
-    st.hid.resize(Shape{M, 2 * C});
-    const index_t scratch = B * 6 * d + 4 * d + 4 * d * d;
-    scratch_.resize(Shape{2 * H_, scratch});
-    parallel_for(2 * H_, [&](index_t task) {
-      forward_task(st, task / 2, task % 2, training, scratch_.data() + task * scratch);
-    });
-
-    // head_proj per head: s_h = o_fwd_h W_h[:, :d]^T + o_bwd_h W_h[:, d:]^T + b_h.
-    st.s.resize(Shape{M, C});
-    parallel_for(H_, [&](index_t h) {  // one region for all heads (Eigen runs serially inside)
-      auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
-      for (index_t dir = 0; dir < 2; ++dir) {
-        const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, d, 2 * C);
-        const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d);
-        if (dir == 0)
-          sh.noalias() = oh * wh.transpose();
-        else
-          sh.noalias() += oh * wh.transpose();
-      }
-      sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
-    });
-    if (st.pack.masked()) {
-      st.yp.resize(Shape{M, C});
-      linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), st.yp.data(), M, C, C);
-      scatter(st, st.yp.data(), y.data());
-    } else {
-      linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), y.data(), M, C, C);
-    }
-  }
+  void run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const;
 
   // The packed sequences as one recurrence of direction dir (the reverse direction walks each
   // sequence backwards).
@@ -427,107 +243,12 @@ class MultiHeadLSTM {
 
   // The recurrence of head h, direction dir, for every sequence of the batch.
   // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d], W_hh^T [d, 4d].
-  void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
-    const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
-    T* hh = scratch;
-    T* hs = hh + B * G;
-    T* cs = hs + B * d;
-    T* bias = cs + B * d;
-    T* wt = bias + G;
-    const T* wih = w_ih_.data() + (dir * H_ + h) * G * d;
-    const T* whh = w_hh_.data() + (dir * H_ + h) * G * d;
-    const T* bih = b_ih_.data() + (dir * H_ + h) * G;
-    const T* bhh = b_hh_.data() + (dir * H_ + h) * G;
-    for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
-    for (index_t k = 0; k < d; ++k)  // contiguous stores: strided ones cost 15% of a B = 1 forward
-      for (index_t j = 0; j < G; ++j) wt[k * G + j] = whh[j * d + k];
-    T* gates = st.gates.data() + (h * 2 + dir) * M * G;
-    T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
-    // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4d].
-    if (M > 0) {
-      auto gx = as_matrix(gates, M, G);
-      gx.noalias() = detail::lstm_strided(static_cast<const T*>(st.a.data()) + h * d, M, d, C) *
-                     as_matrix(wih, G, d).transpose();
-      gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
-    }
-    kernels::lstm_recurrence_forward(problem(st, dir), gates, static_cast<const T*>(wt), cells,
-                                     st.hid.data() + dir * C + h * d, 2 * C, hh, hs, cs);
-  }
+  void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const;
 
   // BPTT of head h, direction dir. scratch: dgs [B, 4d], dh [B, d], dc [B, d], zeros [d].
-  void bptt_task(const state& st, index_t h, index_t dir, T* scratch) {
-    const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
-    T* dgs = scratch;
-    T* dh = dgs + B * G;
-    T* dc = dh + B * d;
-    T* zeros = dc + B * d;
-    const index_t hd = dir * H_ + h;
-    const T* wih = w_ih_.data() + hd * G * d;
-    const T* whh = w_hh_.data() + hd * G * d;
-    const T* gates = st.gates.data() + (h * 2 + dir) * M * G;
-    const T* cells = st.cells.data() + (h * 2 + dir) * M * d;
-    T* dg = bw_.dg.data() + (h * 2 + dir) * M * G;
-    const T* dhid = bw_.dhid.data() + dir * C + h * d;
-    kernels::lstm_recurrence_backward(problem(st, dir), gates, cells, dhid, 2 * C, whh, dg, dgs, dh, dc, zeros);
-    if (M == 0) return;
-    const auto DG = as_matrix(static_cast<const T*>(dg), M, G);
-    // dW_hh += sum_t dg_t^T h_{t-1}: per sequence, dg rows shifted against the outputs.
-    auto dwhh = as_matrix(g_w_hh_.data() + hd * G * d, G, d);
-    for (index_t b = 0; b < B; ++b) {
-      const index_t len = st.pack.length(b), off = st.pack.offset(b);
-      if (len < 2) continue;
-      const index_t g0 = dir == 0 ? off + 1 : off, h0 = dir == 0 ? off : off + 1;
-      dwhh.noalias() += as_matrix(static_cast<const T*>(dg) + g0 * G, len - 1, G).transpose() *
-                        detail::lstm_strided(st.hid.data() + h0 * 2 * C + dir * C + h * d, len - 1, d, 2 * C);
-    }
-    const auto ah = detail::lstm_strided(st.a.data() + h * d, M, d, C);
-    as_matrix(g_w_ih_.data() + hd * G * d, G, d).noalias() += DG.transpose() * ah;
-    const auto dbias = DG.colwise().sum().transpose().eval();
-    as_vector(g_b_ih_.data() + hd * G, G) += dbias;
-    as_vector(g_b_hh_.data() + hd * G, G) += dbias;
-    detail::lstm_strided(bw_.da.data() + dir * M * C + h * d, M, d, C).noalias() = DG * as_matrix(wih, G, d);
-  }
+  void bptt_task(const state& st, index_t h, index_t dir, T* scratch);
 
-  std::vector<std::pair<std::string, Tensor<T>>> to_dense(bool grads) const {
-    const index_t C = C_, d = d_;
-    const Tensor<T>& wih = grads ? g_w_ih_ : w_ih_;
-    const Tensor<T>& whh = grads ? g_w_hh_ : w_hh_;
-    const Tensor<T>& bih = grads ? g_b_ih_ : b_ih_;
-    const Tensor<T>& bhh = grads ? g_b_hh_ : b_hh_;
-    const Tensor<T>& hpw = grads ? g_hp_w_ : hp_w_;
-    std::vector<std::pair<std::string, Tensor<T>>> out;
-    out.emplace_back("pre_proj.weight", grads ? g_pre_w_ : pre_w_);
-    out.emplace_back("pre_proj.bias", grads ? g_pre_b_ : pre_b_);
-    for (index_t dir = 0; dir < 2; ++dir) {
-      const std::string sfx = dir ? "_reverse" : "";
-      Tensor<T> wi(Shape{4 * C, C}), wh(Shape{4 * C, C}), bi(Shape{4 * C}), bh(Shape{4 * C});  // zeroed
-      for (index_t h = 0; h < H_; ++h)
-        for (index_t g = 0; g < 4; ++g)
-          for (index_t r = 0; r < d; ++r) {
-            const index_t dr = g * C + h * d + r, br = g * d + r;
-            bi(dr) = bih(dir, h, br);
-            bh(dr) = bhh(dir, h, br);
-            for (index_t c = 0; c < d; ++c) {
-              wi(dr, h * d + c) = wih(dir, h, br, c);
-              wh(dr, h * d + c) = whh(dir, h, br, c);
-            }
-          }
-      out.emplace_back("lstm.weight_ih_l0" + sfx, std::move(wi));
-      out.emplace_back("lstm.weight_hh_l0" + sfx, std::move(wh));
-      out.emplace_back("lstm.bias_ih_l0" + sfx, std::move(bi));
-      out.emplace_back("lstm.bias_hh_l0" + sfx, std::move(bh));
-    }
-    Tensor<T> hw(Shape{C, 2 * C});
-    for (index_t h = 0; h < H_; ++h)
-      for (index_t r = 0; r < d; ++r)
-        for (index_t dir = 0; dir < 2; ++dir)
-          for (index_t c = 0; c < d; ++c) hw(h * d + r, dir * C + h * d + c) = hpw(h, r, dir * d + c);
-    out.emplace_back("head_proj.weight", std::move(hw));
-    out.emplace_back("head_proj.bias", grads ? g_hp_b_ : hp_b_);
-    out.emplace_back("post_proj.weight", grads ? g_post_w_ : post_w_);
-    out.emplace_back("post_proj.bias", grads ? g_post_b_ : post_b_);
-    return out;
-  }
+  std::vector<std::pair<std::string, Tensor<T>>> to_dense(bool grads) const;
 
   config cfg_;
   index_t C_ = 0, H_ = 1, d_ = 0;
@@ -540,12 +261,339 @@ class MultiHeadLSTM {
   bwd_workspace bw_;
 };
 
+template <class T>
+MultiHeadLSTM<T>::MultiHeadLSTM(const config& cfg) : cfg_(cfg) {
+  if (cfg.dim <= 0) throw config_error(detail::concat("MultiHeadLSTM: dim is ", cfg.dim, ", expected > 0"));
+  if (cfg.num_heads <= 0)
+    throw config_error(detail::concat("MultiHeadLSTM: num_heads is ", cfg.num_heads, ", expected > 0"));
+  if (cfg.dim % cfg.num_heads != 0)
+    throw config_error(detail::concat("MultiHeadLSTM: dim ", cfg.dim, " is not divisible by num_heads ",
+                                      cfg.num_heads));
+  C_ = cfg.dim;
+  H_ = cfg.num_heads;
+  d_ = C_ / H_;
+  const Shape wc{C_, C_}, bc{C_}, wl{2, H_, 4 * d_, d_}, bl{2, H_, 4 * d_}, wh{H_, d_, 2 * d_};
+  for (auto* p : {&pre_w_, &post_w_}) *p = Tensor<T>(wc);
+  for (auto* p : {&pre_b_, &post_b_, &hp_b_}) *p = Tensor<T>(bc);
+  for (auto* p : {&w_ih_, &w_hh_}) *p = Tensor<T>(wl);
+  for (auto* p : {&b_ih_, &b_hh_}) *p = Tensor<T>(bl);
+  hp_w_ = Tensor<T>(wh);
+  for (auto* p : {&g_pre_w_, &g_post_w_}) *p = Tensor<T>(wc);
+  for (auto* p : {&g_pre_b_, &g_post_b_, &g_hp_b_}) *p = Tensor<T>(bc);
+  for (auto* p : {&g_w_ih_, &g_w_hh_}) *p = Tensor<T>(wl);
+  for (auto* p : {&g_b_ih_, &g_b_hh_}) *p = Tensor<T>(bl);
+  g_hp_w_ = Tensor<T>(wh);
+}
+
+template <class T>
+void MultiHeadLSTM<T>::init(Rng& rng) {
+  const double kc = 1.0 / std::sqrt(static_cast<double>(C_));
+  const double k2c = 1.0 / std::sqrt(static_cast<double>(2 * C_));
+  fill_uniform(rng, pre_w_.data(), pre_w_.numel(), -kc, kc);
+  fill_uniform(rng, pre_b_.data(), pre_b_.numel(), -kc, kc);
+  for (auto* p : {&w_ih_, &w_hh_, &b_ih_, &b_hh_}) fill_uniform(rng, p->data(), p->numel(), -kc, kc);
+  fill_uniform(rng, hp_w_.data(), hp_w_.numel(), -k2c, k2c);
+  fill_uniform(rng, hp_b_.data(), hp_b_.numel(), -k2c, k2c);
+  fill_uniform(rng, post_w_.data(), post_w_.numel(), -kc, kc);
+  fill_uniform(rng, post_b_.data(), post_b_.numel(), -kc, kc);
+}
+
+template <class T>
+ParamList<T> MultiHeadLSTM<T>::parameters() {
+  ParamList<T> ps;
+  ps.push_back({"pre_proj.weight", pre_w_.view(), g_pre_w_.view(), true});
+  ps.push_back({"pre_proj.bias", pre_b_.view(), g_pre_b_.view(), false});
+  for (index_t dir = 0; dir < 2; ++dir) {
+    const std::string sfx = dir ? "_reverse" : "";
+    ps.push_back({"lstm.weight_ih_l0" + sfx + ".blocks", w_ih_[dir], g_w_ih_[dir], true});
+    ps.push_back({"lstm.weight_hh_l0" + sfx + ".blocks", w_hh_[dir], g_w_hh_[dir], true});
+    ps.push_back({"lstm.bias_ih_l0" + sfx + ".blocks", b_ih_[dir], g_b_ih_[dir], false});
+    ps.push_back({"lstm.bias_hh_l0" + sfx + ".blocks", b_hh_[dir], g_b_hh_[dir], false});
+  }
+  ps.push_back({"head_proj.weight.blocks", hp_w_.view(), g_hp_w_.view(), true});
+  ps.push_back({"head_proj.bias", hp_b_.view(), g_hp_b_.view(), false});
+  ps.push_back({"post_proj.weight", post_w_.view(), g_post_w_.view(), true});
+  ps.push_back({"post_proj.bias", post_b_.view(), g_post_b_.view(), false});
+  return ps;
+}
+
+template <class T>
+std::vector<std::string> MultiHeadLSTM<T>::dense_names() {
+  std::vector<std::string> n{"pre_proj.weight", "pre_proj.bias"};
+  for (const char* sfx : {"", "_reverse"})
+    for (const char* base : {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"})
+      n.push_back(std::string(base) + sfx);
+  for (const char* s : {"head_proj.weight", "head_proj.bias", "post_proj.weight", "post_proj.bias"}) n.push_back(s);
+  return n;
+}
+
+template <class T>
+std::vector<std::string> MultiHeadLSTM<T>::init_from_teacher(const named_tensors<T>& teacher) {
+  const Tensor<T>* w = nullptr;
+  const Tensor<T>* b = nullptr;
+  for (const auto& [name, t] : teacher) {
+    if (name == "proj.weight") w = &t;
+    if (name == "proj.bias") b = &t;
+  }
+  if (!w || !b || !(w->shape() == post_w_.shape()) || !(b->shape() == post_b_.shape())) return {};
+  post_w_.copy_from(w->view());
+  post_b_.copy_from(b->view());
+  return teacher_initialised();
+}
+
+template <class T>
+void MultiHeadLSTM<T>::forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+  check_io("MultiHeadLSTM::forward", x, y, mask);
+  run(x, y, mask, ws_, false);
+}
+
+template <class T>
+void MultiHeadLSTM<T>::forward(ConstSeq<T> x, Seq<T> y, Seq<T> s, const TokenMask* mask) const {
+  check_io("MultiHeadLSTM::forward", x, y, mask);
+  check_shape("MultiHeadLSTM::forward", "s", s.shape(), {x.size(0), x.size(1), C_});
+  run(x, y, mask, ws_, false);
+  scatter(ws_, ws_.s.data(), s.data());
+}
+
+template <class T>
+void MultiHeadLSTM<T>::forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) const {
+  check_io("MultiHeadLSTM::forward", x, y, mask);
+  run(x, y, mask, cache.st, true);
+  cache.head_out.resize(x.shape());
+  scatter(cache.st, cache.st.s.data(), cache.head_out.data());
+}
+
+template <class T>
+void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) {
+  backward(cache, dy, dx, ConstSeq<T>{});
+}
+
+template <class T>
+void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
+  static constexpr const char* where = "MultiHeadLSTM::backward";
+  const state& st = cache.st;
+  if (!st.training || st.dim != C_ || st.heads != H_)
+    throw config_error(detail::concat(where, ": the cache does not come from this mixer's training forward"));
+  const index_t B = st.pack.batch(), N = st.pack.tokens(), M = st.pack.rows(), C = C_, d = d_;
+  if (dy.data()) check_shape(where, "dy", dy.shape(), {B, N, C});
+  if (ds.data()) check_shape(where, "ds", ds.shape(), {B, N, C});
+  check_shape(where, "dx", dx.shape(), {B, N, C});
+
+  // ds_packed [M, C] = dy_packed W_post (+ gathered ds); post_proj grads.
+  bw_.ds.resize(Shape{M, C});
+  bw_.ds.zero();
+  if (dy.data()) {
+    const T* dyp = dy.data();
+    if (st.pack.masked()) {
+      bw_.dy.resize(Shape{M, C});
+      gather(st, dy.data(), bw_.dy.data());
+      dyp = bw_.dy.data();
+    }
+    linear_backward(st.s.data(), post_w_.data(), dyp, bw_.ds.data(), g_post_w_.data(), g_post_b_.data(), M, C, C);
+  }
+  if (ds.data()) {
+    for (index_t r = 0; r < M; ++r) {
+      const T* src = ds.data() + st.pack.source(r) * C;
+      T* dst = bw_.ds.data() + r * C;
+      for (index_t c = 0; c < C; ++c) dst[c] += src[c];
+    }
+  }
+  // head_proj, per head: dW_h += ds_h^T [o_fwd_h | o_bwd_h], do_h = ds_h W_h.
+  bw_.dhid.resize(Shape{M, 2 * C});
+  parallel_for(H_, [&](index_t h) {
+    const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
+    for (index_t dir = 0; dir < 2; ++dir) {
+      const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, d, 2 * C);
+      const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, d, 2 * d);
+      detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d).noalias() += dsh.transpose() * oh;
+      detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, d, 2 * C).noalias() = dsh * wh;
+    }
+  });
+  if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
+
+  // BPTT, one task per (head, direction).
+  bw_.dg.resize(Shape{H_, 2, M, 4 * d});
+  bw_.da.resize(Shape{2, M, C});
+  const index_t scratch = B * 6 * d + d;
+  bw_.scratch.resize(Shape{2 * H_, scratch});
+  parallel_for(2 * H_, [&](index_t task) { bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch); });
+
+  // pre_proj: da = da_fwd + da_bwd; dx_packed = da W_pre.
+  T* da = bw_.da.data();
+  const T* da_b = da + M * C;
+  for (index_t i = 0; i < M * C; ++i) da[i] += da_b[i];
+  T* dxp = dx.data();
+  if (st.pack.masked()) {
+    bw_.dx.resize(Shape{M, C});
+    dxp = bw_.dx.data();
+  }
+  linear_backward(st.u.data(), pre_w_.data(), static_cast<const T*>(da), dxp, g_pre_w_.data(), g_pre_b_.data(), M, C, C);
+  if (st.pack.masked()) scatter(st, dxp, dx.data());
+}
+
+template <class T>
+void MultiHeadLSTM<T>::run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state& st, bool training) const {
+  const index_t B = x.size(0), N = x.size(1), C = C_, d = d_;
+  st.pack.plan(mask, B, N);
+  st.training = training;
+  st.dim = C;
+  st.heads = H_;
+  const index_t M = st.pack.rows();
+  const T* u = x.data();
+  if (training || st.pack.masked()) {
+    st.u.resize(Shape{M, C});
+    gather(st, x.data(), st.u.data());
+    u = st.u.data();
+  }
+  st.a.resize(Shape{M, C});
+  linear_forward(u, pre_w_.data(), pre_b_.data(), st.a.data(), M, C, C);
+
+  st.gates.resize(Shape{H_, 2, M, 4 * d});
+  if (training) st.cells.resize(Shape{H_, 2, M, d});
+  st.hid.resize(Shape{M, 2 * C});
+  const index_t scratch = B * 6 * d + 4 * d + 4 * d * d;
+  scratch_.resize(Shape{2 * H_, scratch});
+  parallel_for(2 * H_, [&](index_t task) {
+    forward_task(st, task / 2, task % 2, training, scratch_.data() + task * scratch);
+  });
+
+  // head_proj per head: s_h = o_fwd_h W_h[:, :d]^T + o_bwd_h W_h[:, d:]^T + b_h.
+  st.s.resize(Shape{M, C});
+  parallel_for(H_, [&](index_t h) {  // one region for all heads (Eigen runs serially inside)
+    auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
+    for (index_t dir = 0; dir < 2; ++dir) {
+      const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, d, 2 * C);
+      const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d);
+      if (dir == 0)
+        sh.noalias() = oh * wh.transpose();
+      else
+        sh.noalias() += oh * wh.transpose();
+    }
+    sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
+  });
+  if (st.pack.masked()) {
+    st.yp.resize(Shape{M, C});
+    linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), st.yp.data(), M, C, C);
+    scatter(st, st.yp.data(), y.data());
+  } else {
+    linear_forward(static_cast<const T*>(st.s.data()), post_w_.data(), post_b_.data(), y.data(), M, C, C);
+  }
+}
+
+template <class T>
+void MultiHeadLSTM<T>::forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
+  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
+  T* hh = scratch;
+  T* hs = hh + B * G;
+  T* cs = hs + B * d;
+  T* bias = cs + B * d;
+  T* wt = bias + G;
+  const T* wih = w_ih_.data() + (dir * H_ + h) * G * d;
+  const T* whh = w_hh_.data() + (dir * H_ + h) * G * d;
+  const T* bih = b_ih_.data() + (dir * H_ + h) * G;
+  const T* bhh = b_hh_.data() + (dir * H_ + h) * G;
+  for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
+  for (index_t k = 0; k < d; ++k)  // contiguous stores: strided ones cost 15% of a B = 1 forward
+    for (index_t j = 0; j < G; ++j) wt[k * G + j] = whh[j * d + k];
+  T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+  T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
+  // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4d].
+  if (M > 0) {
+    auto gx = as_matrix(gates, M, G);
+    gx.noalias() = detail::lstm_strided(static_cast<const T*>(st.a.data()) + h * d, M, d, C) *
+                   as_matrix(wih, G, d).transpose();
+    gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
+  }
+  kernels::lstm_recurrence_forward(problem(st, dir), gates, static_cast<const T*>(wt), cells,
+                                   st.hid.data() + dir * C + h * d, 2 * C, hh, hs, cs);
+}
+
+template <class T>
+void MultiHeadLSTM<T>::bptt_task(const state& st, index_t h, index_t dir, T* scratch) {
+  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
+  T* dgs = scratch;
+  T* dh = dgs + B * G;
+  T* dc = dh + B * d;
+  T* zeros = dc + B * d;
+  const index_t hd = dir * H_ + h;
+  const T* wih = w_ih_.data() + hd * G * d;
+  const T* whh = w_hh_.data() + hd * G * d;
+  const T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+  const T* cells = st.cells.data() + (h * 2 + dir) * M * d;
+  T* dg = bw_.dg.data() + (h * 2 + dir) * M * G;
+  const T* dhid = bw_.dhid.data() + dir * C + h * d;
+  kernels::lstm_recurrence_backward(problem(st, dir), gates, cells, dhid, 2 * C, whh, dg, dgs, dh, dc, zeros);
+  if (M == 0) return;
+  const auto DG = as_matrix(static_cast<const T*>(dg), M, G);
+  // dW_hh += sum_t dg_t^T h_{t-1}: per sequence, dg rows shifted against the outputs.
+  auto dwhh = as_matrix(g_w_hh_.data() + hd * G * d, G, d);
+  for (index_t b = 0; b < B; ++b) {
+    const index_t len = st.pack.length(b), off = st.pack.offset(b);
+    if (len < 2) continue;
+    const index_t g0 = dir == 0 ? off + 1 : off, h0 = dir == 0 ? off : off + 1;
+    dwhh.noalias() += as_matrix(static_cast<const T*>(dg) + g0 * G, len - 1, G).transpose() *
+                      detail::lstm_strided(st.hid.data() + h0 * 2 * C + dir * C + h * d, len - 1, d, 2 * C);
+  }
+  const auto ah = detail::lstm_strided(st.a.data() + h * d, M, d, C);
+  as_matrix(g_w_ih_.data() + hd * G * d, G, d).noalias() += DG.transpose() * ah;
+  const auto dbias = DG.colwise().sum().transpose().eval();
+  as_vector(g_b_ih_.data() + hd * G, G) += dbias;
+  as_vector(g_b_hh_.data() + hd * G, G) += dbias;
+  detail::lstm_strided(bw_.da.data() + dir * M * C + h * d, M, d, C).noalias() = DG * as_matrix(wih, G, d);
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>>> MultiHeadLSTM<T>::to_dense(bool grads) const {
+  const index_t C = C_, d = d_;
+  const Tensor<T>& wih = grads ? g_w_ih_ : w_ih_;
+  const Tensor<T>& whh = grads ? g_w_hh_ : w_hh_;
+  const Tensor<T>& bih = grads ? g_b_ih_ : b_ih_;
+  const Tensor<T>& bhh = grads ? g_b_hh_ : b_hh_;
+  const Tensor<T>& hpw = grads ? g_hp_w_ : hp_w_;
+  std::vector<std::pair<std::string, Tensor<T>>> out;
+  out.emplace_back("pre_proj.weight", grads ? g_pre_w_ : pre_w_);
+  out.emplace_back("pre_proj.bias", grads ? g_pre_b_ : pre_b_);
+  for (index_t dir = 0; dir < 2; ++dir) {
+    const std::string sfx = dir ? "_reverse" : "";
+    Tensor<T> wi(Shape{4 * C, C}), wh(Shape{4 * C, C}), bi(Shape{4 * C}), bh(Shape{4 * C});  // zeroed
+    for (index_t h = 0; h < H_; ++h)
+      for (index_t g = 0; g < 4; ++g)
+        for (index_t r = 0; r < d; ++r) {
+          const index_t dr = g * C + h * d + r, br = g * d + r;
+          bi(dr) = bih(dir, h, br);
+          bh(dr) = bhh(dir, h, br);
+          for (index_t c = 0; c < d; ++c) {
+            wi(dr, h * d + c) = wih(dir, h, br, c);
+            wh(dr, h * d + c) = whh(dir, h, br, c);
+          }
+        }
+    out.emplace_back("lstm.weight_ih_l0" + sfx, std::move(wi));
+    out.emplace_back("lstm.weight_hh_l0" + sfx, std::move(wh));
+    out.emplace_back("lstm.bias_ih_l0" + sfx, std::move(bi));
+    out.emplace_back("lstm.bias_hh_l0" + sfx, std::move(bh));
+  }
+  Tensor<T> hw(Shape{C, 2 * C});
+  for (index_t h = 0; h < H_; ++h)
+    for (index_t r = 0; r < d; ++r)
+      for (index_t dir = 0; dir < 2; ++dir)
+        for (index_t c = 0; c < d; ++c) hw(h * d + r, dir * C + h * d + c) = hpw(h, r, dir * d + c);
+  out.emplace_back("head_proj.weight", std::move(hw));
+  out.emplace_back("head_proj.bias", grads ? g_hp_b_ : hp_b_);
+  out.emplace_back("post_proj.weight", grads ? g_post_w_ : post_w_);
+  out.emplace_back("post_proj.bias", grads ? g_post_b_ : post_b_);
+  return out;
+}
+
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------
 // No options of its own: the width and the heads come from the model.
 template <class T>
 struct mixer_traits<MultiHeadLSTM<T>> : dims_only_traits<MultiHeadLSTM<T>> {
   static constexpr std::string_view kind = "mh_lstm";
 };
+
+// Compiled in src/compiled/mixers.cpp when SPARSIMIX_EXTERN_TEMPLATES is set (fwd.hpp).
+SPARSIMIX_EXTERN_TEMPLATE(class MultiHeadLSTM<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class MultiHeadLSTM<double>)
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -63,23 +63,7 @@ class SelectiveScan {
     direction dir[2];
   };
 
-  explicit SelectiveScan(const config& cfg) : cfg_(validated(cfg)), dt_rank_auto_(cfg.dt_rank == 0) {
-    const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
-    in_proj_ = param_pair({2 * Di, C});
-    out_proj_ = param_pair({C, Di});
-    for (int k = 0; k < directions(); ++k) {
-      auto& br = br_[k];
-      br.conv_w = param_pair({Di, 1, K});
-      br.conv_b = param_pair({Di});
-      br.x_proj = param_pair({R + 2 * S, Di});
-      br.dt_w = param_pair({Di, R});
-      br.dt_b = param_pair({Di});
-      br.a_log = param_pair({Di, S});
-      br.d = param_pair({Di});
-    }
-    Rng rng(0);
-    init(rng);
-  }
+  explicit SelectiveScan(const config& cfg);
 
   index_t dim() const noexcept { return cfg_.dim; }
   const config& cfg() const noexcept { return cfg_; }
@@ -89,99 +73,28 @@ class SelectiveScan {
   int directions() const noexcept { return cfg_.bidirectional ? 2 : 1; }
 
   // Inference: no allocation per call after warm-up (workspaces keep their capacity).
-  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
-    check_io("SelectiveScan::forward", x, y, mask);
-    run_forward(x, y, mask, ws_, /*training=*/false);
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const;
   // Training: keeps activations and per-step scan states in `cache`.
-  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
-    check_io("SelectiveScan::forward", x, y, mask);
-    run_forward(x, y, mask, cache, /*training=*/true);
-  }
+  void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask);
   // Accumulates every parameter gradient and writes dx (0 at dead positions).
   void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx);
 
   // PyTorch names (FORMATS.md 2), dense layouts. A_log, D and biases: decay = false.
-  ParamList<T> parameters() {
-    ParamList<T> ps;
-    auto add = [&](const char* name, pair& p, bool decay) { ps.push_back({name, p.value.view(), p.grad.view(), decay}); };
-    add("in_proj.weight", in_proj_, true);
-    add("conv1d.weight", br_[0].conv_w, true);
-    add("conv1d.bias", br_[0].conv_b, false);
-    add("x_proj.weight", br_[0].x_proj, true);
-    add("dt_proj.weight", br_[0].dt_w, true);
-    add("dt_proj.bias", br_[0].dt_b, false);
-    add("A_log", br_[0].a_log, false);
-    add("D", br_[0].d, false);
-    add("out_proj.weight", out_proj_, true);
-    if (cfg_.bidirectional) {
-      add("A_b_log", br_[1].a_log, false);
-      add("conv1d_b.weight", br_[1].conv_w, true);
-      add("conv1d_b.bias", br_[1].conv_b, false);
-      add("x_proj_b.weight", br_[1].x_proj, true);
-      add("dt_proj_b.weight", br_[1].dt_w, true);
-      add("dt_proj_b.bias", br_[1].dt_b, false);
-      add("D_b", br_[1].d, false);
-    }
-    return ps;
-  }
+  ParamList<T> parameters();
 
   // METHOD.md 4.1: PyTorch defaults for in_proj, conv1d, x_proj, out_proj (U(+-1/sqrt(fan_in)));
   // dt_proj.weight ~ U(+-R^-1/2); dt_proj.bias = softplus^-1(dt), dt = exp(U(ln 1e-3, ln 0.1))
   // clamped >= 1e-4; A_log[d, n] = ln(n + 1) (S4D-real); D = 1. The backward branch gets the
   // same scheme (upstream Vim leaves dt_proj_b at nn.Linear defaults; we keep the timescale
   // prior of 4.1 in both directions). Gradients are zeroed.
-  void init(Rng& rng) {
-    const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
-    auto uni = [&](pair& p, double bound) { fill_uniform(rng, p.value.data(), p.value.numel(), -bound, bound); };
-    uni(in_proj_, 1.0 / std::sqrt(double(C)));
-    for (int k = 0; k < directions(); ++k) {
-      auto& br = br_[k];
-      uni(br.conv_w, 1.0 / std::sqrt(double(K)));
-      uni(br.conv_b, 1.0 / std::sqrt(double(K)));
-      uni(br.x_proj, 1.0 / std::sqrt(double(Di)));
-      uni(br.dt_w, 1.0 / std::sqrt(double(R)));
-      const double lo = std::log(1e-3), hi = std::log(0.1);
-      for (index_t d = 0; d < Di; ++d) {
-        const double dt = std::max(std::exp(rng.uniform(lo, hi)), 1e-4);
-        br.dt_b.value.data()[d] = static_cast<T>(dt + std::log(-std::expm1(-dt)));
-      }
-      for (index_t d = 0; d < Di; ++d)
-        for (index_t n = 0; n < S; ++n) br.a_log.value(d, n) = static_cast<T>(std::log(double(n + 1)));
-      br.d.value.fill(T(1));
-    }
-    uni(out_proj_, 1.0 / std::sqrt(double(Di)));
-    zero_grad();
-  }
+  void init(Rng& rng);
 
-  void zero_grad() noexcept {
-    in_proj_.grad.zero();
-    out_proj_.grad.zero();
-    for (int k = 0; k < directions(); ++k)
-      for (pair* p : {&br_[k].conv_w, &br_[k].conv_b, &br_[k].x_proj, &br_[k].dt_w, &br_[k].dt_b, &br_[k].a_log,
-                       &br_[k].d})
-        p->grad.zero();
-  }
+  void zero_grad() noexcept;
 
  private:
   // The kernel's view of direction k's scan over the L gathered rows starting at r0: the same
   // for the forward and the adjoint scan.
-  kernels::scan_problem<T> scan_problem_of(const cache_type& c, int k, index_t r0, index_t L) const {
-    const index_t Di = d_inner(), S = cfg_.d_state;
-    const auto& dc = c.dir[k];
-    kernels::scan_problem<T> p;
-    p.len = L;
-    p.channels = Di;
-    p.state = S;
-    p.reverse = k == 1;
-    p.u = dc.u.data() + r0 * Di;
-    p.delta = dc.delta.data() + r0 * Di;
-    p.bc = dc.bc.data() + r0 * 2 * S;
-    p.ldbc = 2 * S;
-    p.a = dc.at.data();
-    p.d = br_[k].d.value.data();
-    return p;
-  }
+  kernels::scan_problem<T> scan_problem_of(const cache_type& c, int k, index_t r0, index_t L) const;
 
   struct pair {
     Tensor<T> value, grad;
@@ -198,21 +111,7 @@ class SelectiveScan {
   static index_t inner_of(const config& c) { return static_cast<index_t>(std::floor(c.expand * double(c.dim))); }
   static pair param_pair(Shape s) { return {Tensor<T>(s), Tensor<T>(s)}; }
 
-  static config validated(config c) {
-    auto bad = [](const char* field, auto v, const char* want) {
-      throw config_error(detail::concat("SelectiveScan: ", field, " is ", v, ", expected ", want));
-    };
-    if (c.dim < 1) bad("dim", c.dim, ">= 1");
-    if (c.d_state < 1) bad("d_state", c.d_state, ">= 1");
-    if (c.d_conv < 1) bad("d_conv", c.d_conv, ">= 1");
-    if (!(std::isfinite(c.expand) && c.expand > 0)) bad("expand", c.expand, "a finite number > 0");
-    if (c.dt_rank < 0) bad("dt_rank", c.dt_rank, ">= 0 (0 = ceil(dim / 16))");
-    if (inner_of(c) < 1)
-      throw config_error(detail::concat("SelectiveScan: floor(expand * dim) = floor(", c.expand, " * ", c.dim,
-                                        ") is 0, expected >= 1"));
-    if (c.dt_rank == 0) c.dt_rank = (c.dim + 15) / 16;
-    return c;
-  }
+  static config validated(config c);
 
   void check_io(const char* where, ConstSeq<T> x, TensorView<const T> y, const TokenMask* mask) const {
     check_shape(where, "x", x.shape(), {-1, -1, cfg_.dim});
@@ -231,6 +130,131 @@ class SelectiveScan {
   mutable Tensor<T> h_, wt_;  // inference scan states [B * dirs, S, D_in]; conv taps [dirs, K, D_in]
   grad_workspace gw_;
 };
+
+template <class T>
+SelectiveScan<T>::SelectiveScan(const config& cfg) : cfg_(validated(cfg)), dt_rank_auto_(cfg.dt_rank == 0) {
+  const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
+  in_proj_ = param_pair({2 * Di, C});
+  out_proj_ = param_pair({C, Di});
+  for (int k = 0; k < directions(); ++k) {
+    auto& br = br_[k];
+    br.conv_w = param_pair({Di, 1, K});
+    br.conv_b = param_pair({Di});
+    br.x_proj = param_pair({R + 2 * S, Di});
+    br.dt_w = param_pair({Di, R});
+    br.dt_b = param_pair({Di});
+    br.a_log = param_pair({Di, S});
+    br.d = param_pair({Di});
+  }
+  Rng rng(0);
+  init(rng);
+}
+
+template <class T>
+void SelectiveScan<T>::forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
+  check_io("SelectiveScan::forward", x, y, mask);
+  run_forward(x, y, mask, ws_, /*training=*/false);
+}
+
+template <class T>
+void SelectiveScan<T>::forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
+  check_io("SelectiveScan::forward", x, y, mask);
+  run_forward(x, y, mask, cache, /*training=*/true);
+}
+
+template <class T>
+ParamList<T> SelectiveScan<T>::parameters() {
+  ParamList<T> ps;
+  auto add = [&](const char* name, pair& p, bool decay) { ps.push_back({name, p.value.view(), p.grad.view(), decay}); };
+  add("in_proj.weight", in_proj_, true);
+  add("conv1d.weight", br_[0].conv_w, true);
+  add("conv1d.bias", br_[0].conv_b, false);
+  add("x_proj.weight", br_[0].x_proj, true);
+  add("dt_proj.weight", br_[0].dt_w, true);
+  add("dt_proj.bias", br_[0].dt_b, false);
+  add("A_log", br_[0].a_log, false);
+  add("D", br_[0].d, false);
+  add("out_proj.weight", out_proj_, true);
+  if (cfg_.bidirectional) {
+    add("A_b_log", br_[1].a_log, false);
+    add("conv1d_b.weight", br_[1].conv_w, true);
+    add("conv1d_b.bias", br_[1].conv_b, false);
+    add("x_proj_b.weight", br_[1].x_proj, true);
+    add("dt_proj_b.weight", br_[1].dt_w, true);
+    add("dt_proj_b.bias", br_[1].dt_b, false);
+    add("D_b", br_[1].d, false);
+  }
+  return ps;
+}
+
+template <class T>
+void SelectiveScan<T>::init(Rng& rng) {
+  const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
+  auto uni = [&](pair& p, double bound) { fill_uniform(rng, p.value.data(), p.value.numel(), -bound, bound); };
+  uni(in_proj_, 1.0 / std::sqrt(double(C)));
+  for (int k = 0; k < directions(); ++k) {
+    auto& br = br_[k];
+    uni(br.conv_w, 1.0 / std::sqrt(double(K)));
+    uni(br.conv_b, 1.0 / std::sqrt(double(K)));
+    uni(br.x_proj, 1.0 / std::sqrt(double(Di)));
+    uni(br.dt_w, 1.0 / std::sqrt(double(R)));
+    const double lo = std::log(1e-3), hi = std::log(0.1);
+    for (index_t d = 0; d < Di; ++d) {
+      const double dt = std::max(std::exp(rng.uniform(lo, hi)), 1e-4);
+      br.dt_b.value.data()[d] = static_cast<T>(dt + std::log(-std::expm1(-dt)));
+    }
+    for (index_t d = 0; d < Di; ++d)
+      for (index_t n = 0; n < S; ++n) br.a_log.value(d, n) = static_cast<T>(std::log(double(n + 1)));
+    br.d.value.fill(T(1));
+  }
+  uni(out_proj_, 1.0 / std::sqrt(double(Di)));
+  zero_grad();
+}
+
+template <class T>
+void SelectiveScan<T>::zero_grad() noexcept {
+  in_proj_.grad.zero();
+  out_proj_.grad.zero();
+  for (int k = 0; k < directions(); ++k)
+    for (pair* p : {&br_[k].conv_w, &br_[k].conv_b, &br_[k].x_proj, &br_[k].dt_w, &br_[k].dt_b, &br_[k].a_log,
+                     &br_[k].d})
+      p->grad.zero();
+}
+
+template <class T>
+kernels::scan_problem<T> SelectiveScan<T>::scan_problem_of(const cache_type& c, int k, index_t r0, index_t L) const {
+  const index_t Di = d_inner(), S = cfg_.d_state;
+  const auto& dc = c.dir[k];
+  kernels::scan_problem<T> p;
+  p.len = L;
+  p.channels = Di;
+  p.state = S;
+  p.reverse = k == 1;
+  p.u = dc.u.data() + r0 * Di;
+  p.delta = dc.delta.data() + r0 * Di;
+  p.bc = dc.bc.data() + r0 * 2 * S;
+  p.ldbc = 2 * S;
+  p.a = dc.at.data();
+  p.d = br_[k].d.value.data();
+  return p;
+}
+
+template <class T>
+typename SelectiveScan<T>::config SelectiveScan<T>::validated(config c) {
+  auto bad = [](const char* field, auto v, const char* want) {
+    throw config_error(detail::concat("SelectiveScan: ", field, " is ", v, ", expected ", want));
+  };
+  if (c.dim < 1) bad("dim", c.dim, ">= 1");
+  if (c.d_state < 1) bad("d_state", c.d_state, ">= 1");
+  if (c.d_conv < 1) bad("d_conv", c.d_conv, ">= 1");
+  if (!(std::isfinite(c.expand) && c.expand > 0)) bad("expand", c.expand, "a finite number > 0");
+  if (c.dt_rank < 0) bad("dt_rank", c.dt_rank, ">= 0 (0 = ceil(dim / 16))");
+  if (inner_of(c) < 1)
+    throw config_error(detail::concat("SelectiveScan: floor(expand * dim) = floor(", c.expand, " * ", c.dim,
+                                      ") is 0, expected >= 1"));
+  if (c.dt_rank == 0) c.dt_rank = (c.dim + 15) / 16;
+  return c;
+}
 
 template <class T>
 void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c,
@@ -518,6 +542,10 @@ struct mixer_traits<SelectiveScan<T>> {
     return {c.d_state, c.d_conv, c.expand, auto_index{m.dt_rank_is_auto() ? 0 : c.dt_rank}, c.bidirectional};
   }
 };
+
+// Compiled in src/compiled/mixers.cpp when SPARSIMIX_EXTERN_TEMPLATES is set (fwd.hpp).
+SPARSIMIX_EXTERN_TEMPLATE(class SelectiveScan<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class SelectiveScan<double>)
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

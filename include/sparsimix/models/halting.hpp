@@ -22,8 +22,8 @@
 //    could never match); dead tokens count with their score on the masked (zero) output.
 //    p = H / sum H, q = clamp(p, 0.01, 0.99), r = q / sum q (FAR renormalises),
 //    KL = KLDivLoss(reduction='batchmean')(log r, t) = (1/L) sum_l t_l (log t_l - log r_l)
-//    (terms with t_l = 0 are 0), t = prior_target(L): the Gaussian of A-ViT's
-//    get_distribution_target with target depth ceil(2L/3) (METHOD.md 6.13; 8 for L = 12),
+//    (terms with t_l = 0 are 0), t = prior_target(L, td): the Gaussian of A-ViT's
+//    get_distribution_target with target depth td, by default ceil(2L/3) (METHOD.md 6.13; 8 for L = 12),
 //    sigma 1, buffer 0.02: t_l = pdf(l) * 0.98 / sum_{l < td} pdf(l), NOT normalised.
 //  * loss_grad(alpha_p, alpha_d) = d(alpha_p * ponder + alpha_d * KL) / d y_l[b, n, 0], the
 //    partial derivative through h only, w.r.t. the value handed to update (the masked
@@ -48,6 +48,16 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The A-ViT training losses' weights and the prior's centre (METHOD.md 3.4, 6.13).
+struct halting_loss_options {
+  double ponder_weight = 5e-4;  // alpha_p: larger halts tokens earlier (sparser)
+  double prior_weight = 1e-3;   // alpha_d: pull of the halting-depth distribution towards the prior
+  index_t target_depth = 0;     // centre of the Gaussian prior, 1..L; 0: ceil(2L/3) (8 of 12)
+  index_t effective_target_depth(index_t layers) const noexcept {
+    return target_depth > 0 ? target_depth : (2 * layers + 2) / 3;
+  }
+};
+
 template <class T = float>
 class HaltingController {
  public:
@@ -59,66 +69,15 @@ class HaltingController {
     double eps = 0.01;   // a patch token dies once its cumulative score c >= 1 - eps
   };
 
-  explicit HaltingController(const config& cfg) : cfg_(cfg) {
-    if (!std::isfinite(cfg.gamma) || !std::isfinite(cfg.beta))
-      throw config_error(detail::concat("HaltingController: gamma ", cfg.gamma, " and beta ", cfg.beta, " must be finite"));
-    if (!(cfg.eps > 0 && cfg.eps < 1))
-      throw config_error(detail::concat("HaltingController: eps is ", cfg.eps, ", expected 0 < eps < 1"));
-  }
+  explicit HaltingController(const config& cfg);
 
   const config& cfg() const noexcept { return cfg_; }
 
   // Starts a forward pass of L blocks over [B, N] tokens (token 0 is CLS): all alive.
-  void reset(index_t batch, index_t tokens, index_t layers) {
-    if (batch <= 0 || tokens <= 1 || layers <= 0)
-      throw config_error(detail::concat("HaltingController::reset: B ", batch, ", N ", tokens, ", L ", layers,
-                                        ", expected B > 0, N > 1 (CLS + patches), L > 0"));
-    B_ = batch, N_ = tokens, L_ = layers, done_ = 0;
-    if (mask_.tensor().rank() == 2 && mask_.batch() == batch && mask_.tokens() == tokens) {
-      for (index_t b = 0; b < batch; ++b)
-        for (index_t n = 0; n < tokens; ++n) mask_.set(b, n, true);
-    } else {
-      mask_ = TokenMask(batch, tokens);
-    }
-    h_.resize(Shape{layers, batch, tokens});
-    h_.zero();
-    alive_.resize(Shape{layers, batch, tokens});
-    alive_.zero();
-    c_.resize(Shape{batch, tokens});
-    c_.zero();
-    halt_.resize(Shape{batch, tokens});
-    halt_.fill(-1);
-  }
+  void reset(index_t batch, index_t tokens, index_t layers);
 
   // y: [B, N, C], block `layer`'s masked output (layers in order 0, 1, ..., L-1).
-  void update(index_t layer, ConstSeq<T> y) {
-    if (L_ == 0) throw config_error("HaltingController::update: call reset(B, N, L) first");
-    if (done_ == L_)
-      throw config_error(detail::concat("HaltingController::update: layer ", layer, " after all ", L_,
-                                        " blocks were updated (reset starts a new pass)"));
-    if (layer != done_)
-      throw config_error(detail::concat("HaltingController::update: layer is ", layer, ", expected ", done_,
-                                        " (blocks in order, ", L_, " in all)"));
-    check_shape("HaltingController::update", "y", y.shape(), {B_, N_, -1});
-    if (y.size(2) < 1) throw shape_error("HaltingController::update: y has no channel 0");
-    const index_t C = y.size(2);
-    const bool last = layer == L_ - 1;
-    const double thr = 1.0 - cfg_.eps;
-    for (index_t b = 0; b < B_; ++b)
-      for (index_t n = 0; n < N_; ++n) {
-        const double z = cfg_.gamma * static_cast<double>(y.data()[(b * N_ + n) * C]) - cfg_.beta;
-        h_(layer, b, n) = 1.0 / (1.0 + std::exp(-z));
-        alive_(layer, b, n) = mask_.alive(b, n) ? 1 : 0;
-        if (n == 0) continue;  // CLS never halts
-        if (!mask_.alive(b, n)) continue;
-        c_(b, n) += last ? 1.0 : h_(layer, b, n);
-        if (c_(b, n) >= thr) {
-          halt_(b, n) = layer;
-          mask_.set(b, n, false);
-        }
-      }
-    ++done_;
-  }
+  void update(index_t layer, ConstSeq<T> y);
 
   index_t layers() const noexcept { return L_; }
   index_t layers_done() const noexcept { return done_; }
@@ -132,101 +91,27 @@ class HaltingController {
   const Tensor<double>& cumulative() const noexcept { return c_; }
 
   // [B, N]: blocks that processed each token, 1..L (L for CLS).
-  Tensor<std::int64_t> depth() const {
-    require_done("depth");
-    Tensor<std::int64_t> d(Shape{B_, N_});
-    for (index_t b = 0; b < B_; ++b)
-      for (index_t n = 0; n < N_; ++n) d(b, n) = n == 0 ? L_ : halt_(b, n) + 1;
-    return d;
-  }
+  Tensor<std::int64_t> depth() const;
 
   // Fraction of patch tokens block `layer` processed (FAR statistics.py keep_ratio).
-  double keep_ratio(index_t layer) const {
-    require_done("keep_ratio");
-    if (layer < 0 || layer >= L_)
-      throw config_error(detail::concat("HaltingController::keep_ratio: layer ", layer, " not in [0, ", L_, ")"));
-    index_t k = 0;
-    for (index_t b = 0; b < B_; ++b)
-      for (index_t n = 1; n < N_; ++n) k += alive_(layer, b, n);
-    return static_cast<double>(k) / static_cast<double>(patches());
-  }
+  double keep_ratio(index_t layer) const;
 
-  T ponder_loss() const {
-    require_done("ponder_loss");
-    double s = 0;
-    for (index_t b = 0; b < B_; ++b)
-      for (index_t n = 1; n < N_; ++n) {
-        const index_t k = halt_(b, n);
-        double r = 1;
-        for (index_t l = 0; l < k; ++l) r -= h_(l, b, n);
-        s += static_cast<double>(k + 1) + r;
-      }
-    return static_cast<T>(s / static_cast<double>(patches()));
-  }
+  T ponder_loss() const;
 
-  T prior_kl() const {
-    require_done("prior_kl");
-    const prior_state p = prior();
-    double kl = 0;
-    for (index_t l = 0; l < L_; ++l) {
-      const double t = p.target[static_cast<std::size_t>(l)];
-      if (t > 0) kl += t * (std::log(t) - std::log(p.r[static_cast<std::size_t>(l)]));
-    }
-    return static_cast<T>(kl / static_cast<double>(L_));
-  }
+  // target_depth: the prior's centre, 1..L (0: ceil(2L/3)).
+  T prior_kl(index_t target_depth = 0) const;
 
-  // [L, B, N]: d(alpha_p * ponder_loss + alpha_d * prior_kl) / d y_l[b, n, 0].
-  Tensor<T> loss_grad(double alpha_p, double alpha_d) const {
+  // [L, B, N]: d(alpha_p * ponder_loss + alpha_d * prior_kl(target_depth)) / d y_l[b, n, 0].
+  Tensor<T> loss_grad(double alpha_p, double alpha_d, index_t target_depth = 0) const {
     Tensor<T> g(Shape{L_, B_, N_});
-    loss_grad(alpha_p, alpha_d, g.view());
+    loss_grad(alpha_p, alpha_d, g.view(), target_depth);
     return g;
   }
-  void loss_grad(double alpha_p, double alpha_d, TensorView<T> out) const {
-    require_done("loss_grad");
-    check_shape("HaltingController::loss_grad", "out", out.shape(), {L_, B_, N_});
-    const prior_state p = prior();
-    const auto L = static_cast<std::size_t>(L_);
-    // Back through KL = (1/L) sum t (log t - log r), r = q / Q, q = clamp(p), p = H / S.
-    std::vector<double> gr(L), gp(L), gH(L);
-    double dot = 0;
-    for (std::size_t l = 0; l < L; ++l) {
-      gr[l] = p.target[l] > 0 ? -p.target[l] / (static_cast<double>(L_) * p.r[l]) : 0.0;
-      dot += gr[l] * p.r[l];
-    }
-    for (std::size_t l = 0; l < L; ++l) {
-      const bool inside = p.p[l] >= 0.01 && p.p[l] <= 0.99;  // torch.clamp passes the bounds
-      gp[l] = inside ? (gr[l] - dot) / p.qsum : 0.0;
-    }
-    dot = 0;
-    for (std::size_t l = 0; l < L; ++l) dot += gp[l] * p.p[l];
-    for (std::size_t l = 0; l < L; ++l) gH[l] = (gp[l] - dot) / p.hsum;
-    const double inv_p = 1.0 / static_cast<double>(patches());
-    for (index_t l = 0; l < L_; ++l)
-      for (index_t b = 0; b < B_; ++b) {
-        out(l, b, 0) = T(0);
-        for (index_t n = 1; n < N_; ++n) {
-          double dh = alpha_d * gH[static_cast<std::size_t>(l)] * inv_p;
-          if (l < halt_(b, n)) dh -= alpha_p * inv_p;  // r_k = 1 - sum_{l < halt} h^l
-          const double h = h_(l, b, n);
-          out(l, b, n) = static_cast<T>(dh * cfg_.gamma * h * (1 - h));
-        }
-      }
-  }
+  void loss_grad(double alpha_p, double alpha_d, TensorView<T> out, index_t target_depth = 0) const;
 
-  // A-ViT's distributional target (utils.py get_distribution_target, gaussian), target depth
-  // ceil(2L/3), sigma 1, buffer 0.02; length L, not normalised.
-  static std::vector<double> prior_target(index_t layers) {
-    const index_t td = (2 * layers + 2) / 3;  // ceil(2L/3)
-    std::vector<double> t(static_cast<std::size_t>(layers));
-    double below = 0;
-    for (index_t l = 0; l < layers; ++l) {
-      const double d = static_cast<double>(l - td);
-      t[static_cast<std::size_t>(l)] = std::exp(-0.5 * d * d) * 0.3989422804014327;  // N(l; td, 1)
-      if (l < td) below += t[static_cast<std::size_t>(l)];
-    }
-    for (auto& v : t) v *= 0.98 / below;
-    return t;
-  }
+  // A-ViT's distributional target (utils.py get_distribution_target, gaussian) with its centre
+  // at target_depth (1..L; 0: ceil(2L/3)), sigma 1, buffer 0.02; length L, not normalised.
+  static std::vector<double> prior_target(index_t layers, index_t target_depth = 0);
 
  private:
   struct prior_state {
@@ -234,35 +119,11 @@ class HaltingController {
     double hsum = 0, qsum = 0;
   };
 
-  prior_state prior() const {
-    const auto L = static_cast<std::size_t>(L_);
-    prior_state s;
-    s.target = prior_target(L_);
-    s.p.assign(L, 0.0);
-    s.r.assign(L, 0.0);
-    for (index_t l = 0; l < L_; ++l) {
-      double sum = 0;
-      for (index_t b = 0; b < B_; ++b)
-        for (index_t n = 1; n < N_; ++n) sum += h_(l, b, n);
-      s.p[static_cast<std::size_t>(l)] = sum / static_cast<double>(patches());
-      s.hsum += s.p[static_cast<std::size_t>(l)];
-    }
-    for (auto& v : s.p) v /= s.hsum;
-    for (std::size_t l = 0; l < L; ++l) {
-      s.r[l] = std::clamp(s.p[l], 0.01, 0.99);
-      s.qsum += s.r[l];
-    }
-    for (auto& v : s.r) v /= s.qsum;
-    return s;
-  }
+  prior_state prior(index_t target_depth) const;
 
   index_t patches() const noexcept { return B_ * (N_ - 1); }
 
-  void require_done(const char* what) const {
-    if (L_ == 0 || done_ != L_)
-      throw config_error(detail::concat("HaltingController::", what, ": ", done_, " of ", L_,
-                                        " blocks updated, expected all (reset, then update every block)"));
-  }
+  void require_done(const char* what) const;
 
   config cfg_;
   index_t B_ = 0, N_ = 0, L_ = 0, done_ = 0;
@@ -272,6 +133,196 @@ class HaltingController {
   Tensor<double> c_;                // [B, N] cumulative score
   Tensor<index_t> halt_;            // [B, N] block at which the patch token died, -1 while alive
 };
+
+template <class T>
+HaltingController<T>::HaltingController(const config& cfg) : cfg_(cfg) {
+  if (!std::isfinite(cfg.gamma) || !std::isfinite(cfg.beta))
+    throw config_error(
+        detail::concat("HaltingController: gamma ", cfg.gamma, " and beta ", cfg.beta, " must be finite"));
+  if (!(cfg.eps > 0 && cfg.eps < 1))
+    throw config_error(detail::concat("HaltingController: eps is ", cfg.eps, ", expected 0 < eps < 1"));
+}
+
+template <class T>
+void HaltingController<T>::reset(index_t batch, index_t tokens, index_t layers) {
+  if (batch <= 0 || tokens <= 1 || layers <= 0)
+    throw config_error(detail::concat("HaltingController::reset: B ", batch, ", N ", tokens, ", L ", layers,
+                                      ", expected B > 0, N > 1 (CLS + patches), L > 0"));
+  B_ = batch, N_ = tokens, L_ = layers, done_ = 0;
+  if (mask_.tensor().rank() == 2 && mask_.batch() == batch && mask_.tokens() == tokens) {
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t n = 0; n < tokens; ++n) mask_.set(b, n, true);
+  } else {
+    mask_ = TokenMask(batch, tokens);
+  }
+  h_.resize(Shape{layers, batch, tokens});
+  h_.zero();
+  alive_.resize(Shape{layers, batch, tokens});
+  alive_.zero();
+  c_.resize(Shape{batch, tokens});
+  c_.zero();
+  halt_.resize(Shape{batch, tokens});
+  halt_.fill(-1);
+}
+
+template <class T>
+void HaltingController<T>::update(index_t layer, ConstSeq<T> y) {
+  if (L_ == 0) throw config_error("HaltingController::update: call reset(B, N, L) first");
+  if (done_ == L_)
+    throw config_error(detail::concat("HaltingController::update: layer ", layer, " after all ", L_,
+                                      " blocks were updated (reset starts a new pass)"));
+  if (layer != done_)
+    throw config_error(detail::concat("HaltingController::update: layer is ", layer, ", expected ", done_,
+                                      " (blocks in order, ", L_, " in all)"));
+  check_shape("HaltingController::update", "y", y.shape(), {B_, N_, -1});
+  if (y.size(2) < 1) throw shape_error("HaltingController::update: y has no channel 0");
+  const index_t C = y.size(2);
+  const bool last = layer == L_ - 1;
+  const double thr = 1.0 - cfg_.eps;
+  for (index_t b = 0; b < B_; ++b)
+    for (index_t n = 0; n < N_; ++n) {
+      const double z = cfg_.gamma * static_cast<double>(y.data()[(b * N_ + n) * C]) - cfg_.beta;
+      h_(layer, b, n) = 1.0 / (1.0 + std::exp(-z));
+      alive_(layer, b, n) = mask_.alive(b, n) ? 1 : 0;
+      if (n == 0) continue;  // CLS never halts
+      if (!mask_.alive(b, n)) continue;
+      c_(b, n) += last ? 1.0 : h_(layer, b, n);
+      if (c_(b, n) >= thr) {
+        halt_(b, n) = layer;
+        mask_.set(b, n, false);
+      }
+    }
+  ++done_;
+}
+
+template <class T>
+Tensor<std::int64_t> HaltingController<T>::depth() const {
+  require_done("depth");
+  Tensor<std::int64_t> d(Shape{B_, N_});
+  for (index_t b = 0; b < B_; ++b)
+    for (index_t n = 0; n < N_; ++n) d(b, n) = n == 0 ? L_ : halt_(b, n) + 1;
+  return d;
+}
+
+template <class T>
+double HaltingController<T>::keep_ratio(index_t layer) const {
+  require_done("keep_ratio");
+  if (layer < 0 || layer >= L_)
+    throw config_error(detail::concat("HaltingController::keep_ratio: layer ", layer, " not in [0, ", L_, ")"));
+  index_t k = 0;
+  for (index_t b = 0; b < B_; ++b)
+    for (index_t n = 1; n < N_; ++n) k += alive_(layer, b, n);
+  return static_cast<double>(k) / static_cast<double>(patches());
+}
+
+template <class T>
+T HaltingController<T>::ponder_loss() const {
+  require_done("ponder_loss");
+  double s = 0;
+  for (index_t b = 0; b < B_; ++b)
+    for (index_t n = 1; n < N_; ++n) {
+      const index_t k = halt_(b, n);
+      double r = 1;
+      for (index_t l = 0; l < k; ++l) r -= h_(l, b, n);
+      s += static_cast<double>(k + 1) + r;
+    }
+  return static_cast<T>(s / static_cast<double>(patches()));
+}
+
+template <class T>
+T HaltingController<T>::prior_kl(index_t target_depth) const {
+  require_done("prior_kl");
+  const prior_state p = prior(target_depth);
+  double kl = 0;
+  for (index_t l = 0; l < L_; ++l) {
+    const double t = p.target[static_cast<std::size_t>(l)];
+    if (t > 0) kl += t * (std::log(t) - std::log(p.r[static_cast<std::size_t>(l)]));
+  }
+  return static_cast<T>(kl / static_cast<double>(L_));
+}
+
+template <class T>
+void HaltingController<T>::loss_grad(double alpha_p, double alpha_d, TensorView<T> out, index_t target_depth) const {
+  require_done("loss_grad");
+  check_shape("HaltingController::loss_grad", "out", out.shape(), {L_, B_, N_});
+  const prior_state p = prior(target_depth);
+  const auto L = static_cast<std::size_t>(L_);
+  // Back through KL = (1/L) sum t (log t - log r), r = q / Q, q = clamp(p), p = H / S.
+  std::vector<double> gr(L), gp(L), gH(L);
+  double dot = 0;
+  for (std::size_t l = 0; l < L; ++l) {
+    gr[l] = p.target[l] > 0 ? -p.target[l] / (static_cast<double>(L_) * p.r[l]) : 0.0;
+    dot += gr[l] * p.r[l];
+  }
+  for (std::size_t l = 0; l < L; ++l) {
+    const bool inside = p.p[l] >= 0.01 && p.p[l] <= 0.99;  // torch.clamp passes the bounds
+    gp[l] = inside ? (gr[l] - dot) / p.qsum : 0.0;
+  }
+  dot = 0;
+  for (std::size_t l = 0; l < L; ++l) dot += gp[l] * p.p[l];
+  for (std::size_t l = 0; l < L; ++l) gH[l] = (gp[l] - dot) / p.hsum;
+  const double inv_p = 1.0 / static_cast<double>(patches());
+  for (index_t l = 0; l < L_; ++l)
+    for (index_t b = 0; b < B_; ++b) {
+      out(l, b, 0) = T(0);
+      for (index_t n = 1; n < N_; ++n) {
+        double dh = alpha_d * gH[static_cast<std::size_t>(l)] * inv_p;
+        if (l < halt_(b, n)) dh -= alpha_p * inv_p;  // r_k = 1 - sum_{l < halt} h^l
+        const double h = h_(l, b, n);
+        out(l, b, n) = static_cast<T>(dh * cfg_.gamma * h * (1 - h));
+      }
+    }
+}
+
+template <class T>
+std::vector<double> HaltingController<T>::prior_target(index_t layers, index_t target_depth) {
+  if (layers < 1 || target_depth < 0 || target_depth > layers)
+    throw config_error(detail::concat("HaltingController::prior_target: target depth ", target_depth, " for ", layers,
+                                      " layers, expected 1..", layers, " (0: ceil(2L/3))"));
+  const index_t td = halting_loss_options{0, 0, target_depth}.effective_target_depth(layers);
+  std::vector<double> t(static_cast<std::size_t>(layers));
+  double below = 0;
+  for (index_t l = 0; l < layers; ++l) {
+    const double d = static_cast<double>(l - td);
+    t[static_cast<std::size_t>(l)] = std::exp(-0.5 * d * d) * 0.3989422804014327;  // N(l; td, 1)
+    if (l < td) below += t[static_cast<std::size_t>(l)];
+  }
+  for (auto& v : t) v *= 0.98 / below;
+  return t;
+}
+
+template <class T>
+typename HaltingController<T>::prior_state HaltingController<T>::prior(index_t target_depth) const {
+  const auto L = static_cast<std::size_t>(L_);
+  prior_state s;
+  s.target = prior_target(L_, target_depth);
+  s.p.assign(L, 0.0);
+  s.r.assign(L, 0.0);
+  for (index_t l = 0; l < L_; ++l) {
+    double sum = 0;
+    for (index_t b = 0; b < B_; ++b)
+      for (index_t n = 1; n < N_; ++n) sum += h_(l, b, n);
+    s.p[static_cast<std::size_t>(l)] = sum / static_cast<double>(patches());
+    s.hsum += s.p[static_cast<std::size_t>(l)];
+  }
+  for (auto& v : s.p) v /= s.hsum;
+  for (std::size_t l = 0; l < L; ++l) {
+    s.r[l] = std::clamp(s.p[l], 0.01, 0.99);
+    s.qsum += s.r[l];
+  }
+  for (auto& v : s.r) v /= s.qsum;
+  return s;
+}
+
+template <class T>
+void HaltingController<T>::require_done(const char* what) const {
+  if (L_ == 0 || done_ != L_)
+    throw config_error(detail::concat("HaltingController::", what, ": ", done_, " of ", L_,
+                                      " blocks updated, expected all (reset, then update every block)"));
+}
+
+SPARSIMIX_EXTERN_TEMPLATE(class HaltingController<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class HaltingController<double>)
 
 // Bernoulli KL between teacher and student halting probabilities (METHOD.md 2.4):
 // mean over elements of p log(p/q) + (1-p) log((1-p)/(1-q)), both clamped to [1e-6, 1-1e-6].
@@ -298,6 +349,11 @@ T bernoulli_kl(TensorView<const T> p, TensorView<const T> q, TensorView<T> dq = 
   }
   return static_cast<T>(s / static_cast<double>(n));
 }
+
+SPARSIMIX_EXTERN_TEMPLATE(float bernoulli_kl<float>(TensorView<const float>, TensorView<const float>,
+                                                    TensorView<float>))
+SPARSIMIX_EXTERN_TEMPLATE(double bernoulli_kl<double>(TensorView<const double>, TensorView<const double>,
+                                                      TensorView<double>))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -59,30 +59,7 @@ class HybridViT {
   using scalar_type = T;
 
   // Builds every parameter (zeros) and the mixers of cfg.mixers; call init() or load weights.
-  explicit HybridViT(vit_config cfg) : cfg_(std::move(cfg)) {
-    cfg_.validate();
-    const index_t C = cfg_.embed_dim;
-    patch_w_ = pt({C, cfg_.in_chans, cfg_.patch_size, cfg_.patch_size});
-    patch_b_ = pt({C});
-    cls_ = pt({1, 1, C});
-    pos_ = pt({1, cfg_.num_tokens(), C});
-    norm_w_ = pt({C});
-    norm_b_ = pt({C});
-    head_w_ = pt({cfg_.num_classes, C});
-    head_b_ = pt({cfg_.num_classes});
-    Rng rng(0);
-    blocks_.reserve(static_cast<std::size_t>(cfg_.depth));
-    for (index_t i = 0; i < cfg_.depth; ++i) {
-      const index_t Hd = cfg_.mlp_hidden();
-      auto& spec = cfg_.mixers[static_cast<std::size_t>(i)];
-      spec = normalize_spec(spec, detail::concat("vit config: mixers[", i, "]"));
-      blocks_.push_back(block{pt({C}), pt({C}), pt({C}), pt({C}), pt({Hd, C}), pt({Hd}), pt({C, Hd}), pt({C}),
-                              make_mixer<T>(spec, mixer_dims{C, cfg_.num_heads}, rng)});
-    }
-    init_norms();
-    if (cfg_.halting)
-      halting_.emplace(typename HaltingController<T>::config{cfg_.halting->gamma, cfg_.halting->beta, cfg_.halting->eps});
-  }
+  explicit HybridViT(vit_config cfg);
 
   const vit_config& config() const noexcept { return cfg_; }
   // The A-ViT halting state of the last forward (masks, depth, ponder, prior); throws
@@ -97,32 +74,7 @@ class HybridViT {
   // timm's default init: Linear weights N(0, 0.02) (truncated at +-2, as timm's absolute
   // bounds), biases 0, LayerNorm 1/0, pos_embed N(0, 0.02), cls_token N(0, 1e-6), patch
   // conv PyTorch's default U(+-1/sqrt(fan_in)); each mixer's own init.
-  void init(Rng& rng) {
-    auto trunc = [&](Tensor<T>& t, double std) {
-      for (auto& v : t) {
-        double z;
-        do z = rng.normal(0.0, std); while (std::abs(z) > 2.0);
-        v = static_cast<T>(z);
-      }
-    };
-    const double bound = 1.0 / std::sqrt(double(cfg_.in_chans * cfg_.patch_size * cfg_.patch_size));
-    fill_uniform(rng, patch_w_.v.data(), patch_w_.v.numel(), -bound, bound);
-    fill_uniform(rng, patch_b_.v.data(), patch_b_.v.numel(), -bound, bound);
-    trunc(cls_.v, 1e-6);
-    trunc(pos_.v, 0.02);
-    trunc(head_w_.v, 0.02);
-    head_b_.v.zero();
-    for (auto& b : blocks_) {
-      trunc(b.fc1_w.v, 0.02);
-      b.fc1_b.v.zero();
-      trunc(b.fc2_w.v, 0.02);
-      b.fc2_b.v.zero();
-      std::visit([&](auto& m) {
-        if constexpr (requires { m.init(rng); }) m.init(rng);
-      }, b.mixer);
-    }
-    init_norms();
-  }
+  void init(Rng& rng);
 
   Mixer<T>& mixer(index_t i) { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
   const Mixer<T>& mixer(index_t i) const { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
@@ -130,42 +82,15 @@ class HybridViT {
   // Swaps block i's mixer, keeping every other weight. The config records the spec of the
   // mixer itself (spec_of), so what a checkpoint saves always describes what the block holds;
   // an AnyMixer of an unregistered type makes the model unsaveable (serializable() false).
-  void replace_mixer(index_t i, Mixer<T> m) {
-    if (i < 0 || i >= depth())
-      throw config_error(detail::concat("HybridViT::replace_mixer: block ", i, " out of range [0, ", depth(), ")"));
-    const index_t d = std::visit([](const auto& mm) { return static_cast<index_t>(mm.dim()); }, m);
-    if (d != dim())
-      throw shape_error(detail::concat("HybridViT::replace_mixer: mixer dim is ", d, ", expected ", dim()));
-    const std::optional<mixer_spec> spec = spec_of(m);
-    blocks_[static_cast<std::size_t>(i)].mixer = std::move(m);
-    custom_.erase(std::remove(custom_.begin(), custom_.end(), i), custom_.end());
-    if (spec)
-      cfg_.mixers[static_cast<std::size_t>(i)] = *spec;
-    else
-      custom_.push_back(i);
-  }
+  void replace_mixer(index_t i, Mixer<T> m);
   // Block i's mixer tensors in PyTorch's layout (names relative to the mixer, "proj.weight").
-  named_tensors<T> mixer_tensors(index_t i) const {
-    // parameters() hands out mutable views; this only reads them.
-    auto& m = const_cast<Mixer<T>&>(mixer(i));
-    return std::visit([](auto& mm) { return sparsimix::mixer_state(mm); }, m);
-  }
+  named_tensors<T> mixer_tensors(index_t i) const;
   // True when every block's mixer can be described by the config (no AnyMixer).
   bool serializable() const noexcept { return custom_.empty(); }
 
   // Every trainable tensor with its PyTorch name (MultiHeadLSTM's compact ".blocks" storage
   // under its own names; see mixer_state for the dense layout).
-  ParamList<T> parameters() {
-    ParamList<T> ps;
-    visit_state([&](const std::string& name, pt& p, bool decay) { ps.push_back({name, p.v.view(), p.g.view(), decay}); },
-                [&](const std::string& prefix, Mixer<T>& mixer) {
-                  for (auto& mp : std::visit([](auto& m) { return m.parameters(); }, mixer)) {
-                    mp.name = prefix + mp.name;
-                    ps.push_back(std::move(mp));
-                  }
-                });
-    return ps;
-  }
+  ParamList<T> parameters();
   void zero_grad() {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
   }
@@ -176,27 +101,10 @@ class HybridViT {
   void set_trainable(Pred&& trainable) {
     for_each_own([&](const std::string& name, pt& p) { p.trainable = trainable(name); });
   }
-  index_t num_parameters() {
-    index_t n = 0;
-    for (const auto& [name, t] : state_dict()) n += t.numel();
-    return n;
-  }
+  index_t num_parameters();
 
   // The PyTorch state_dict (timm order, dense layouts), values or gradients.
-  named_tensors<T> state_dict(bool grads = false) {
-    named_tensors<T> out;
-    visit_state(
-        [&](const std::string& name, pt& p, bool) {
-          Tensor<T> t(p.v.shape());
-          t.copy_from(grads ? p.g.view() : p.v.view());
-          out.emplace_back(name, std::move(t));
-        },
-        [&](const std::string& prefix, Mixer<T>& mixer) {
-          for (auto& [name, t] : std::visit([&](auto& m) { return mixer_state(m, grads); }, mixer))
-            out.emplace_back(prefix + name, std::move(t));
-        });
-    return out;
-  }
+  named_tensors<T> state_dict(bool grads = false);
 
   // Loads every tensor of state_dict() from lookup(name) -> Tensor<T>. Shapes are checked
   // for every tensor before any weight changes (mixers check their own before writing).
@@ -227,64 +135,7 @@ class HybridViT {
   // ---- inference ----------------------------------------------------------------------
 
   // logits [B, classes] from images [B, in_chans, img, img]. `cap` selects extra outputs.
-  void forward(TensorView<const T> images, TensorView<T> logits, vit_capture<T>* cap = nullptr) const {
-    const index_t B = check_images("HybridViT::forward", images);
-    check_shape("HybridViT::forward", "logits", logits.shape(), {B, cfg_.num_classes});
-    const index_t C = dim(), N = cfg_.num_tokens(), rows = B * N;
-    auto& w = ws_;
-    embed(images, B, w);
-    if (cap) {
-      cap->block_out.resize(static_cast<std::size_t>(depth()));
-      cap->mixer_out.resize(static_cast<std::size_t>(depth()));
-      cap->attn_map.resize(static_cast<std::size_t>(depth()));
-      if (cap->mixer_inputs) cap->mixer_in.resize(static_cast<std::size_t>(depth()));
-      if (cap->pre_proj) cap->pre_proj_out.resize(static_cast<std::size_t>(depth()));
-    }
-    w.ln.resize(Shape{B, N, C});
-    w.mix.resize(Shape{B, N, C});
-    w.hid.resize(Shape{rows, cfg_.mlp_hidden()});
-    const T eps = static_cast<T>(cfg_.ln_eps);
-    if (halting_) halting_->reset(B, N, depth());
-    for (index_t i = 0; i < depth(); ++i) {
-      const auto& b = blocks_[static_cast<std::size_t>(i)];
-      // Under halting, block i runs on x * m with m the mask before it (FORMATS.md 1).
-      const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
-      if (mask) zero_dead_tokens(*mask, w.x.data(), C);
-      kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
-                                 static_cast<T*>(nullptr), rows, C, eps);
-      if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
-      if (cap && cap->pre_proj) {
-        auto& pre = cap->pre_proj_out[static_cast<std::size_t>(i)];
-        if (const auto* a = std::get_if<Attention<T>>(&b.mixer)) {
-          pre.resize(Shape{B, N, C});
-          a->forward_pre_proj(w.ln.view(), pre.view(), mask);
-        } else {
-          pre = Tensor<T>();
-        }
-      }
-      const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
-      if (want_map) {
-        auto& map = cap->attn_map[static_cast<std::size_t>(i)];
-        const auto& a = std::get<Attention<T>>(b.mixer);
-        map.resize(Shape{B, a.num_heads(), N, N});
-        a.forward_capture(w.ln.view(), w.mix.view(), map.view(), mask);
-      } else {
-        std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), mask); }, b.mixer);
-        if (cap) cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();
-      }
-      if (cap && cap->mixers) cap->mixer_out[static_cast<std::size_t>(i)] = w.mix;
-      T* x = w.x.data();
-      const T* mx = w.mix.data();
-      for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
-      mlp(b, w, rows, eps);
-      if (mask) {
-        zero_dead_tokens(*mask, w.x.data(), C);
-        halting_->update(i, w.x.view());
-      }
-      if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
-    }
-    head(w, B, logits.data());
-  }
+  void forward(TensorView<const T> images, TensorView<T> logits, vit_capture<T>* cap = nullptr) const;
 
   // ---- training -----------------------------------------------------------------------
 
@@ -292,97 +143,17 @@ class HybridViT {
   // tape.backward() accumulates into this model's gradients.
   template <class Tp>
     requires std::same_as<Tp, Tape<T>>
-  Var forward(Tp& tape, TensorView<const T> images, vit_trace* trace = nullptr) {
-    const index_t B = check_images("HybridViT::forward(tape)", images);
-    const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches();
-    ws_.patches.resize(Shape{B, np, F});
-    patchify(images, B, ws_.patches.data());
-    const Var patches = tape.input(ws_.patches.view());
-    const Var wp = tape.param(patch_w_.v.view().reshape(Shape{C, F}), patch_w_.g.view().reshape(Shape{C, F}));
-    Var x = tape.concat_tokens(bind(tape, cls_), tape.linear(patches, wp, bind(tape, patch_b_)));
-    x = tape.add(x, bind(tape, pos_));
-    if (trace) {
-      const bool want = trace->want_pre_proj;
-      *trace = vit_trace{};
-      trace->want_pre_proj = want;
-    }
-    const T eps = static_cast<T>(cfg_.ln_eps);
-    const index_t N = cfg_.num_tokens();
-    if (halting_) {
-      halting_->reset(B, N, depth());
-      train_masks_.resize(static_cast<std::size_t>(depth()));
-    }
-    for (index_t i = 0; i < depth(); ++i) {
-      auto& b = blocks_[static_cast<std::size_t>(i)];
-      const TokenMask* mask = nullptr;
-      if (halting_) {
-        // The mixer node reads its mask again in backward: keep a copy per block.
-        train_masks_[static_cast<std::size_t>(i)] = halting_->mask();
-        mask = &train_masks_[static_cast<std::size_t>(i)];
-        x = tape.mask_tokens(x, *mask);
-      }
-      const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
-      Var pre;
-      const Var m = std::visit(
-          [&](auto& mm) {
-            if constexpr (HasPreProjOutput<std::remove_cvref_t<decltype(mm)>>) {
-              if (trace && trace->want_pre_proj && provides_pre_proj_output(mm)) {
-                auto [y, s] = tape.mixer_pre_proj(mm, h, mask);
-                pre = s;
-                return y;
-              }
-            }
-            return tape.mixer(mm, h, mask);
-          },
-          b.mixer);
-      x = tape.add(x, m);
-      const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
-      const Var f = tape.linear_gelu(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b));
-      x = tape.add(x, tape.linear(f, bind(tape, b.fc2_w), bind(tape, b.fc2_b)));
-      if (halting_) {
-        x = tape.mask_tokens(x, *mask);
-        halting_->update(i, tape.value(x));
-      }
-      if (trace) {
-        trace->mixer_in.push_back(h);
-        trace->mixer_out.push_back(m);
-        trace->pre_proj.push_back(pre);
-        trace->block_out.push_back(x);
-      }
-    }
-    const Var cls = tape.layernorm(tape.slice_tokens(x, 0, 1), bind(tape, norm_w_), bind(tape, norm_b_), eps);
-    const Var logits = tape.reshape(tape.linear(cls, bind(tape, head_w_), bind(tape, head_b_)),
-                                    Shape{B, cfg_.num_classes});
-    if (trace) trace->logits = logits;
-    return logits;
-  }
+  Var forward(Tp& tape, TensorView<const T> images, vit_trace* trace = nullptr);
 
-  // The A-ViT losses alpha_p * ponder + alpha_d * prior KL of the last tape forward (which
-  // must have been traced), as a scalar on the tape. The halting controller computes the
+  // The A-ViT losses alpha_p * ponder + alpha_d * prior KL (prior centred at target_depth,
+  // 0: ceil(2L/3)) of the last tape forward (which must have been traced), as a scalar on the tape. The halting controller computes the
   // value and its gradient w.r.t. channel 0 of each block output; they enter the tape as one
   // external_loss per block (the value on the first), so backward sends that gradient into
   // the block outputs.
   template <class Tp>
     requires std::same_as<Tp, Tape<T>>
-  Var halting_loss(Tp& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3) {
-    const auto& hs = halting();
-    if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
-      throw config_error("HybridViT::halting_loss: needs the trace of a complete tape forward");
-    const Tensor<T> g = hs.loss_grad(alpha_p, alpha_d);  // [L, B, N]
-    const Shape ys = tape.shape(trace.block_out[0]);
-    const index_t B = ys[0], N = ys[1], C = ys[2];
-    const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl();
-    Var total;
-    ws_.keep.resize(Shape{B, N, C});
-    for (index_t l = 0; l < depth(); ++l) {
-      ws_.keep.zero();
-      for (index_t r = 0; r < B * N; ++r) ws_.keep.data()[r * C] = g.data()[l * B * N + r];
-      const Var term = tape.external_loss(l == 0 ? value : T(0), trace.block_out[static_cast<std::size_t>(l)],
-                                          ws_.keep.view());
-      total = total.valid() ? tape.add(total, term) : term;
-    }
-    return total;
-  }
+  Var halting_loss(Tp& tape, const vit_trace& trace, double alpha_p = 5e-4, double alpha_d = 1e-3,
+                   index_t target_depth = 0);
 
  private:
   struct pt {
@@ -434,16 +205,7 @@ class HybridViT {
     visit_state([&](const std::string& name, pt& p, bool) { f(name, p); }, [](const std::string&, Mixer<T>&) {});
   }
 
-  void init_norms() {
-    norm_w_.v.fill(T(1));
-    norm_b_.v.zero();
-    for (auto& b : blocks_) {
-      b.n1_w.v.fill(T(1));
-      b.n1_b.v.zero();
-      b.n2_w.v.fill(T(1));
-      b.n2_b.v.zero();
-    }
-  }
+  void init_norms();
 
   index_t check_images(const char* where, TensorView<const T> images) const {
     check_shape(where, "images", images.shape(), {-1, cfg_.in_chans, cfg_.img_size, cfg_.img_size});
@@ -451,56 +213,16 @@ class HybridViT {
   }
 
   // [B, Cin, H, W] -> [B, np, Cin*P*P] in the Conv2d weight's (c, ky, kx) order.
-  void patchify(TensorView<const T> images, index_t B, T* out) const {
-    const index_t P = cfg_.patch_size, g = cfg_.grid(), Cin = cfg_.in_chans, S = cfg_.img_size;
-    for (index_t b = 0; b < B; ++b)
-      for (index_t gy = 0; gy < g; ++gy)
-        for (index_t gx = 0; gx < g; ++gx)
-          for (index_t c = 0; c < Cin; ++c)
-            for (index_t ky = 0; ky < P; ++ky) {
-              const T* src = images.data() + ((b * Cin + c) * S + gy * P + ky) * S + gx * P;
-              std::copy(src, src + P, out);
-              out += P;
-            }
-  }
+  void patchify(TensorView<const T> images, index_t B, T* out) const;
 
   // w.x = [cls; patches W^T + b] + pos, [B, N, C].
-  void embed(TensorView<const T> images, index_t B, workspace& w) const {
-    const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches(), N = np + 1;
-    w.patches.resize(Shape{B * np, F});
-    patchify(images, B, w.patches.data());
-    w.emb.resize(Shape{B * np, C});
-    linear_forward(w.patches.data(), patch_w_.v.data(), patch_b_.v.data(), w.emb.data(), B * np, F, C);
-    w.x.resize(Shape{B, N, C});
-    const T* pos = pos_.v.data();
-    for (index_t b = 0; b < B; ++b) {
-      T* xb = w.x.data() + b * N * C;
-      for (index_t c = 0; c < C; ++c) xb[c] = cls_.v.data()[c] + pos[c];
-      const T* e = w.emb.data() + b * np * C;
-      for (index_t k = 0; k < np * C; ++k) xb[C + k] = e[k] + pos[C + k];
-    }
-  }
+  void embed(TensorView<const T> images, index_t B, workspace& w) const;
 
   // x += fc2(GELU(fc1(LN2(x)))) over `rows` tokens.
-  void mlp(const block& b, workspace& w, index_t rows, T eps) const {
-    const index_t C = dim(), Hd = cfg_.mlp_hidden();
-    kernels::layernorm_forward(w.x.data(), b.n2_w.v.data(), b.n2_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
-                               static_cast<T*>(nullptr), rows, C, eps);
-    linear_forward(w.ln.data(), b.fc1_w.v.data(), static_cast<const T*>(nullptr), w.hid.data(), rows, C, Hd);
-    kernels::bias_gelu(w.hid.data(), b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
-    linear_forward(w.hid.data(), b.fc2_w.v.data(), b.fc2_b.v.data(), w.x.data(), rows, Hd, C, accumulate::yes);
-  }
+  void mlp(const block& b, workspace& w, index_t rows, T eps) const;
 
   // logits = head(LN(x[:, 0])).
-  void head(workspace& w, index_t B, T* logits) const {
-    const index_t C = dim(), N = cfg_.num_tokens();
-    w.cls.resize(Shape{B, C});
-    w.cls_ln.resize(Shape{B, C});
-    for (index_t b = 0; b < B; ++b) std::copy_n(w.x.data() + b * N * C, C, w.cls.data() + b * C);
-    kernels::layernorm_forward(w.cls.data(), norm_w_.v.data(), norm_b_.v.data(), w.cls_ln.data(),
-                               static_cast<T*>(nullptr), static_cast<T*>(nullptr), B, C, static_cast<T>(cfg_.ln_eps));
-    linear_forward(w.cls_ln.data(), head_w_.v.data(), head_b_.v.data(), logits, B, C, cfg_.num_classes);
-  }
+  void head(workspace& w, index_t B, T* logits) const;
 
   vit_config cfg_;
   pt patch_w_, patch_b_, cls_, pos_, norm_w_, norm_b_, head_w_, head_b_;
@@ -510,6 +232,346 @@ class HybridViT {
   std::vector<TokenMask> train_masks_;             // per block, alive until the tape's backward
   mutable workspace ws_;
 };
+
+template <class T>
+HybridViT<T>::HybridViT(vit_config cfg) : cfg_(std::move(cfg)) {
+  cfg_.validate();
+  const index_t C = cfg_.embed_dim;
+  patch_w_ = pt({C, cfg_.in_chans, cfg_.patch_size, cfg_.patch_size});
+  patch_b_ = pt({C});
+  cls_ = pt({1, 1, C});
+  pos_ = pt({1, cfg_.num_tokens(), C});
+  norm_w_ = pt({C});
+  norm_b_ = pt({C});
+  head_w_ = pt({cfg_.num_classes, C});
+  head_b_ = pt({cfg_.num_classes});
+  Rng rng(0);
+  blocks_.reserve(static_cast<std::size_t>(cfg_.depth));
+  for (index_t i = 0; i < cfg_.depth; ++i) {
+    const index_t Hd = cfg_.mlp_hidden();
+    auto& spec = cfg_.mixers[static_cast<std::size_t>(i)];
+    spec = normalize_spec(spec, detail::concat("vit config: mixers[", i, "]"));
+    blocks_.push_back(block{pt({C}), pt({C}), pt({C}), pt({C}), pt({Hd, C}), pt({Hd}), pt({C, Hd}), pt({C}),
+                            make_mixer<T>(spec, mixer_dims{C, cfg_.num_heads}, rng)});
+  }
+  init_norms();
+  if (cfg_.halting)
+    halting_.emplace(typename HaltingController<T>::config{cfg_.halting->gamma, cfg_.halting->beta, cfg_.halting->eps});
+}
+
+template <class T>
+void HybridViT<T>::init(Rng& rng) {
+  auto trunc = [&](Tensor<T>& t, double std) {
+    for (auto& v : t) {
+      double z;
+      do z = rng.normal(0.0, std); while (std::abs(z) > 2.0);
+      v = static_cast<T>(z);
+    }
+  };
+  const double bound = 1.0 / std::sqrt(double(cfg_.in_chans * cfg_.patch_size * cfg_.patch_size));
+  fill_uniform(rng, patch_w_.v.data(), patch_w_.v.numel(), -bound, bound);
+  fill_uniform(rng, patch_b_.v.data(), patch_b_.v.numel(), -bound, bound);
+  trunc(cls_.v, 1e-6);
+  trunc(pos_.v, 0.02);
+  trunc(head_w_.v, 0.02);
+  head_b_.v.zero();
+  for (auto& b : blocks_) {
+    trunc(b.fc1_w.v, 0.02);
+    b.fc1_b.v.zero();
+    trunc(b.fc2_w.v, 0.02);
+    b.fc2_b.v.zero();
+    std::visit([&](auto& m) {
+      if constexpr (requires { m.init(rng); }) m.init(rng);
+    }, b.mixer);
+  }
+  init_norms();
+}
+
+template <class T>
+void HybridViT<T>::replace_mixer(index_t i, Mixer<T> m) {
+  if (i < 0 || i >= depth())
+    throw config_error(detail::concat("HybridViT::replace_mixer: block ", i, " out of range [0, ", depth(), ")"));
+  const index_t d = std::visit([](const auto& mm) { return static_cast<index_t>(mm.dim()); }, m);
+  if (d != dim())
+    throw shape_error(detail::concat("HybridViT::replace_mixer: mixer dim is ", d, ", expected ", dim()));
+  const std::optional<mixer_spec> spec = spec_of(m);
+  blocks_[static_cast<std::size_t>(i)].mixer = std::move(m);
+  custom_.erase(std::remove(custom_.begin(), custom_.end(), i), custom_.end());
+  if (spec)
+    cfg_.mixers[static_cast<std::size_t>(i)] = *spec;
+  else
+    custom_.push_back(i);
+}
+
+template <class T>
+named_tensors<T> HybridViT<T>::mixer_tensors(index_t i) const {
+  // parameters() hands out mutable views; this only reads them.
+  auto& m = const_cast<Mixer<T>&>(mixer(i));
+  return std::visit([](auto& mm) { return sparsimix::mixer_state(mm); }, m);
+}
+
+template <class T>
+ParamList<T> HybridViT<T>::parameters() {
+  ParamList<T> ps;
+  visit_state([&](const std::string& name, pt& p, bool decay) { ps.push_back({name, p.v.view(), p.g.view(), decay}); },
+              [&](const std::string& prefix, Mixer<T>& mixer) {
+                for (auto& mp : std::visit([](auto& m) { return m.parameters(); }, mixer)) {
+                  mp.name = prefix + mp.name;
+                  ps.push_back(std::move(mp));
+                }
+              });
+  return ps;
+}
+
+template <class T>
+index_t HybridViT<T>::num_parameters() {
+  index_t n = 0;
+  for (const auto& [name, t] : state_dict()) n += t.numel();
+  return n;
+}
+
+template <class T>
+named_tensors<T> HybridViT<T>::state_dict(bool grads) {
+  named_tensors<T> out;
+  visit_state(
+      [&](const std::string& name, pt& p, bool) {
+        Tensor<T> t(p.v.shape());
+        t.copy_from(grads ? p.g.view() : p.v.view());
+        out.emplace_back(name, std::move(t));
+      },
+      [&](const std::string& prefix, Mixer<T>& mixer) {
+        for (auto& [name, t] : std::visit([&](auto& m) { return mixer_state(m, grads); }, mixer))
+          out.emplace_back(prefix + name, std::move(t));
+      });
+  return out;
+}
+
+template <class T>
+void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit_capture<T>* cap) const {
+  const index_t B = check_images("HybridViT::forward", images);
+  check_shape("HybridViT::forward", "logits", logits.shape(), {B, cfg_.num_classes});
+  const index_t C = dim(), N = cfg_.num_tokens(), rows = B * N;
+  auto& w = ws_;
+  embed(images, B, w);
+  if (cap) {
+    cap->block_out.resize(static_cast<std::size_t>(depth()));
+    cap->mixer_out.resize(static_cast<std::size_t>(depth()));
+    cap->attn_map.resize(static_cast<std::size_t>(depth()));
+    if (cap->mixer_inputs) cap->mixer_in.resize(static_cast<std::size_t>(depth()));
+    if (cap->pre_proj) cap->pre_proj_out.resize(static_cast<std::size_t>(depth()));
+  }
+  w.ln.resize(Shape{B, N, C});
+  w.mix.resize(Shape{B, N, C});
+  w.hid.resize(Shape{rows, cfg_.mlp_hidden()});
+  const T eps = static_cast<T>(cfg_.ln_eps);
+  if (halting_) halting_->reset(B, N, depth());
+  for (index_t i = 0; i < depth(); ++i) {
+    const auto& b = blocks_[static_cast<std::size_t>(i)];
+    // Under halting, block i runs on x * m with m the mask before it (FORMATS.md 1).
+    const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
+    if (mask) zero_dead_tokens(*mask, w.x.data(), C);
+    kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
+                               static_cast<T*>(nullptr), rows, C, eps);
+    if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
+    if (cap && cap->pre_proj) {
+      auto& pre = cap->pre_proj_out[static_cast<std::size_t>(i)];
+      if (const auto* a = std::get_if<Attention<T>>(&b.mixer)) {
+        pre.resize(Shape{B, N, C});
+        a->forward_pre_proj(w.ln.view(), pre.view(), mask);
+      } else {
+        pre = Tensor<T>();
+      }
+    }
+    const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
+    if (want_map) {
+      auto& map = cap->attn_map[static_cast<std::size_t>(i)];
+      const auto& a = std::get<Attention<T>>(b.mixer);
+      map.resize(Shape{B, a.num_heads(), N, N});
+      a.forward_capture(w.ln.view(), w.mix.view(), map.view(), mask);
+    } else {
+      std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), mask); }, b.mixer);
+      if (cap) cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();
+    }
+    if (cap && cap->mixers) cap->mixer_out[static_cast<std::size_t>(i)] = w.mix;
+    T* x = w.x.data();
+    const T* mx = w.mix.data();
+    for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
+    mlp(b, w, rows, eps);
+    if (mask) {
+      zero_dead_tokens(*mask, w.x.data(), C);
+      halting_->update(i, w.x.view());
+    }
+    if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
+  }
+  head(w, B, logits.data());
+}
+
+template <class T>
+template <class Tp>
+  requires std::same_as<Tp, Tape<T>>
+Var HybridViT<T>::forward(Tp& tape, TensorView<const T> images, vit_trace* trace) {
+  const index_t B = check_images("HybridViT::forward(tape)", images);
+  const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches();
+  ws_.patches.resize(Shape{B, np, F});
+  patchify(images, B, ws_.patches.data());
+  const Var patches = tape.input(ws_.patches.view());
+  const Var wp = tape.param(patch_w_.v.view().reshape(Shape{C, F}), patch_w_.g.view().reshape(Shape{C, F}));
+  Var x = tape.concat_tokens(bind(tape, cls_), tape.linear(patches, wp, bind(tape, patch_b_)));
+  x = tape.add(x, bind(tape, pos_));
+  if (trace) {
+    const bool want = trace->want_pre_proj;
+    *trace = vit_trace{};
+    trace->want_pre_proj = want;
+  }
+  const T eps = static_cast<T>(cfg_.ln_eps);
+  const index_t N = cfg_.num_tokens();
+  if (halting_) {
+    halting_->reset(B, N, depth());
+    train_masks_.resize(static_cast<std::size_t>(depth()));
+  }
+  for (index_t i = 0; i < depth(); ++i) {
+    auto& b = blocks_[static_cast<std::size_t>(i)];
+    const TokenMask* mask = nullptr;
+    if (halting_) {
+      // The mixer node reads its mask again in backward: keep a copy per block.
+      train_masks_[static_cast<std::size_t>(i)] = halting_->mask();
+      mask = &train_masks_[static_cast<std::size_t>(i)];
+      x = tape.mask_tokens(x, *mask);
+    }
+    const Var h = tape.layernorm(x, bind(tape, b.n1_w), bind(tape, b.n1_b), eps);
+    Var pre;
+    const Var m = std::visit(
+        [&](auto& mm) {
+          if constexpr (HasPreProjOutput<std::remove_cvref_t<decltype(mm)>>) {
+            if (trace && trace->want_pre_proj && provides_pre_proj_output(mm)) {
+              auto [y, s] = tape.mixer_pre_proj(mm, h, mask);
+              pre = s;
+              return y;
+            }
+          }
+          return tape.mixer(mm, h, mask);
+        },
+        b.mixer);
+    x = tape.add(x, m);
+    const Var h2 = tape.layernorm(x, bind(tape, b.n2_w), bind(tape, b.n2_b), eps);
+    const Var f = tape.linear_gelu(h2, bind(tape, b.fc1_w), bind(tape, b.fc1_b));
+    x = tape.add(x, tape.linear(f, bind(tape, b.fc2_w), bind(tape, b.fc2_b)));
+    if (halting_) {
+      x = tape.mask_tokens(x, *mask);
+      halting_->update(i, tape.value(x));
+    }
+    if (trace) {
+      trace->mixer_in.push_back(h);
+      trace->mixer_out.push_back(m);
+      trace->pre_proj.push_back(pre);
+      trace->block_out.push_back(x);
+    }
+  }
+  const Var cls = tape.layernorm(tape.slice_tokens(x, 0, 1), bind(tape, norm_w_), bind(tape, norm_b_), eps);
+  const Var logits = tape.reshape(tape.linear(cls, bind(tape, head_w_), bind(tape, head_b_)),
+                                  Shape{B, cfg_.num_classes});
+  if (trace) trace->logits = logits;
+  return logits;
+}
+
+template <class T>
+template <class Tp>
+  requires std::same_as<Tp, Tape<T>>
+Var HybridViT<T>::halting_loss(Tp& tape, const vit_trace& trace, double alpha_p, double alpha_d, index_t target_depth) {
+  const auto& hs = halting();
+  if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
+    throw config_error("HybridViT::halting_loss: needs the trace of a complete tape forward");
+  const Tensor<T> g = hs.loss_grad(alpha_p, alpha_d, target_depth);  // [L, B, N]
+  const Shape ys = tape.shape(trace.block_out[0]);
+  const index_t B = ys[0], N = ys[1], C = ys[2];
+  const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl(target_depth);
+  Var total;
+  ws_.keep.resize(Shape{B, N, C});
+  for (index_t l = 0; l < depth(); ++l) {
+    ws_.keep.zero();
+    for (index_t r = 0; r < B * N; ++r) ws_.keep.data()[r * C] = g.data()[l * B * N + r];
+    const Var term = tape.external_loss(l == 0 ? value : T(0), trace.block_out[static_cast<std::size_t>(l)],
+                                        ws_.keep.view());
+    total = total.valid() ? tape.add(total, term) : term;
+  }
+  return total;
+}
+
+template <class T>
+void HybridViT<T>::init_norms() {
+  norm_w_.v.fill(T(1));
+  norm_b_.v.zero();
+  for (auto& b : blocks_) {
+    b.n1_w.v.fill(T(1));
+    b.n1_b.v.zero();
+    b.n2_w.v.fill(T(1));
+    b.n2_b.v.zero();
+  }
+}
+
+template <class T>
+void HybridViT<T>::patchify(TensorView<const T> images, index_t B, T* out) const {
+  const index_t P = cfg_.patch_size, g = cfg_.grid(), Cin = cfg_.in_chans, S = cfg_.img_size;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t gy = 0; gy < g; ++gy)
+      for (index_t gx = 0; gx < g; ++gx)
+        for (index_t c = 0; c < Cin; ++c)
+          for (index_t ky = 0; ky < P; ++ky) {
+            const T* src = images.data() + ((b * Cin + c) * S + gy * P + ky) * S + gx * P;
+            std::copy(src, src + P, out);
+            out += P;
+          }
+}
+
+template <class T>
+void HybridViT<T>::embed(TensorView<const T> images, index_t B, workspace& w) const {
+  const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches(), N = np + 1;
+  w.patches.resize(Shape{B * np, F});
+  patchify(images, B, w.patches.data());
+  w.emb.resize(Shape{B * np, C});
+  linear_forward(w.patches.data(), patch_w_.v.data(), patch_b_.v.data(), w.emb.data(), B * np, F, C);
+  w.x.resize(Shape{B, N, C});
+  const T* pos = pos_.v.data();
+  for (index_t b = 0; b < B; ++b) {
+    T* xb = w.x.data() + b * N * C;
+    for (index_t c = 0; c < C; ++c) xb[c] = cls_.v.data()[c] + pos[c];
+    const T* e = w.emb.data() + b * np * C;
+    for (index_t k = 0; k < np * C; ++k) xb[C + k] = e[k] + pos[C + k];
+  }
+}
+
+template <class T>
+void HybridViT<T>::mlp(const block& b, workspace& w, index_t rows, T eps) const {
+  const index_t C = dim(), Hd = cfg_.mlp_hidden();
+  kernels::layernorm_forward(w.x.data(), b.n2_w.v.data(), b.n2_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
+                             static_cast<T*>(nullptr), rows, C, eps);
+  linear_forward(w.ln.data(), b.fc1_w.v.data(), static_cast<const T*>(nullptr), w.hid.data(), rows, C, Hd);
+  kernels::bias_gelu(w.hid.data(), b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
+  linear_forward(w.hid.data(), b.fc2_w.v.data(), b.fc2_b.v.data(), w.x.data(), rows, Hd, C, accumulate::yes);
+}
+
+template <class T>
+void HybridViT<T>::head(workspace& w, index_t B, T* logits) const {
+  const index_t C = dim(), N = cfg_.num_tokens();
+  w.cls.resize(Shape{B, C});
+  w.cls_ln.resize(Shape{B, C});
+  for (index_t b = 0; b < B; ++b) std::copy_n(w.x.data() + b * N * C, C, w.cls.data() + b * C);
+  kernels::layernorm_forward(w.cls.data(), norm_w_.v.data(), norm_b_.v.data(), w.cls_ln.data(),
+                             static_cast<T*>(nullptr), static_cast<T*>(nullptr), B, C, static_cast<T>(cfg_.ln_eps));
+  linear_forward(w.cls_ln.data(), head_w_.v.data(), head_b_.v.data(), logits, B, C, cfg_.num_classes);
+}
+
+SPARSIMIX_EXTERN_TEMPLATE(class HybridViT<float>)
+SPARSIMIX_EXTERN_TEMPLATE(class HybridViT<double>)
+// Member templates are not covered by the class's instantiation: the tape members for Tape<T>.
+SPARSIMIX_EXTERN_TEMPLATE(Var HybridViT<float>::forward<Tape<float>>(Tape<float>&, TensorView<const float>,
+                                                                    vit_trace*))
+SPARSIMIX_EXTERN_TEMPLATE(Var HybridViT<double>::forward<Tape<double>>(Tape<double>&, TensorView<const double>,
+                                                                      vit_trace*))
+SPARSIMIX_EXTERN_TEMPLATE(Var HybridViT<float>::halting_loss<Tape<float>>(Tape<float>&, const vit_trace&, double,
+                                                                         double, index_t))
+SPARSIMIX_EXTERN_TEMPLATE(Var HybridViT<double>::halting_loss<Tape<double>>(Tape<double>&, const vit_trace&, double,
+                                                                           double, index_t))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix
