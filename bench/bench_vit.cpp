@@ -22,6 +22,21 @@
 //                                      MultiHeadLSTM: pre_proj GEMM, per head x direction LSTM
 //                                      recurrences over parallel_for, head_proj, post_proj).
 //
+//   BM_ViT_Halting/<model>/B:b/R:r     inference forward of the same model with A-ViT halting at
+//                                      a chosen mean retention r% (r = 100, 70, 50), or
+//                                      without halting (R:dense). Halted tokens are compacted
+//                                      away: the mixers pack the alive tokens of each image
+//                                      (ragged batches, no padding), the residual add, LN2 and
+//                                      the MLP run on the alive rows only. The retention is
+//                                      set through the data: proj and fc2 are zero (so the
+//                                      residual stream is the patch embedding), channel 0 of a
+//                                      patch is its pixel sum, and a "bright" patch scores
+//                                      sigmoid(10 - 5) and halts after block 0 while the others
+//                                      run to the end; a fraction f of bright patches gives a
+//                                      mean retention of 1 - f (L - 1) / L. Zero weights cost
+//                                      the same multiply-adds as any others. The counter
+//                                      "retention" is the measured mean retention.
+//
 // Threads: T is set with sparsimix::set_num_threads (OpenMP: parallel_for regions and Eigen's
 // own GEMM threading). Without SPARSIMIX_WITH_OPENMP only T = 1 is registered.
 // Heavy cases register only when the environment has SPARSIMIX_BENCH_FULL=1, so the CTest
@@ -155,6 +170,73 @@ void run_train(benchmark::State& state, const std::string& key, const vit_config
   counters(state, cfg, B, 3.0);
 }
 
+// A model and images whose halting gives mean retention `retention` (see BM_ViT_Halting).
+struct halting_case {
+  std::unique_ptr<HybridViT<float>> model;
+  Tensor<float> images;
+};
+
+halting_case make_halting_case(vit_config cfg, index_t B, int retention_percent) {
+  const bool dense = retention_percent <= 0;
+  if (!dense) cfg.halting = halting_spec{10, 5, 0.01};
+  halting_case hc{std::make_unique<HybridViT<float>>(cfg), Tensor<float>()};
+  auto& m = *hc.model;
+  Rng rng(1);
+  m.init(rng);
+  std::map<std::string, Tensor<float>> w;
+  for (auto& [name, t] : m.state_dict()) w[name] = std::move(t);
+  for (index_t i = 0; i < cfg.depth; ++i)
+    for (const char* n : {"attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias"}) {
+      auto it = w.find("blocks." + std::to_string(i) + "." + n);
+      if (it != w.end()) it->second.zero();
+    }
+  const index_t P = cfg.patch_size, F = cfg.in_chans * P * P, np = cfg.num_patches();
+  auto& pw = w.at("patch_embed.proj.weight");
+  std::fill_n(pw.data(), F, 1.0f);  // output channel 0 = the patch's pixel sum
+  w.at("patch_embed.proj.bias").data()[0] = 0;
+  auto& pos = w.at("pos_embed");
+  for (index_t n = 0; n < pos.size(1); ++n) pos(0, n, 0) = 0;
+  m.load_state_dict([&](const std::string& name) { return w.at(name); });
+  // Bright patches: exactly k per image, a different set per image ((p * 37 + i) mod np is a
+  // permutation of the patches when np and 37 are coprime, as for 49 and 196).
+  const double L = static_cast<double>(cfg.depth);
+  const double f = dense ? 0.0 : (1.0 - retention_percent / 100.0) * L / (L - 1);
+  const auto k = static_cast<index_t>(std::lround(f * static_cast<double>(np)));
+  hc.images = Tensor<float>(Shape{B, cfg.in_chans, cfg.img_size, cfg.img_size});
+  hc.images.zero();
+  const index_t g = cfg.grid();
+  for (index_t i = 0; i < B; ++i)
+    for (index_t p = 0; p < np; ++p) {
+      if ((p * 37 + i) % np >= k) continue;
+      for (index_t c = 0; c < cfg.in_chans; ++c)
+        for (index_t y = 0; y < P; ++y)
+          for (index_t x = 0; x < P; ++x)
+            hc.images(i, c, (p / g) * P + y, (p % g) * P + x) = 1.0f / static_cast<float>(F);
+    }
+  return hc;
+}
+
+void run_halting(benchmark::State& state, const vit_config& cfg, index_t B, int retention_percent) {
+  set_num_threads(1);
+  const halting_case hc = make_halting_case(cfg, B, retention_percent);
+  const auto& m = *hc.model;
+  Tensor<float> logits(Shape{B, cfg.num_classes});
+  m.forward(hc.images.view(), logits.view());  // warm-up: workspaces grow once
+  double retention = 1.0;
+  if (m.config().halting) {
+    const auto& h = m.halting();
+    retention = 0;
+    for (index_t l = 0; l < cfg.depth; ++l) retention += h.keep_ratio(l) / static_cast<double>(cfg.depth);
+  }
+  for (auto _ : state) {
+    m.forward(hc.images.view(), logits.view());
+    benchmark::DoNotOptimize(logits.data());
+    benchmark::ClobberMemory();
+  }
+  counters(state, cfg, B, 1.0);
+  state.counters["retention"] = retention;
+}
+
 bool full() {
   const char* e = std::getenv("SPARSIMIX_BENCH_FULL");
   return e && std::string(e) == "1";
@@ -188,6 +270,21 @@ int register_all() {
                                    [t](benchmark::State& s) { run_train(s, "demo", demo(), 128, t); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+    if (t == 1)
+      for (index_t B : {index_t{1}, index_t{64}})
+        for (int r : {0, 100, 70, 50}) {
+          if (B > 1 && !all) continue;
+          const std::string what = "B:" + std::to_string(B) + "/R:" + (r == 0 ? std::string("dense") : std::to_string(r));
+          benchmark::RegisterBenchmark(("BM_ViT_Halting/demo/" + what).c_str(),
+                                       [B, r](benchmark::State& s) { run_halting(s, demo(), B, r); })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+          if (all || B == 1)
+            benchmark::RegisterBenchmark(("BM_ViT_Halting/deit_tiny/" + what).c_str(),
+                                         [B, r](benchmark::State& s) { run_halting(s, deit_tiny(224, false), B, r); })
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+        }
     for (index_t img : {index_t{224}, index_t{384}, index_t{512}}) {
       if ((img > 224 || heavy_t) && !all) continue;
       const index_t N = (img / 16) * (img / 16) + 1;

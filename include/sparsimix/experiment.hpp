@@ -2,5 +2,7 @@
 #pragma once
 #include "experiment/budget.hpp"
 #include "experiment/experiment.hpp"
+#include "experiment/avit_sweep.hpp"
+#include "experiment/halting_report.hpp"
 #include "experiment/report.hpp"
 #include "experiment/statistics.hpp"

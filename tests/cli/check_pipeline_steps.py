@@ -61,4 +61,17 @@ if len(aev.get("retention_per_layer", [])) != 3 or "mean_retention" in ev:
     sys.exit("eval: retention keys belong to halting models only")
 if len(load("avit_sparsity/sparsity.json")["layers"]) != 3:
     sys.exit("sparsity of the A-ViT model: expected 3 layers")
+rj = load("avit_retention/retention.json")
+if rj["images"] != 200 or len(rj["retention_per_layer"]) != 3 or len(rj["depth_histogram"]) != 4 or \
+        sum(rj["depth_histogram"]) != 200 * 16:  # tiny budget: 28 / 7 = 4 x 4 patches
+    sys.exit(f"retention: {rj}")
+for f in ("retention.svg", "halting_depth.svg"):
+    text = (out / "avit_retention" / f).read_text()
+    if not text.startswith("<svg") or not text.rstrip().endswith("</svg>"):
+        sys.exit(f"retention: {f} is not an SVG document")
+ad = load("avit_student.safetensors.json")
+prob(ad, "test_accuracy", "distill --mask-guided")
+if ad.get("mask_guided") is not True or ad["replaced"] != [1] or len(ad.get("retention_per_layer", [])) != 3:
+    sys.exit(f"distill --mask-guided: {ad}")
+prob(ad, "teacher_mean_retention", "distill --mask-guided")
 print("pipeline steps ok")

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <map>
 
+#include <sparsimix/autograd/gradcheck.hpp>
 #include <sparsimix/distill/analysis.hpp>
+#include <sparsimix/distill/distill.hpp>
 #include <sparsimix/distill/train.hpp>
 
 using namespace sparsimix;
@@ -153,4 +155,85 @@ TEST_CASE("training with the ponder loss halts tokens earlier than without it", 
   const double without = run(0.0), with = run(0.5);
   INFO("mean retention without the ponder loss " << without << ", with it " << with);
   REQUIRE(with < without - 0.05);
+}
+
+TEST_CASE("mask-guided: the student runs under the teacher's masks and the A-ViT term's gradients match finite differences",
+          "[distill][halting][gradcheck]") {
+  // Scores near 0.3-0.6 (gamma 2, beta 0.5): patch tokens of the teacher halt at different blocks.
+  vit_config c = halting_test_config(3, halting_spec{2.0, 0.5, 0.01});
+  c.img_size = 6;  // 9 patches
+  HybridViT<double> teacher(c);
+  Rng rng(21);
+  teacher.init(rng);
+  Tensor<double> img(Shape{3, 1, 6, 6}), logits(Shape{3, 4});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  teacher.forward(img.view(), logits.view());
+  const Tensor<double> scores = teacher.halting().scores();
+  const Tensor<std::uint8_t> masks = teacher.halting().layer_masks();
+  index_t dead = 0;
+  for (auto v : masks) dead += v == 0;
+  REQUIRE(dead > 0);  // the teacher really halts tokens
+
+  HybridViT<double> student = make_student(teacher, {1}, mixer_spec("mh_lstm"), rng);
+  const std::vector<index_t> labels{0, 1, 2};
+  const double keep_weight = 5;
+  auto run = [&](Tape<double>& t, vit_trace& tr) {
+    tr.forced_masks = &masks;
+    const Var l = student.forward(t, img.view(), &tr);
+    return t.add(t.cross_entropy(l, labels), halting_distill_term(t, student, tr, scores, masks, keep_weight));
+  };
+  Tape<double> tape;
+  vit_trace trace;
+  student.zero_grad();
+  const Var loss = run(tape, trace);
+  // The forced masks gate every block: a block's output is zero exactly where the teacher's
+  // block did not process the token.
+  const index_t N = c.num_tokens();
+  for (index_t l = 0; l < 3; ++l) {
+    const auto out = tape.value(trace.block_out[static_cast<std::size_t>(l)]);
+    for (index_t b = 0; b < 3; ++b)
+      for (index_t n = 0; n < N; ++n) {
+        double norm = 0;
+        for (index_t k = 0; k < c.embed_dim; ++k) norm += std::abs(out.data()[(b * N + n) * c.embed_dim + k]);
+        INFO("block " << l << " image " << b << " token " << n);
+        REQUIRE((norm > 0) == (masks(l, b, n) != 0));
+      }
+  }
+  const double term = halting_distill_loss(scores, masks, student.halting().scores(), 2.0, keep_weight);
+  REQUIRE(term > 0);
+  tape.backward(loss);
+  std::vector<Tensor<double>> grads;
+  std::vector<gradcheck_target> targets;
+  auto params = student.parameters();
+  grads.reserve(params.size());
+  for (auto& p : params) {
+    grads.emplace_back(p.grad.shape());
+    grads.back().copy_from(TensorView<const double>(p.grad));
+    targets.push_back({p.name, p.value.data(), grads.back().data(), p.value.numel()});
+  }
+  auto loss_fn = [&] {
+    Tape<double> t;
+    vit_trace tr;
+    return t.item(run(t, tr));
+  };
+  gradcheck_options opt;
+  opt.eps = 1e-7;
+  opt.max_per_tensor = 4;
+  const auto r = gradcheck(loss_fn, targets, opt);
+  INFO(r.worst);
+  REQUIRE(r.ok);
+}
+
+TEST_CASE("distill: mask-guided needs a halting teacher", "[distill][halting]") {
+  vit_config c = halting_test_config(2, halting_spec{});
+  c.halting.reset();
+  HybridViT<float> teacher(c);
+  Rng rng(2);
+  teacher.init(rng);
+  HybridViT<float> student = make_student(teacher, {0}, mixer_spec("mh_lstm"), rng);
+  distill_options o;
+  o.mask_guided = true;
+  o.stage1.steps = 1;
+  REQUIRE_THROWS_WITH(distill(teacher, student, {0}, patch_images(8), nullptr, o),
+                      Catch::Contains("needs a teacher with halting"));
 }

@@ -291,3 +291,61 @@ TEST_CASE("bernoulli_kl: zero for equal inputs, gradient matches finite differen
   Tensor<double> bad(Shape{3, 6});
   REQUIRE_THROWS_AS(bernoulli_kl<double>(p.view(), bad.view()), shape_error);
 }
+
+namespace {
+Tensor<double> halting_scores(const Tensor<double>& y0, double gamma, double beta) {
+  Tensor<double> h(y0.shape());
+  for (index_t i = 0; i < y0.numel(); ++i) h.data()[i] = 1 / (1 + std::exp(-(gamma * y0.data()[i] - beta)));
+  return h;
+}
+}  // namespace
+
+TEST_CASE("halting_distill_loss matches torch (value and gradient w.r.t. the student's channel 0)",
+          "[models][halting][golden]") {
+  for (const std::string name : {"l5_b3_n9", "l7_b2_n13"}) {
+    INFO("case " << name);
+    const auto g = test::golden("halting_distill_" + name + ".safetensors");
+    const Tensor<double> hT = g.get<double>("teacher_scores");
+    const index_t L = hT.size(0), B = hT.size(1), N = hT.size(2);
+    const Tensor<std::int64_t> m64 = g.get<std::int64_t>("teacher_masks", {L, B, N});
+    Tensor<std::uint8_t> masks(Shape{L, B, N});
+    for (index_t i = 0; i < masks.numel(); ++i) masks.data()[i] = static_cast<std::uint8_t>(m64.data()[i]);
+    const Tensor<double> y0 = g.get<double>("student_y0", {L, B, N});
+    const Tensor<double> hp = g.get<double>("hparams", {3});
+    Tensor<double> grad;
+    const double loss = halting_distill_loss(hT, masks, halting_scores(y0, hp(0), hp(1)), hp(0), hp(2), &grad);
+    REQUIRE(loss == Approx(g.get<double>("loss", {1})(0)).epsilon(1e-12));
+    const Tensor<double> want = g.get<double>("grad", {L, B, N});
+    SPARSIMIX_REQUIRE_CLOSE(grad.view(), want.view(), 1e-9, 1e-14);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t l = 0; l < L; ++l) REQUIRE(grad(l, b, 0) == 0.0);  // CLS never halts
+  }
+}
+
+TEST_CASE("halting_distill_loss: gradient matches finite differences, errors name the tensor",
+          "[models][halting][gradcheck]") {
+  const index_t L = 4, B = 2, N = 6;
+  const double gamma = 3, beta = 1, keep_weight = 5;
+  Rng rng(9);
+  Tensor<double> hT(Shape{L, B, N}), y0(Shape{L, B, N});
+  fill_uniform(rng, hT.data(), hT.numel(), 0.05, 0.95);
+  fill_uniform(rng, y0.data(), y0.numel(), -0.5, 1.2);
+  Tensor<std::uint8_t> masks(Shape{L, B, N});
+  for (index_t l = 0; l < L; ++l)
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 0; n < N; ++n) masks(l, b, n) = n == 0 || (n + b) % L >= l;
+  Tensor<double> grad;
+  halting_distill_loss(hT, masks, halting_scores(y0, gamma, beta), gamma, keep_weight, &grad);
+  auto loss = [&]() { return halting_distill_loss(hT, masks, halting_scores(y0, gamma, beta), gamma, keep_weight); };
+  gradcheck_options opt;
+  opt.atol = 1e-9;
+  opt.rtol = 1e-6;
+  const auto r = gradcheck(loss, {{"y0", y0.data(), grad.data(), y0.numel()}}, opt);
+  INFO(r.worst << " (max violation " << r.max_violation << ")");
+  REQUIRE(r.ok);
+  REQUIRE(grad(0, 0, 1) != 0.0);
+
+  const Tensor<double> wrong(Shape{L, B, N + 1});
+  REQUIRE_THROWS_WITH(halting_distill_loss(hT, masks, wrong, gamma, keep_weight),
+                      Catch::Contains("student_scores") && Catch::Contains("[4, 2, 6]"));
+}

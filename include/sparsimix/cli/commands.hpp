@@ -22,6 +22,7 @@
 #include "../autograd/tape.hpp"
 #include "../data/loader.hpp"
 #include "../distill/selection.hpp"
+#include "../experiment/halting_report.hpp"
 #include "../experiment/report.hpp"
 #include "../io/checkpoint.hpp"
 
@@ -307,6 +308,7 @@ struct distill_args {
   index_t k = 0;                       // 0: default_group_size(depth)
   index_t stage1 = 0, stage2 = -1;     // 0 / -1: the budget's
   bool teacher_forced = false;
+  bool mask_guided = false;            // A-ViT teacher: the student follows its token masks
   std::uint64_t seed = 0;
 };
 
@@ -318,9 +320,15 @@ inline int run_distill(const distill_args& a) {
   if (a.stage1 > 0) o.stage1.steps = a.stage1;
   if (a.stage2 >= 0) o.stage2.steps = a.stage2;
   o.teacher_forced = a.teacher_forced;
+  o.mask_guided = a.mask_guided;
   o.stage1.seed = a.seed + 1;
   o.stage2.seed = a.seed + 2;
   const auto teacher = io::load_checkpoint<float>(a.teacher);
+  if (a.mask_guided && !teacher.config().halting)
+    throw config_error("distill: --mask-guided needs an A-ViT teacher; " + a.teacher +
+                       " has no halting (train one with `sparsimix train --halting`)");
+  if (a.mask_guided && a.teacher_forced)
+    throw config_error("distill: --mask-guided and --teacher-forced exclude each other");
   const auto d = load_splits(a.data, b);
   std::vector<index_t> layers = a.layers;
   if (layers.empty()) {
@@ -334,13 +342,19 @@ inline int run_distill(const distill_args& a) {
   const auto r = distill(teacher, student, layers, d.train, nullptr, o,
                          [](int stage, const fit_progress& p) { print_progress(stage == 1 ? "stage 1" : "stage 2", p); });
   io::save_checkpoint(student, a.out);
-  const double t_acc = evaluate(teacher, d.test).accuracy, s_acc = evaluate(student, d.test).accuracy;
+  const auto t_test = evaluate(teacher, d.test), s_test = evaluate(student, d.test);
+  const double t_acc = t_test.accuracy, s_acc = s_test.accuracy;
   // Validation numbers too: choosing a distillation budget must not look at the test set.
   const double t_val = evaluate(teacher, d.val).accuracy, s_val = evaluate(student, d.val).accuracy;
   nlohmann::ordered_json j{{"student", a.out},          {"mixer", spec.kind()},    {"replaced", layers},
                            {"teacher_val_accuracy", t_val}, {"val_accuracy", s_val},
                            {"teacher_test_accuracy", t_acc}, {"test_accuracy", s_acc}, {"accuracy_drop", t_acc - s_acc},
                            {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds}};
+  if (teacher.config().halting) {
+    j["mask_guided"] = a.mask_guided;
+    j["teacher_mean_retention"] = t_test.mean_retention();
+    add_retention(j, s_test);
+  }
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
@@ -364,6 +378,38 @@ inline int run_eval(const eval_args& a) {
                            {"params", model.num_parameters()},
                            {"latency_ms", measure_latency_ms(model, test, 50)}};
   add_retention(j, r);
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- retention ------------------------------------------------------------------------------
+
+struct retention_args {
+  std::string model, data = data::fashion_mnist_default_dir, out = "retention";
+  index_t count = 1000, images = 8;
+};
+
+// `retention`: how an A-ViT model halts on test images: retention.json, retention.svg and
+// halting_depth.svg (the first `images` test images, each patch coloured by its depth).
+inline int run_retention(const retention_args& a) {
+  namespace fs = std::filesystem;
+  if (a.count < 1) throw config_error(detail::concat("retention: --count is ", a.count, ", expected >= 1"));
+  if (a.images < 0 || a.images > 64)
+    throw config_error(detail::concat("retention: --images is ", a.images, ", expected 0..64"));
+  const auto model = io::load_checkpoint<float>(a.model);
+  if (!model.config().halting)
+    throw config_error(a.model + ": the model has no halting (train one with `sparsimix train --halting`)");
+  const auto test = data::load_fashion_mnist(a.data, "test", std::max(a.count, a.images));
+  const auto s = summarize_halting(model, test, a.count, a.images);
+  fs::create_directories(a.out);
+  nlohmann::ordered_json j{{"model", a.model}};
+  j.update(to_json(s));
+  io::write_text_atomically((fs::path(a.out) / "retention.json").string(), j.dump(2) + "\n");
+  io::write_text_atomically((fs::path(a.out) / "retention.svg").string(),
+                            retention_svg({{fs::path(a.model).filename().string(), s.retention}}));
+  if (a.images > 0)
+    io::write_text_atomically((fs::path(a.out) / "halting_depth.svg").string(),
+                              halting_depth_svg(test, s.depth, model.config()));
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -107,6 +107,9 @@ inline int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(parses_as(parse_distill_target, "pre_proj|mixer_out|block_out|cosine"));
   distill->add_flag("--teacher-forced", di.teacher_forced, "Stage 1 on the teacher's block inputs (local losses only)");
+  distill->add_flag("--mask-guided", di.mask_guided,
+                    "A-ViT teacher: stage 1 runs the student under the teacher's token masks (MSE on alive tokens, "
+                    "halting KL and keep-ratio terms); stage 2 with the student's own halting");
   distill->add_option("--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
   distill->add_option("--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
   distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
@@ -117,6 +120,16 @@ inline int main(int argc, char** argv) {
   eval->add_option("--model", ea.model, "Checkpoint")->required();
   eval->add_option("--data", ea.data, data_help)->capture_default_str();
   eval->add_option("--limit", ea.limit, "Evaluate on the first N test images only");
+
+  retention_args ra;
+  auto* retention = app.add_subcommand("retention", "How an A-ViT model halts: retention per block, depth per patch");
+  retention->add_option("--model", ra.model, "A-ViT checkpoint (trained with train --halting)")->required();
+  retention->add_option("--data", ra.data, data_help)->capture_default_str();
+  retention->add_option("--out", ra.out, "Folder for retention.json, retention.svg, halting_depth.svg")
+      ->capture_default_str();
+  retention->add_option("--count", ra.count, "Test images to average over")->capture_default_str();
+  retention->add_option("--images", ra.images, "Test images drawn with their halting depths (0..64)")
+      ->capture_default_str();
 
   std::string inspect_path;
   auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of a safetensors file");
@@ -154,6 +167,7 @@ inline int main(int argc, char** argv) {
     if (*sparsity) return run_sparsity(sa);
     if (*distill) return run_distill(di);
     if (*eval) return run_eval(ea);
+    if (*retention) return run_retention(ra);
     if (*inspect) return run_inspect(inspect_path);
     if (*infer) return run_infer(ia);
     if (*grad) return run_grad(ga);

@@ -6,11 +6,13 @@
 #pragma once
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "../core/enum_names.hpp"
+#include "analysis.hpp"
 #include "train.hpp"
 
 namespace sparsimix {
@@ -49,11 +51,48 @@ struct distill_options {
   bool normalise_sim = false;  // divide the similarity sum by the number of replaced layers
   double kd_weight = 1.0;      // stage 2
   double kd_temperature = 1.0;
+  // Mask-guided distillation of an A-ViT teacher (METHOD.md 2.4, 6.12): in stage 1 the
+  // student runs under the teacher's token masks, the similarity counts alive tokens only, and
+  // avit_weight * (sum_l BernoulliKL(hT_l || hS_l) + keep_weight * sum_l (keepS_l - keepT_l)^2)
+  // is added; in stage 2 the student halts on its own and adds avit_weight * (its ponder and
+  // prior losses, halting_loss below).
+  bool mask_guided = false;
+  double avit_weight = 0.1;
+  double keep_weight = 5.0;
+  halting_loss_options halting_loss;  // stage 2 of a halting student
 };
 
 struct distill_result {
   fit_result stage1, stage2;
 };
+
+// The A-ViT term of mask-guided distillation on the tape (models/halting.hpp,
+// halting_distill_loss) for the student's last traced forward: its value, and its gradient
+// w.r.t. channel 0 of every block output entering backward through external_loss.
+template <class T>
+Var halting_distill_term(Tape<T>& tape, const HybridViT<T>& student, const vit_trace& trace,
+                         const Tensor<double>& teacher_scores, const Tensor<std::uint8_t>& teacher_masks,
+                         double keep_weight) {
+  const auto& hs = student.halting();
+  const index_t L = student.depth();
+  if (static_cast<index_t>(trace.block_out.size()) != L || hs.layers_done() != L)
+    throw config_error("halting_distill_term: needs the trace of a complete tape forward of the student");
+  Tensor<double> g;
+  const double value =
+      halting_distill_loss(teacher_scores, teacher_masks, hs.scores(), hs.cfg().gamma, keep_weight, &g);
+  const Shape ys = tape.shape(trace.block_out[0]);
+  const index_t B = ys[0], N = ys[1], C = ys[2];
+  Tensor<T> inject(Shape{B, N, C});
+  Var total;
+  for (index_t l = 0; l < L; ++l) {
+    inject.zero();
+    for (index_t r = 0; r < B * N; ++r) inject.data()[r * C] = static_cast<T>(g.data()[l * B * N + r]);
+    const Var term = tape.external_loss(l == 0 ? static_cast<T>(value) : T(0), trace.block_out[static_cast<std::size_t>(l)],
+                                        inject.view());
+    total = total.valid() ? tape.add(total, term) : term;
+  }
+  return total;
+}
 
 // A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (any
 // registered kind; same width and heads). A mixer that InitsFromTeacher starts from the
@@ -98,6 +137,13 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
                        const data::image_dataset& train, const data::image_dataset* val, const distill_options& opt,
                        const std::function<void(int stage, const fit_progress&)>& on_progress = {}) {
   if (layers.empty()) throw config_error("distill: no layer to replace");
+  if (opt.mask_guided) {
+    if (!teacher.config().halting || !student.config().halting)
+      throw config_error("distill: mask-guided distillation needs a teacher with halting (train one with "
+                         "`sparsimix train --halting`)");
+    if (opt.teacher_forced)
+      throw config_error("distill: mask-guided distillation runs the student free (not teacher-forced)");
+  }
   const std::set<index_t> replaced(layers.begin(), layers.end());
   distill_result res;
   vit_capture<T> cap;
@@ -107,9 +153,15 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
   cap.pre_proj = pre;
   cap.mixer_inputs = opt.teacher_forced;
   Tensor<T> teacher_logits;
+  Tensor<double> teacher_scores;         // mask-guided: the teacher's halting of this batch
+  Tensor<std::uint8_t> teacher_masks;
   auto run_teacher = [&](const Tensor<T>& images) {
     teacher_logits.resize(Shape{images.size(0), teacher.config().num_classes});
     teacher.forward(images.view(), teacher_logits.view(), &cap);
+    if (opt.mask_guided) {
+      teacher_scores = teacher.halting().scores();
+      teacher_masks = teacher.halting().layer_masks();
+    }
   };
   const T sim_scale = static_cast<T>(opt.sim_weight / (opt.normalise_sim ? double(replaced.size()) : 1.0));
 
@@ -156,25 +208,39 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       }
       vit_trace trace;
       trace.want_pre_proj = pre;
+      if (opt.mask_guided) trace.forced_masks = &teacher_masks;
       const Var logits = student.forward(tape, images.view(), &trace);
       acc = batch_accuracy(tape.value(logits), labels);
       for (index_t l : replaced) {
         const auto k = static_cast<std::size_t>(l);
+        // Mask-guided: only the tokens block l processed count (METHOD.md 6.12).
+        std::optional<TokenMask> alive;
+        if (opt.mask_guided) alive = layer_mask(teacher.halting(), l);
+        const TokenMask* m = alive ? &*alive : nullptr;
         Var sim;
         switch (opt.target) {
           case distill_target::pre_proj:
             if (trace.pre_proj[k].valid() && cap.pre_proj_out[k].numel()) {
-              sim = tape.mse(trace.pre_proj[k], tape.input(cap.pre_proj_out[k].view()));
+              sim = tape.mse(trace.pre_proj[k], tape.input(cap.pre_proj_out[k].view()), m);
               break;
             }
             [[fallthrough]];
-          case distill_target::mixer_out: sim = tape.mse(trace.mixer_out[k], tape.input(cap.mixer_out[k].view())); break;
-          case distill_target::block_out: sim = tape.mse(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
-          case distill_target::cosine: sim = tape.cosine_loss(trace.block_out[k], tape.input(cap.block_out[k].view())); break;
+          case distill_target::mixer_out:
+            sim = tape.mse(trace.mixer_out[k], tape.input(cap.mixer_out[k].view()), m);
+            break;
+          case distill_target::block_out:
+            sim = tape.mse(trace.block_out[k], tape.input(cap.block_out[k].view()), m);
+            break;
+          case distill_target::cosine:
+            sim = tape.cosine_loss(trace.block_out[k], tape.input(cap.block_out[k].view()));
+            break;
         }
         add(tape.scale(sim, sim_scale));
       }
       if (opt.ce_weight > 0) add(tape.scale(tape.cross_entropy(logits, labels), static_cast<T>(opt.ce_weight)));
+      if (opt.mask_guided && opt.avit_weight > 0)
+        add(tape.scale(halting_distill_term(tape, student, trace, teacher_scores, teacher_masks, opt.keep_weight),
+                       static_cast<T>(opt.avit_weight)));
       return total;
     };
     res.stage1 = fit(student, optimizer, train, val, opt.stage1, loss,
@@ -191,11 +257,20 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
     student.set_trainable([](const std::string&) { return true; });
     optimizer.add_group(student.parameters());
     cap = vit_capture<T>{};
+    const bool halts = student.config().halting.has_value();
+    vit_trace trace;
     batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
                                 double& acc) {
-      const Var logits = student.forward(tape, images.view());
+      const Var logits = student.forward(tape, images.view(), halts ? &trace : nullptr);
       acc = batch_accuracy(tape.value(logits), labels);
       Var total = tape.cross_entropy(logits, labels);
+      if (halts && opt.avit_weight > 0) {
+        // The student's own halting (METHOD.md 2.4, stage 2): CE + 0.1 (ponder + prior).
+        const auto& h = opt.halting_loss;
+        total = tape.add(total, tape.scale(student.halting_loss(tape, trace, h.ponder_weight, h.prior_weight,
+                                                                h.target_depth),
+                                           static_cast<T>(opt.avit_weight)));
+      }
       if (opt.kd_weight > 0) {
         run_teacher(images);
         const Var kd = tape.kl_div_logits(logits, tape.input(teacher_logits.view()), static_cast<T>(opt.kd_temperature));

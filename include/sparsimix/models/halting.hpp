@@ -350,6 +350,86 @@ T bernoulli_kl(TensorView<const T> p, TensorView<const T> q, TensorView<T> dq = 
   return static_cast<T>(s / static_cast<double>(n));
 }
 
+// The A-ViT term of mask-guided distillation (METHOD.md 2.4, step 3), between the halting of a
+// teacher and of a student that ran under the teacher's masks:
+//   L = sum_l BernoulliKL(hT_l || hS_l) + keep_weight * sum_l (keepS_l - keepT_l)^2
+// over patch tokens (n >= 1, P = B (N - 1) of them), with
+//   hT, hS [L, B, N]  the raw scores sigmoid(gamma y_l[..., 0] - beta) of teacher and student
+//                     (HaltingController::scores); at the last block both are taken as 1
+//                     (A-ViT stores h = 1 there), so that KL term is 0 and has no gradient;
+//   BernoulliKL       bernoulli_kl above (mean over the P tokens, both clamped to 1e-6);
+//   keepT_l           the mean over patch tokens of the teacher's mask m_l (the tokens block l
+//                     processed, HaltingController::layer_masks);
+//   keepS_l           mean over patch tokens of prod_{j <= l} (1 - hS_j), the student's soft
+//                     survival (METHOD's index: j <= l; 0 at the last block).
+// If grad_y0 is given ([L, B, N]) it receives dL / d yS_l[b, n, 0] = dL/dhS * gamma hS (1 - hS)
+// (0 for CLS and at the last block): the gradient to inject into channel 0 of the student's
+// block outputs, as HybridViT::halting_loss does.
+inline double halting_distill_loss(const Tensor<double>& teacher_scores, const Tensor<std::uint8_t>& teacher_masks,
+                                   const Tensor<double>& student_scores, double gamma, double keep_weight,
+                                   Tensor<double>* grad_y0 = nullptr) {
+  const char* where = "halting_distill_loss";
+  check_shape(where, "teacher_scores", teacher_scores.shape(), {-1, -1, -1});
+  const index_t L = teacher_scores.size(0), B = teacher_scores.size(1), N = teacher_scores.size(2);
+  check_shape(where, "teacher_masks", teacher_masks.shape(), {L, B, N});
+  check_shape(where, "student_scores", student_scores.shape(), {L, B, N});
+  if (N < 2 || B < 1 || L < 1)
+    throw shape_error(detail::concat(where, ": scores are ", teacher_scores.shape().str(), ", expected [L, B, N >= 2]"));
+  if (grad_y0) {
+    if (!(grad_y0->shape() == teacher_scores.shape())) grad_y0->resize(teacher_scores.shape());
+    grad_y0->zero();
+  }
+  constexpr double lo = 1e-6, hi = 1 - 1e-6;
+  const double P = static_cast<double>(B * (N - 1));
+  double kl = 0;
+  std::vector<double> keep_t(static_cast<std::size_t>(L), 0.0), keep_s(static_cast<std::size_t>(L), 0.0);
+  for (index_t l = 0; l < L; ++l)
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 1; n < N; ++n) {
+        keep_t[static_cast<std::size_t>(l)] += teacher_masks(l, b, n) ? 1.0 / P : 0.0;
+        if (l == L - 1) continue;  // both 1: KL 0
+        const double pt = std::clamp(teacher_scores(l, b, n), lo, hi), qr = student_scores(l, b, n);
+        const double q = std::clamp(qr, lo, hi);
+        kl += (pt * std::log(pt / q) + (1 - pt) * std::log((1 - pt) / (1 - q))) / P;
+        if (grad_y0 && qr >= lo && qr <= hi) (*grad_y0)(l, b, n) = (-pt / q + (1 - pt) / (1 - q)) / P;
+      }
+  // Soft survival per token: S_l = prod_{j <= l} (1 - hS_j), hS_{L-1} = 1.
+  std::vector<double> surv(static_cast<std::size_t>(L)), coef(static_cast<std::size_t>(L));
+  for (index_t b = 0; b < B; ++b)
+    for (index_t n = 1; n < N; ++n) {
+      double prod = 1;
+      for (index_t l = 0; l < L; ++l) {
+        prod *= l == L - 1 ? 0.0 : 1 - student_scores(l, b, n);
+        surv[static_cast<std::size_t>(l)] = prod;
+        keep_s[static_cast<std::size_t>(l)] += prod / P;
+      }
+    }
+  double keep = 0;
+  for (index_t l = 0; l < L; ++l) {
+    const double d = keep_s[static_cast<std::size_t>(l)] - keep_t[static_cast<std::size_t>(l)];
+    keep += d * d;
+    coef[static_cast<std::size_t>(l)] = 2 * keep_weight * d / P;  // dL / d S_l[b, n]
+  }
+  if (grad_y0) {
+    for (index_t b = 0; b < B; ++b)
+      for (index_t n = 1; n < N; ++n) {
+        // dS_l / dh_j = -prod_{i <= l, i != j} (1 - h_i) for j <= l; computed without dividing.
+        for (index_t j = 0; j < L - 1; ++j) {
+          double dh = 0;
+          for (index_t l = j; l < L - 1; ++l) {
+            double others = 1;
+            for (index_t i = 0; i <= l; ++i)
+              if (i != j) others *= 1 - student_scores(i, b, n);
+            dh -= coef[static_cast<std::size_t>(l)] * others;
+          }
+          const double h = student_scores(j, b, n);
+          (*grad_y0)(j, b, n) = ((*grad_y0)(j, b, n) + dh) * gamma * h * (1 - h);
+        }
+      }
+  }
+  return kl + keep_weight * keep;
+}
+
 SPARSIMIX_EXTERN_TEMPLATE(float bernoulli_kl<float>(TensorView<const float>, TensorView<const float>,
                                                     TensorView<float>))
 SPARSIMIX_EXTERN_TEMPLATE(double bernoulli_kl<double>(TensorView<const double>, TensorView<const double>,

@@ -49,6 +49,10 @@ struct vit_capture {
 // mixers that have one (HasPreProjOutput: mh_lstm's head_proj output; invalid Var otherwise).
 struct vit_trace {
   bool want_pre_proj = false;
+  // Mask-guided distillation (METHOD.md 2.4): a halting model runs block l under
+  // (*forced_masks)[l] ([L, B, N], e.g. a teacher's HaltingController::layer_masks()) instead of
+  // its own mask; its controller still computes its own scores (for the distillation KL).
+  const Tensor<std::uint8_t>* forced_masks = nullptr;
   std::vector<Var> mixer_in, mixer_out, block_out, pre_proj;
   Var logits;
 };
@@ -168,6 +172,8 @@ class HybridViT {
   };
   struct workspace {
     Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln, keep;
+    Tensor<T> alive_x;      // [M, C] the alive tokens' residual stream (halting inference)
+    token_packing alive;    // which rows those are
   };
 
   template <class Tp>
@@ -219,7 +225,8 @@ class HybridViT {
   void embed(TensorView<const T> images, index_t B, workspace& w) const;
 
   // x += fc2(GELU(fc1(LN2(x)))) over `rows` tokens.
-  void mlp(const block& b, workspace& w, index_t rows, T eps) const;
+  // x[rows, C] += fc2(GELU(fc1(LN2(x)))), with ln [rows, C] and hid [rows, 4C] as scratch.
+  void mlp(const block& b, T* x, T* ln, T* hid, index_t rows, T eps) const;
 
   // logits = head(LN(x[:, 0])).
   void head(workspace& w, index_t B, T* logits) const;
@@ -395,12 +402,24 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
     if (cap && cap->mixers) cap->mixer_out[static_cast<std::size_t>(i)] = w.mix;
     T* x = w.x.data();
     const T* mx = w.mix.data();
-    for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
-    mlp(b, w, rows, eps);
-    if (mask) {
-      zero_dead_tokens(*mask, w.x.data(), C);
-      halting_->update(i, w.x.view());
+    const index_t alive = mask ? w.alive.plan(mask, B, N) : rows;
+    if (alive < rows) {
+      // Halted tokens cost nothing past their mixer (which packs the alive tokens itself): the
+      // residual add, LN2 and the MLP run on the M alive rows only, and the halted rows of x
+      // keep the zeros masking gave them, as the masked computation does.
+      w.alive_x.resize(Shape{alive, C});
+      T* ax = w.alive_x.data();
+      for (index_t r = 0; r < alive; ++r) {
+        const index_t src = w.alive.source(r) * C;
+        for (index_t c = 0; c < C; ++c) ax[r * C + c] = x[src + c] + mx[src + c];
+      }
+      mlp(b, ax, w.ln.data(), w.hid.data(), alive, eps);
+      w.alive.scatter(ax, x, C);
+    } else {
+      for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
+      mlp(b, x, w.ln.data(), w.hid.data(), rows, eps);
     }
+    if (mask) halting_->update(i, w.x.view());
     if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
   }
   head(w, B, logits.data());
@@ -420,8 +439,16 @@ Var HybridViT<T>::forward(Tp& tape, TensorView<const T> images, vit_trace* trace
   x = tape.add(x, bind(tape, pos_));
   if (trace) {
     const bool want = trace->want_pre_proj;
+    const Tensor<std::uint8_t>* forced = trace->forced_masks;
     *trace = vit_trace{};
     trace->want_pre_proj = want;
+    trace->forced_masks = forced;
+  }
+  const Tensor<std::uint8_t>* forced = trace ? trace->forced_masks : nullptr;
+  if (forced) {
+    if (!halting_)
+      throw config_error("HybridViT::forward(tape): forced masks need a model with halting (config \"halting\")");
+    check_shape("HybridViT::forward(tape)", "forced_masks", forced->shape(), {depth(), B, cfg_.num_tokens()});
   }
   const T eps = static_cast<T>(cfg_.ln_eps);
   const index_t N = cfg_.num_tokens();
@@ -434,7 +461,16 @@ Var HybridViT<T>::forward(Tp& tape, TensorView<const T> images, vit_trace* trace
     const TokenMask* mask = nullptr;
     if (halting_) {
       // The mixer node reads its mask again in backward: keep a copy per block.
-      train_masks_[static_cast<std::size_t>(i)] = halting_->mask();
+      auto& block_mask = train_masks_[static_cast<std::size_t>(i)];
+      if (forced) {
+        const index_t BN = B * N;
+        Tensor<std::uint8_t> alive(Shape{B, N});
+        std::copy_n(forced->data() + i * BN, BN, alive.data());
+        for (index_t s = 0; s < B; ++s) alive(s, 0) = 1;  // CLS never halts
+        block_mask = TokenMask(std::move(alive));
+      } else {
+        block_mask = halting_->mask();
+      }
       mask = &train_masks_[static_cast<std::size_t>(i)];
       x = tape.mask_tokens(x, *mask);
     }
@@ -541,13 +577,13 @@ void HybridViT<T>::embed(TensorView<const T> images, index_t B, workspace& w) co
 }
 
 template <class T>
-void HybridViT<T>::mlp(const block& b, workspace& w, index_t rows, T eps) const {
+void HybridViT<T>::mlp(const block& b, T* x, T* ln, T* hid, index_t rows, T eps) const {
   const index_t C = dim(), Hd = cfg_.mlp_hidden();
-  kernels::layernorm_forward(w.x.data(), b.n2_w.v.data(), b.n2_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
+  kernels::layernorm_forward(x, b.n2_w.v.data(), b.n2_b.v.data(), ln, static_cast<T*>(nullptr),
                              static_cast<T*>(nullptr), rows, C, eps);
-  linear_forward(w.ln.data(), b.fc1_w.v.data(), static_cast<const T*>(nullptr), w.hid.data(), rows, C, Hd);
-  kernels::bias_gelu(w.hid.data(), b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
-  linear_forward(w.hid.data(), b.fc2_w.v.data(), b.fc2_b.v.data(), w.x.data(), rows, Hd, C, accumulate::yes);
+  linear_forward(ln, b.fc1_w.v.data(), static_cast<const T*>(nullptr), hid, rows, C, Hd);
+  kernels::bias_gelu(hid, b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
+  linear_forward(hid, b.fc2_w.v.data(), b.fc2_b.v.data(), x, rows, Hd, C, accumulate::yes);
 }
 
 template <class T>
