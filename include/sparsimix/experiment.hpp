@@ -4,5 +4,6 @@
 #include "experiment/experiment.hpp"
 #include "experiment/avit_sweep.hpp"
 #include "experiment/halting_report.hpp"
+#include "experiment/svg.hpp"
 #include "experiment/report.hpp"
 #include "experiment/statistics.hpp"

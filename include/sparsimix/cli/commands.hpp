@@ -13,6 +13,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -96,9 +97,102 @@ inline mixer_spec student_spec(const std::string& text) {
 struct demo_args {
   std::string data = data::fashion_mnist_default_dir, out = "runs/demo", budget = "small";
   std::uint64_t seed = 0;
+  bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
 };
 
+// `demo --avit`: the A-ViT teacher-sparsity sweep (experiment/avit_sweep.hpp) into a run folder
+// it can resume from: config.json, report.json, levels.csv, gap_vs_retention.svg, retention.svg,
+// halting_depth.svg (the sparsest teacher), the teachers' checkpoints and students.jsonl.
+inline int run_avit_demo(const demo_args& a) {
+  namespace fs = std::filesystem;
+  const budget b = make_budget(a.budget);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto d = load_splits(a.data, b);
+  log_line(detail::concat("data: Fashion-MNIST from ", a.data, ": ", d.train.size(), " train, ", d.val.size(),
+                          " validation (held out of train), ", d.test.size(), " test images"));
+  avit_sweep_options o;
+  o.teacher = b.teacher;
+  o.teacher_fit = b.teacher_fit;
+  o.teacher_fit.seed = a.seed;
+  o.avit_fit = b.avit_fit;
+  o.avit_fit.seed = a.seed + 3;
+  o.distill = b.distill;
+  o.levels = b.avit_levels;
+  o.seeds = b.avit_seeds;
+  o.calibration = b.calibration;
+  o.latency_runs = b.latency_runs;
+  o.seed = a.seed;
+  fs::create_directories(a.out);
+  nlohmann::ordered_json config;
+  config["command"] = "demo --avit";
+  config["budget"] = to_string(b.size);
+  config["seed"] = a.seed;
+  config["data"] = a.data;
+  config["threads"] = max_threads();
+  config["teacher"] = io::to_json(b.teacher);
+  config["teacher_fit"] = to_json(b.teacher_fit);
+  config["avit_fit"] = to_json(b.avit_fit);
+  nlohmann::ordered_json levels = nlohmann::ordered_json::array();
+  for (const auto& l : o.levels)
+    levels.push_back({{"name", l.name}, {"knob", l.knob}, {"gamma", l.gate.gamma}, {"beta", l.gate.beta},
+                      {"eps", l.gate.eps}, {"ponder_weight", l.loss.ponder_weight},
+                      {"prior_weight", l.loss.prior_weight}, {"target_depth", l.loss.target_depth}});
+  config["avit_levels"] = levels;
+  config["distill"] = to_json(b.distill);
+  config["seeds"] = o.seeds;
+  config["rerun"] = detail::concat("sparsimix demo --avit --budget ", to_string(b.size), " --seed ", a.seed,
+                                   " --data ", a.data, " --out ", a.out, " (resumes from the folder's files)");
+  io::write_text_atomically((fs::path(a.out) / "config.json").string(), config.dump(2) + "\n");
+
+  avit_sweep_hooks<float> hooks;
+  hooks.log = log_line;
+  hooks.progress = print_progress;
+  const auto rep = run_avit_sweep(d.train, d.val, d.test, o, a.out, hooks);
+
+  const auto p = [&](const char* f) { return (fs::path(a.out) / f).string(); };
+  io::write_text_atomically(p("report.json"), to_json(rep, o.knob).dump(2) + "\n");
+  std::ostringstream csv;
+  csv << "level,knob,mean_retention,teacher_test_accuracy,latency_ms,images_per_s,mixer,seed,test_accuracy,gap\n";
+  for (const auto& l : rep.levels)
+    for (const auto& st : l.students)
+      csv << l.name << "," << (l.halting ? detail::concat(l.knob) : std::string()) << "," << l.mean_retention << ","
+          << l.teacher_test_accuracy << "," << l.latency_ms << "," << l.images_per_s << "," << st.mixer << "," << st.seed
+          << "," << st.test_accuracy << "," << st.gap << "\n";
+  io::write_text_atomically(p("levels.csv"), csv.str());
+  io::write_text_atomically(p("gap_vs_retention.svg"), gap_vs_retention_svg(rep));
+  std::vector<std::pair<std::string, std::vector<double>>> series;
+  for (const auto& l : rep.levels) series.emplace_back(l.name, l.retention);
+  io::write_text_atomically(p("retention.svg"), retention_svg(series));
+  // The sparsest teacher's halting on the first test images.
+  const auto sparsest = std::min_element(rep.levels.begin(), rep.levels.end(), [](const auto& x, const auto& y) {
+    return x.mean_retention < y.mean_retention;
+  });
+  if (sparsest->halting) {
+    const auto model = io::load_checkpoint<float>(p(("teacher_" + sparsest->name + ".safetensors").c_str()));
+    const auto s = summarize_halting(model, d.test, 8, 8);
+    io::write_text_atomically(p("halting_depth.svg"), halting_depth_svg(d.test, s.depth, model.config()));
+  }
+
+  std::printf("\n%-10s %-8s %-10s %-10s %-10s %-16s %-18s\n", "teacher", o.knob.c_str(), "retention", "test acc",
+              "images/s", "mixer", "gap (mean +- sd)");
+  for (const auto& l : rep.levels)
+    for (const auto& spec : o.students.empty() ? default_students() : o.students) {
+      std::vector<double> gaps;
+      for (const auto& st : l.students)
+        if (st.mixer == spec.kind()) gaps.push_back(st.gap);
+      const auto [m, sd] = mean_sd(gaps);
+      std::printf("%-10s %-8s %-10.3f %-10.4f %-10.0f %-16s %+.4f +- %.4f\n", l.name.c_str(),
+                  l.halting ? detail::concat(l.knob).c_str() : "-", l.mean_retention, l.teacher_test_accuracy,
+                  l.images_per_s, spec.kind().c_str(), m, sd);
+    }
+  for (const auto& [mixer, c] : rep.claims) std::printf("claim (%s): %s\n", mixer.c_str(), c.note.c_str());
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("\nrun folder: %s; total %s\n", a.out.c_str(), clock_str(total).c_str());
+  return 0;
+}
+
 inline int run_demo(const demo_args& a) {
+  if (a.avit) return run_avit_demo(a);
   namespace fs = std::filesystem;
   budget b = make_budget(a.budget);
   b.teacher_fit.seed = a.seed;

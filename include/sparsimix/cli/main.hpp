@@ -47,6 +47,9 @@ inline int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(budget_check);
   demo->add_option("--seed", da.seed, "RNG seed (same seed, same numbers on one machine)")->capture_default_str();
+  demo->add_flag("--avit", da.avit,
+                 "The A-ViT teacher-sparsity sweep: a dense teacher, A-ViT teachers of increasing sparsity, "
+                 "mask-guided students of each (resumes from the run folder)");
 
   train_args ta;
   auto* train = app.add_subcommand("train", "Train a ViT teacher on Fashion-MNIST, keeping the best checkpoint");

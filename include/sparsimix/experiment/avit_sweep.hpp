@@ -25,8 +25,8 @@
 #include "../io/atomic_file.hpp"
 #include "../io/checkpoint.hpp"
 #include "experiment.hpp"
-#include "report.hpp"
 #include "statistics.hpp"
+#include "svg.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN

@@ -1,11 +1,13 @@
 // The step budgets of the demo and of the pipeline commands: one preset per size, so the
 // demo, `sparsimix train` and `sparsimix distill` agree on what "small" means.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <string_view>
 
 #include "../core/enum_names.hpp"
 #include "../distill/distill.hpp"
+#include "avit_sweep.hpp"
 #include "../models/vit_config.hpp"
 
 namespace sparsimix {
@@ -29,6 +31,11 @@ struct budget {
   index_t val_size = 5000;                  // held out of the training split
   index_t train_limit = 0, test_limit = 0;  // 0: the whole split
   int latency_runs = 30;
+  // The A-ViT sweep (demo --avit): each level's fine-tune from the dense teacher, the levels
+  // (ordered by the gate centre beta: smaller is sparser) and distillation seeds per cell.
+  fit_options avit_fit;
+  std::vector<avit_level_spec> avit_levels;
+  int avit_seeds = 2;
 };
 
 // The demo teacher (METHOD.md defaults): 28x28 grey images, patch 4, C 96, depth 6, 3 heads,
@@ -104,6 +111,22 @@ inline budget make_budget(budget_size size) {
   }
   b.distill.stage1 = s1;
   b.distill.stage2 = s2;
+  // A-ViT teachers: a quarter of the teacher's steps at a fifth of its learning rate, from the
+  // dense teacher (halting adds no parameters). gamma 10 as A-ViT; beta and the prior's target
+  // depth set the sparsity (docs/halting.md); values chosen on validation data
+  // (docs/results/avit-small/README.md).
+  b.avit_fit = t;
+  b.avit_fit.steps = std::max<index_t>(1, t.steps / 4);
+  b.avit_fit.lr = t.lr / 5;
+  b.avit_fit.augment = false;
+  b.avit_fit.eval_every = 0;
+  for (const double beta : {4.0, 3.0, 2.0}) {
+    avit_level_spec l;
+    l.name = detail::concat("beta", beta);
+    l.knob = beta;
+    l.gate = halting_spec{10, beta, 0.01};
+    b.avit_levels.push_back(l);
+  }
   return b;
 }
 inline budget make_budget(std::string_view name) { return make_budget(parse_budget_size(name)); }

@@ -13,7 +13,7 @@
 
 #include "../data/idx.hpp"
 #include "../distill/train.hpp"
-#include "report.hpp"
+#include "svg.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
