@@ -100,6 +100,25 @@ struct demo_args {
   bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
 };
 
+// The data of a demo run, announced; and the part of its config.json both demos share.
+inline data_splits load_demo_data(const demo_args& a, const budget& b) {
+  auto d = load_splits(a.data, b);
+  log_line(detail::concat("data: Fashion-MNIST from ", a.data, ": ", d.train.size(), " train, ", d.val.size(),
+                          " validation (held out of train), ", d.test.size(), " test images"));
+  return d;
+}
+inline nlohmann::ordered_json demo_config(const std::string& command, const demo_args& a, const budget& b) {
+  nlohmann::ordered_json config;
+  config["command"] = command;
+  config["budget"] = to_string(b.size);
+  config["seed"] = a.seed;
+  config["data"] = a.data;
+  config["threads"] = max_threads();
+  config["teacher"] = io::to_json(b.teacher);
+  config["teacher_fit"] = to_json(b.teacher_fit);
+  return config;
+}
+
 // `demo --avit`: the A-ViT teacher-sparsity sweep (experiment/avit_sweep.hpp) into a run folder
 // it can resume from: config.json, report.json, levels.csv, gap_vs_retention.svg, retention.svg,
 // halting_depth.svg (the sparsest teacher), the teachers' checkpoints and students.jsonl.
@@ -107,9 +126,7 @@ inline int run_avit_demo(const demo_args& a) {
   namespace fs = std::filesystem;
   const budget b = make_budget(a.budget);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto d = load_splits(a.data, b);
-  log_line(detail::concat("data: Fashion-MNIST from ", a.data, ": ", d.train.size(), " train, ", d.val.size(),
-                          " validation (held out of train), ", d.test.size(), " test images"));
+  const auto d = load_demo_data(a, b);
   avit_sweep_options o;
   o.teacher = b.teacher;
   o.teacher_fit = b.teacher_fit;
@@ -123,14 +140,7 @@ inline int run_avit_demo(const demo_args& a) {
   o.latency_runs = b.latency_runs;
   o.seed = a.seed;
   fs::create_directories(a.out);
-  nlohmann::ordered_json config;
-  config["command"] = "demo --avit";
-  config["budget"] = to_string(b.size);
-  config["seed"] = a.seed;
-  config["data"] = a.data;
-  config["threads"] = max_threads();
-  config["teacher"] = io::to_json(b.teacher);
-  config["teacher_fit"] = to_json(b.teacher_fit);
+  nlohmann::ordered_json config = demo_config("demo --avit", a, b);
   config["avit_fit"] = to_json(b.avit_fit);
   nlohmann::ordered_json levels = nlohmann::ordered_json::array();
   for (const auto& l : o.levels)
@@ -199,18 +209,9 @@ inline int run_demo(const demo_args& a) {
   b.distill.stage1.seed = a.seed + 1;
   b.distill.stage2.seed = a.seed + 2;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto d = load_splits(a.data, b);
-  log_line(detail::concat("data: Fashion-MNIST from ", a.data, ": ", d.train.size(), " train, ", d.val.size(),
-                          " validation (held out of train), ", d.test.size(), " test images"));
+  const auto d = load_demo_data(a, b);
   fs::create_directories(a.out);
-  nlohmann::ordered_json config;
-  config["command"] = "demo";
-  config["budget"] = to_string(b.size);
-  config["seed"] = a.seed;
-  config["data"] = a.data;
-  config["threads"] = max_threads();
-  config["teacher"] = io::to_json(b.teacher);
-  config["teacher_fit"] = to_json(b.teacher_fit);
+  nlohmann::ordered_json config = demo_config("demo", a, b);
   config["distill"] = to_json(b.distill);
   config["calibration_images"] = b.calibration;
   config["validation_images"] = b.val_size;
