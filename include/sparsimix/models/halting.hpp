@@ -394,13 +394,12 @@ inline double halting_distill_loss(const Tensor<double>& teacher_scores, const T
         if (grad_y0 && qr >= lo && qr <= hi) (*grad_y0)(l, b, n) = (-pt / q + (1 - pt) / (1 - q)) / P;
       }
   // Soft survival per token: S_l = prod_{j <= l} (1 - hS_j), hS_{L-1} = 1.
-  std::vector<double> surv(static_cast<std::size_t>(L)), coef(static_cast<std::size_t>(L));
+  std::vector<double> coef(static_cast<std::size_t>(L));
   for (index_t b = 0; b < B; ++b)
     for (index_t n = 1; n < N; ++n) {
       double prod = 1;
       for (index_t l = 0; l < L; ++l) {
         prod *= l == L - 1 ? 0.0 : 1 - student_scores(l, b, n);
-        surv[static_cast<std::size_t>(l)] = prod;
         keep_s[static_cast<std::size_t>(l)] += prod / P;
       }
     }
@@ -413,17 +412,18 @@ inline double halting_distill_loss(const Tensor<double>& teacher_scores, const T
   if (grad_y0) {
     for (index_t b = 0; b < B; ++b)
       for (index_t n = 1; n < N; ++n) {
-        // dS_l / dh_j = -prod_{i <= l, i != j} (1 - h_i) for j <= l; computed without dividing.
+        // dS_l / dh_j = -prod_{i <= l, i != j} (1 - h_i) for j <= l: the survival before j
+        // times the factors from j + 1 to l, built up along l (no division by 1 - h_j).
+        double before = 1;  // prod_{i < j} (1 - h_i)
         for (index_t j = 0; j < L - 1; ++j) {
-          double dh = 0;
+          double dh = 0, others = before;
           for (index_t l = j; l < L - 1; ++l) {
-            double others = 1;
-            for (index_t i = 0; i <= l; ++i)
-              if (i != j) others *= 1 - student_scores(i, b, n);
+            if (l > j) others *= 1 - student_scores(l, b, n);
             dh -= coef[static_cast<std::size_t>(l)] * others;
           }
           const double h = student_scores(j, b, n);
           (*grad_y0)(j, b, n) = ((*grad_y0)(j, b, n) + dh) * gamma * h * (1 - h);
+          before *= 1 - h;
         }
       }
   }
