@@ -120,11 +120,12 @@ inline budget make_budget(budget_size size) {
   b.avit_fit.lr = t.lr / 5;
   b.avit_fit.augment = false;
   b.avit_fit.eval_every = 0;
-  // Levels by beta (gamma 10). On the small dense teacher (channel 0 of its block outputs
-  // about 0.15 +- 0.6), 300 steps at lr 2e-4 gave validation accuracy / mean retention
-  // 0.857 / 0.78 (beta 8), 0.853 / 0.66 (beta 5), 0.840 / 0.56 (beta 3, 150 steps) against the
-  // dense 0.867 / 1 (docs/results/avit-small/README.md). The tiny model's narrower stream
-  // needs smaller centres to halt at all.
+  // Levels by beta (gamma 10). On the small dense teacher (`sparsimix train --budget small`;
+  // channel 0 of its block outputs about 0.15 +- 0.6), `sparsimix train --halting --init
+  // dense.safetensors --beta B --steps 300 --lr 2e-4` gave validation accuracy / mean retention
+  // 0.857 / 0.78 (beta 8), 0.853 / 0.66 (beta 5), 0.840 / 0.56 (beta 3, after 150 steps) against
+  // the dense 0.867 / 1 (AMD EPYC, 2026-12-02). The tiny model's narrower stream needs smaller
+  // centres to halt at all.
   const std::vector<double> betas = size == budget_size::tiny ? std::vector<double>{4.0, 3.0, 2.0}
                                                               : std::vector<double>{8.0, 5.0, 3.0};
   for (const double beta : betas) {
