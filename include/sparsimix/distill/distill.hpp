@@ -80,18 +80,7 @@ Var halting_distill_term(Tape<T>& tape, const HybridViT<T>& student, const vit_t
   Tensor<double> g;
   const double value =
       halting_distill_loss(teacher_scores, teacher_masks, hs.scores(), hs.cfg().gamma, keep_weight, &g);
-  const Shape ys = tape.shape(trace.block_out[0]);
-  const index_t B = ys[0], N = ys[1], C = ys[2];
-  Tensor<T> inject(Shape{B, N, C});
-  Var total;
-  for (index_t l = 0; l < L; ++l) {
-    inject.zero();
-    for (index_t r = 0; r < B * N; ++r) inject.data()[r * C] = static_cast<T>(g.data()[l * B * N + r]);
-    const Var term = tape.external_loss(l == 0 ? static_cast<T>(value) : T(0), trace.block_out[static_cast<std::size_t>(l)],
-                                        inject.view());
-    total = total.valid() ? tape.add(total, term) : term;
-  }
-  return total;
+  return channel0_loss(tape, trace, static_cast<T>(value), g.data());
 }
 
 // A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (any

@@ -57,6 +57,27 @@ struct vit_trace {
   Var logits;
 };
 
+// A loss computed outside the tape from channel 0 of every block output (the A-ViT terms):
+// its value enters once, and grad [L, B, N] (d loss / d block_out_l[b, n, 0], any scalar type)
+// flows into the traced block outputs through one external_loss per block.
+template <class Tp, class G>
+Var channel0_loss(Tp& tape, const vit_trace& trace, typename Tp::scalar_type value, const G* grad) {
+  using T = typename Tp::scalar_type;
+  if (trace.block_out.empty()) throw config_error("channel0_loss: the trace holds no block output");
+  const Shape ys = tape.shape(trace.block_out[0]);
+  const index_t B = ys[0], N = ys[1], C = ys[2];
+  Tensor<T> inject(Shape{B, N, C});
+  Var total;
+  for (std::size_t l = 0; l < trace.block_out.size(); ++l) {
+    inject.zero();
+    const G* gl = grad + static_cast<index_t>(l) * B * N;
+    for (index_t r = 0; r < B * N; ++r) inject.data()[r * C] = static_cast<T>(gl[r]);
+    const Var term = tape.external_loss(l == 0 ? value : T(0), trace.block_out[l], inject.view());
+    total = total.valid() ? tape.add(total, term) : term;
+  }
+  return total;
+}
+
 template <class T = float>
 class HybridViT {
  public:
@@ -171,7 +192,7 @@ class HybridViT {
     Mixer<T> mixer;
   };
   struct workspace {
-    Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln, keep;
+    Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln;
     Tensor<T> alive_x;      // [M, C] the alive tokens' residual stream (halting inference)
     token_packing alive;    // which rows those are
   };
@@ -518,19 +539,8 @@ Var HybridViT<T>::halting_loss(Tp& tape, const vit_trace& trace, double alpha_p,
   if (static_cast<index_t>(trace.block_out.size()) != depth() || hs.layers_done() != depth())
     throw config_error("HybridViT::halting_loss: needs the trace of a complete tape forward");
   const Tensor<T> g = hs.loss_grad(alpha_p, alpha_d, target_depth);  // [L, B, N]
-  const Shape ys = tape.shape(trace.block_out[0]);
-  const index_t B = ys[0], N = ys[1], C = ys[2];
   const T value = static_cast<T>(alpha_p) * hs.ponder_loss() + static_cast<T>(alpha_d) * hs.prior_kl(target_depth);
-  Var total;
-  ws_.keep.resize(Shape{B, N, C});
-  for (index_t l = 0; l < depth(); ++l) {
-    ws_.keep.zero();
-    for (index_t r = 0; r < B * N; ++r) ws_.keep.data()[r * C] = g.data()[l * B * N + r];
-    const Var term = tape.external_loss(l == 0 ? value : T(0), trace.block_out[static_cast<std::size_t>(l)],
-                                        ws_.keep.view());
-    total = total.valid() ? tape.add(total, term) : term;
-  }
-  return total;
+  return channel0_loss(tape, trace, value, g.data());
 }
 
 template <class T>
