@@ -3,6 +3,7 @@
 #pragma once
 #include "distill/analysis.hpp"
 #include "distill/distill.hpp"
+#include "distill/prune.hpp"
 #include "distill/selection.hpp"
 #include "distill/sparsity.hpp"
 #include "distill/train.hpp"

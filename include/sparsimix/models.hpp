@@ -3,6 +3,7 @@
 #include "models/any_mixer.hpp"
 #include "models/halting.hpp"
 #include "models/mixer_state.hpp"
+#include "models/pruning.hpp"
 #include "models/registry.hpp"
 #include "models/vit.hpp"
 #include "models/vit_config.hpp"

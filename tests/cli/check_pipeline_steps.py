@@ -42,6 +42,34 @@ ev = load("eval.json")
 prob(ev, "test_accuracy", "eval")
 if ev["images"] != 500 or ev["params"] <= 0:
     sys.exit(f"eval: {ev['images']} images, {ev['params']} params")
+# Sizes: params counts what can be non-zero, stored_params the checkpoint's dense layout.
+if not ev["nonzero_params"] <= ev["params"] < ev["stored_params"]:
+    sys.exit(f"eval: params {ev['params']}, nonzero {ev['nonzero_params']}, stored {ev['stored_params']}")
+# Pruning the student's mh_lstm layer: a quarter of its units, reported per block and head,
+# and the pruned checkpoint's non-zero count falls by at least their biases and weights.
+pr = load("pruned.safetensors.json")
+prob(pr, "test_accuracy", "prune")
+units = pr["units"]
+if pr["pruned_units"] != round(0.25 * units) or abs(pr["pruned_fraction"] - pr["pruned_units"] / units) > 1e-12:
+    sys.exit(f"prune: {pr['pruned_units']} of {units} units pruned, expected a quarter")
+kept = sum(sum(w) for b in pr["blocks"] for w in b["widths"])
+if [b["block"] for b in pr["blocks"]] != dist["replaced"] or kept != units - pr["pruned_units"]:
+    sys.exit(f"prune: blocks {pr['blocks']}, expected the replaced layer with {units - pr['pruned_units']} units kept")
+pev = load("pruned_eval.json")
+if pev.get("blocks") != pr["blocks"] or abs(pev.get("pruned_fraction", -1) - pr["pruned_fraction"]) > 1e-12:
+    sys.exit("eval of the pruned model: the pruning read back from the checkpoint differs from prune's")
+if "blocks" in ev:
+    sys.exit("eval: pruning keys belong to pruned models only")
+d_head = 48 // 2  # tiny teacher: C 48, 2 heads
+if pev["params"] != ev["params"] or pev["stored_params"] != ev["stored_params"] or \
+        pev["nonzero_params"] > ev["nonzero_params"] - pr["pruned_units"] * (4 * d_head + 8 + d_head):
+    sys.exit(f"eval of the pruned model: {pev} against {ev}")
+# distill --prune: two replaced layers, half of their units pruned in one global cut.
+dp = load("student_pruned.safetensors.json")
+prob(dp, "test_accuracy", "distill --prune")
+if dp.get("pruned") is not True or abs(dp["pruned_fraction"] - 0.5) > 1e-12 or \
+        [b["block"] for b in dp["blocks"]] != [0, 2] or not dp["nonzero_params"] < dp["params"]:
+    sys.exit(f"distill --prune: {dp}")
 # A-ViT fine-tune of the teacher: the knobs on record, retention per block in (0, 1] and never
 # rising with depth, the same numbers from eval; sparsity still measured for every layer.
 avit = load("avit.safetensors.json")

@@ -63,7 +63,7 @@ TEST_CASE("write_report writes every file with the documented keys", "[experimen
   const auto r = sample_report();
   write_report(r, dir.string());
   for (const char* f : {"report.json", "sparsity.csv", "variants.csv", "sparsity_heatmap.svg", "drop_vs_sparsity.svg",
-                        "accuracy.svg", "params.svg", "latency.svg"})
+                        "accuracy.svg", "params.svg", "latency.svg", "pareto.svg"})
     REQUIRE(std::filesystem::is_regular_file(dir / f));
 
   const auto j = nlohmann::json::parse(slurp(dir / "report.json"));
@@ -78,7 +78,8 @@ TEST_CASE("write_report writes every file with the documented keys", "[experimen
 
   const auto variants = slurp(dir / "variants.csv");
   CHECK(count(variants, "\n") == 1 + 1 + 4);  // header, teacher, variants
-  CHECK(variants.find("mh_lstm/sparsest,mh_lstm,sparsest,0 2,") != std::string::npos);
+  CHECK(variants.find("mh_lstm/sparsest,mh_lstm,sparsest,0 2,false,") != std::string::npos);
+  CHECK(variants.rfind("name,mixer,selection,replaced,pruned,", 0) == 0);
   const auto sparsity = slurp(dir / "sparsity.csv");
   CHECK(count(sparsity, "\n") == 1 + 2 * (2 + 2));  // header; per attention layer: mean, cls, 2 heads
 
@@ -87,6 +88,11 @@ TEST_CASE("write_report writes every file with the documented keys", "[experimen
   CHECK(count(heat, "<rect") == 2 * 3);  // 2 attention layers x (2 heads + mean)
   const auto scatter = slurp(dir / "drop_vs_sparsity.svg");
   CHECK(count(scatter, "<circle") == 2);  // the one claimed mixer's variants
+  const auto pareto = slurp(dir / "pareto.svg");
+  CHECK(count(pareto, "<circle") == 1 + 4);  // the teacher and every variant
+  for (const char* k : {"images_per_s", "pruned", "pruned_fraction", "nonzero_params", "stored_params"})
+    CHECK(j["variants"][0].contains(k));
+  CHECK(j["teacher"].contains("images_per_s"));
   std::filesystem::remove_all(dir);
 }
 

@@ -16,13 +16,15 @@ def main():
             errors.append(msg)
 
     for f in ["config.json", "report.json", "sparsity.csv", "variants.csv", "sparsity_heatmap.svg",
-              "drop_vs_sparsity.svg", "accuracy.svg", "params.svg", "latency.svg", "teacher.safetensors"]:
+              "drop_vs_sparsity.svg", "accuracy.svg", "params.svg", "latency.svg", "pareto.svg", "teacher.safetensors"]:
         need((run / f).is_file(), f"missing {f}")
     r = json.loads((run / "report.json").read_text())
     json.loads((run / "config.json").read_text())
     t = r["teacher"]
-    for k in ["test_accuracy", "params", "latency_ms", "train_seconds"]:
+    for k in ["test_accuracy", "params", "nonzero_params", "stored_params", "latency_ms", "images_per_s",
+              "train_seconds"]:
         need(k in t, f"teacher.{k} missing")
+    need(t.get("images_per_s", 0) > 0 and t.get("latency_ms", 0) > 0, "teacher timing not positive")
     need(0 <= t["test_accuracy"] <= 1, "teacher.test_accuracy not a fraction")
     need(t["test_accuracy"] >= min_teacher, f"teacher accuracy {t['test_accuracy']} below {min_teacher} (chance 0.1)")
     s = r["sparsity"]
@@ -35,10 +37,23 @@ def main():
         need(0 < layer["k90"] <= 1, "k90 out of (0, 1]")
         need(len(layer["heads"]) >= 1, "no heads")
     need(len(r["variants"]) >= 4, "too few variants")
+    need(sum(1 for v in r["variants"] if v.get("pruned")) == 2, "expected the sparsest and densest mh_lstm pruned")
     for v in r["variants"]:
         for k in ["name", "mixer", "replaced", "selection", "mean_sparsity", "test_accuracy", "accuracy_drop", "params",
-                  "latency_ms"]:
+                  "nonzero_params", "stored_params", "latency_ms", "images_per_s", "pruned", "pruned_fraction"]:
             need(k in v, f"variants[].{k} missing")
+        need(v.get("nonzero_params", 0) <= v.get("params", -1) <= v.get("stored_params", -1), "sizes out of order")
+        need(v.get("images_per_s", 0) > 0, f"{v['name']}: images_per_s not positive")
+        if v.get("pruned"):
+            # A pruned variant is its unpruned sibling with a fraction of the LSTM units gone.
+            base = [u for u in r["variants"] if u["name"] == v["name"].removesuffix("/pruned")]
+            need(v["mixer"] == "mh_lstm" and len(base) == 1 and 0 < v["pruned_fraction"] < 1,
+                 f"{v['name']}: not a pruned mh_lstm variant")
+            if base:
+                need(v["nonzero_params"] < base[0]["nonzero_params"] and v["params"] == base[0]["params"],
+                     f"{v['name']}: pruning did not shrink the non-zero count")
+        else:
+            need(v.get("pruned_fraction") == 0, f"{v['name']}: pruned_fraction without pruning")
         need(v["selection"] in ("sparsest", "densest", "group"), "bad selection")
         need(abs(t["test_accuracy"] - v["test_accuracy"] - v["accuracy_drop"]) < 1e-9, "accuracy_drop inconsistent")
         need(0 <= v["test_accuracy"] <= 1, "variant accuracy not a fraction")

@@ -30,7 +30,33 @@ CASES = {
     "vit_halting": (12, 4, 1, 5, 24, 3, 2.0,
                     [{"kind": "attention"}, {"kind": "mh_lstm"}, {"kind": "selective_scan", "bidirectional": True},
                      {"kind": "attention"}], 3, {"gamma": 1.5, "beta": 0.5, "eps": 0.01}),
+    # FAR pruning: the dense masked layout with pruned units zeroed (PRUNED below); sparsimix
+    # reads them back as pruned and computes at the reduced widths.
+    "vit_lstm_pruned": (16, 4, 1, 4, 24, 2, 2.0,
+                        [{"kind": "mh_lstm"}, {"kind": "attention"}, {"kind": "mh_lstm"}], 2, True),
 }
+
+# Per case: block -> (direction, dense hidden unit h * d + j) pairs to prune. Block 2 loses
+# every forward unit of head 1 (a width-0 head and direction).
+PRUNED = {
+    "vit_lstm_pruned": {0: [(0, 0), (0, 5), (0, 13), (1, 2), (1, 23)],
+                        2: [(0, u) for u in range(12, 24)] + [(1, 0), (1, 1)]},
+}
+
+
+def prune_units(model, block, units, C):
+    """Zeroes each unit's gate rows, recurrent column, gate biases and head_proj column: the
+    unit is disconnected, exactly what sparsimix's pruning leaves in a checkpoint."""
+    sd = model.state_dict()
+    pre = f"blocks.{block}.attn."
+    with torch.no_grad():
+        for direction, u in units:
+            sfx = "_reverse" if direction else ""
+            for g in range(4):
+                for name in ("lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"):
+                    sd[pre + name + sfx][g * C + u].zero_()
+            sd[pre + "lstm.weight_hh_l0" + sfx][:, u].zero_()
+            sd[pre + "head_proj.weight"][:, direction * C + u].zero_()
 
 
 def config_of(img, patch, chans, classes, C, H, ratio, mixers, halting=None):
@@ -48,6 +74,8 @@ def generate(out):
         gen = torch.Generator().manual_seed(100 + seed)
         model = ref_vit.HybridViT(cfg).double()
         model.randomize(gen)
+        for block, units in PRUNED.get(name, {}).items():
+            prune_units(model, block, units, C)
         images = torch.randn(batch, chans, img, img, generator=gen, dtype=torch.float64).float().double()
         labels = torch.randint(0, classes, (batch,), generator=gen)
         logits, outs, maps = model(images, capture=True)

@@ -22,6 +22,7 @@
 
 #include "../autograd/tape.hpp"
 #include "../data/loader.hpp"
+#include "../distill/prune.hpp"
 #include "../distill/selection.hpp"
 #include "../experiment/halting_report.hpp"
 #include "../experiment/report.hpp"
@@ -133,7 +134,7 @@ inline int run_avit_demo(const demo_args& a) {
   o.teacher_fit.seed = a.seed;
   o.avit_fit = b.avit_fit;
   o.avit_fit.seed = a.seed + 3;
-  o.distill = b.distill;
+  o.distill = b.avit_distill;
   o.levels = b.avit_levels;
   o.seeds = b.avit_seeds;
   o.calibration = b.calibration;
@@ -148,7 +149,7 @@ inline int run_avit_demo(const demo_args& a) {
                       {"eps", l.gate.eps}, {"ponder_weight", l.loss.ponder_weight},
                       {"prior_weight", l.loss.prior_weight}, {"target_depth", l.loss.target_depth}});
   config["avit_levels"] = levels;
-  config["distill"] = to_json(b.distill);
+  config["distill"] = to_json(b.avit_distill);
   config["seeds"] = o.seeds;
   config["rerun"] = detail::concat("sparsimix demo --avit --budget ", to_string(b.size), " --seed ", a.seed,
                                    " --data ", a.data, " --out ", a.out, " (resumes from the folder's files)");
@@ -224,6 +225,10 @@ inline int run_demo(const demo_args& a) {
   eo.distill = b.distill;
   eo.calibration = b.calibration;
   eo.latency_runs = b.latency_runs;
+  eo.prune.regularise = b.prune_regularise;
+  eo.prune.finetune = b.prune_finetune;
+  eo.prune.regularise.seed = a.seed + 3;
+  eo.prune.finetune.seed = a.seed + 4;
   eo.seed = a.seed;
   experiment_hooks<float> hooks;
   hooks.log = log_line;
@@ -235,14 +240,14 @@ inline int run_demo(const demo_args& a) {
   const auto rep = run_experiment(d.train, d.val, d.test, eo, hooks);
   write_report(rep, a.out);
 
-  std::printf("\n%-34s %-10s %-9s %-10s %-9s %-9s %-10s\n", "model", "replaced", "sparsity", "test acc", "drop",
-              "params", "ms/image");
-  std::printf("%-34s %-10s %-9s %-10.4f %-9s %-9td %-10.3f\n", "teacher (attention)", "-", "-",
-              rep.teacher_test_accuracy, "-", rep.teacher_params, rep.teacher_latency_ms);
+  std::printf("\n%-34s %-10s %-9s %-10s %-9s %-9s %-9s %-9s\n", "model", "replaced", "sparsity", "test acc", "drop",
+              "nonzero", "ms/image", "images/s");
+  std::printf("%-34s %-10s %-9s %-10.4f %-9s %-9td %-9.3f %-9.0f\n", "teacher (attention)", "-", "-",
+              rep.teacher_test_accuracy, "-", rep.teacher_nonzero_params, rep.teacher_latency_ms, rep.teacher_images_per_s);
   for (const auto& v : rep.variants) {
     const std::string layers = detail::join(v.replaced, ",");
-    std::printf("%-34s %-10s %-9.3f %-10.4f %+-9.4f %-9td %-10.3f\n", v.name.c_str(), layers.c_str(), v.mean_sparsity,
-                v.test_accuracy, v.accuracy_drop, v.params, v.latency_ms);
+    std::printf("%-34s %-10s %-9.3f %-10.4f %+-9.4f %-9td %-9.3f %-9.0f\n", v.name.c_str(), layers.c_str(),
+                v.mean_sparsity, v.test_accuracy, v.accuracy_drop, v.nonzero_params, v.latency_ms, v.images_per_s);
   }
   std::printf("\nsparsity ranking (%s, sparsest first):", std::string(to_string(rep.sparsity.metric)).c_str());
   for (index_t l : rep.sparsity.order) std::printf(" %td", l);
@@ -293,6 +298,26 @@ inline void check_halting_args(const train_args& a, index_t depth) {
   if (a.halting_loss.target_depth < 0 || a.halting_loss.target_depth > depth)
     throw config_error(detail::concat("train: --target-depth is ", a.halting_loss.target_depth, ", expected 1..",
                                       depth, " (the model's depth; 0 for ceil(2 depth / 3))"));
+}
+
+// params, nonzero_params, stored_params (models/pruning.hpp, docs/report.md).
+inline void add_parameter_counts(nlohmann::ordered_json& j, HybridViT<float>& model) {
+  const auto c = count_parameters(model);
+  j["params"] = c.params;
+  j["nonzero_params"] = c.nonzero_params;
+  j["stored_params"] = c.stored_params;
+}
+
+// {block, widths: [[fwd per head], [bwd per head]]} per mh_lstm block (docs/pruning.md).
+inline nlohmann::ordered_json widths_json(const pruning_summary& s) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& [block, w] : s.widths) {
+    const std::size_t H = w.size() / 2;
+    std::vector<index_t> fwd(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(H)),
+        bwd(w.begin() + static_cast<std::ptrdiff_t>(H), w.end());
+    out.push_back({{"block", block}, {"widths", {fwd, bwd}}});
+  }
+  return out;
 }
 
 // Retention keys of a halting model's evaluation (docs/report.md); nothing without halting.
@@ -404,12 +429,17 @@ struct distill_args {
   index_t stage1 = 0, stage2 = -1;     // 0 / -1: the budget's
   bool teacher_forced = false;
   bool mask_guided = false;            // A-ViT teacher: the student follows its token masks
+  double prune = 0;                    // > 0: then prune this fraction of the student's LSTM units
   std::uint64_t seed = 0;
 };
 
 inline int run_distill(const distill_args& a) {
   const budget b = make_budget(a.budget);
   const mixer_spec spec = student_spec(a.mixer);
+  if (a.prune != 0 && !(a.prune > 0 && a.prune < 1))
+    throw config_error(detail::concat("distill: --prune is ", a.prune, ", expected a fraction in (0, 1)"));
+  if (a.prune > 0 && spec.kind() != "mh_lstm")
+    throw config_error("distill: --prune prunes mh_lstm units; the student mixer is " + spec.kind());
   distill_options o = b.distill;
   o.target = parse_distill_target(a.target);
   if (a.stage1 > 0) o.stage1.steps = a.stage1;
@@ -436,6 +466,18 @@ inline int run_distill(const distill_args& a) {
   auto student = make_student(teacher, layers, spec, rng);
   const auto r = distill(teacher, student, layers, d.train, nullptr, o,
                          [](int stage, const fit_progress& p) { print_progress(stage == 1 ? "stage 1" : "stage 2", p); });
+  std::optional<prune_result> pruned;
+  prune_options po;
+  if (a.prune > 0) {  // FAR's second half on the distilled student (docs/pruning.md)
+    po.regularise = b.prune_regularise;
+    po.finetune = b.prune_finetune;
+    po.regularise.seed = a.seed + 3;
+    po.finetune.seed = a.seed + 4;
+    po.select = {a.prune, 0};
+    pruned = prune(student, d.train, &d.val, po, [](const std::string& phase, const fit_progress& p) {
+      print_progress(phase.c_str(), p);
+    });
+  }
   io::save_checkpoint(student, a.out);
   const auto t_test = evaluate(teacher, d.test), s_test = evaluate(student, d.test);
   const double t_acc = t_test.accuracy, s_acc = s_test.accuracy;
@@ -445,11 +487,84 @@ inline int run_distill(const distill_args& a) {
                            {"teacher_val_accuracy", t_val}, {"val_accuracy", s_val},
                            {"teacher_test_accuracy", t_acc}, {"test_accuracy", s_acc}, {"accuracy_drop", t_acc - s_acc},
                            {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds}};
+  add_parameter_counts(j, student);
+  if (pruned) {
+    j["pruned"] = true;
+    j["pruned_fraction"] = pruned->pruning.pruned_fraction();
+    j["blocks"] = widths_json(pruned->pruning);
+    j["prune"] = {{"regularise", to_json(po.regularise)}, {"hoyer_square", po.weight}, {"finetune", to_json(po.finetune)}};
+  }
   if (teacher.config().halting) {
     j["mask_guided"] = a.mask_guided;
     j["teacher_mean_retention"] = t_test.mean_retention();
     add_retention(j, s_test);
   }
+  io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+// ---- prune ----------------------------------------------------------------------------------
+
+struct prune_args {
+  std::string model, data = data::fashion_mnist_default_dir, out = "pruned.safetensors", budget = "small";
+  double weight = 5e-5;
+  double fraction = -1, threshold = -1;  // neither given: fraction 0.5
+  index_t steps = -1, finetune_steps = -1;  // -1: the budget's
+  double lr = 0;                            // 0: the budget's (both phases scale with it)
+  std::uint64_t seed = 0;
+};
+
+inline int run_prune(const prune_args& a) {
+  const budget b = make_budget(a.budget);
+  if (a.fraction >= 0 && a.threshold >= 0) throw config_error("prune: give --fraction or --threshold, not both");
+  if (a.fraction >= 0 && !(a.fraction > 0 && a.fraction < 1))
+    throw config_error(detail::concat("prune: --fraction is ", a.fraction, ", expected a value in (0, 1)"));
+  if (!std::isfinite(a.weight) || a.weight < 0)
+    throw config_error(detail::concat("prune: --weight is ", a.weight, ", expected a finite value >= 0"));
+  if (!std::isfinite(a.lr) || a.lr < 0) throw config_error(detail::concat("prune: --lr is ", a.lr, ", expected > 0"));
+  prune_options o;
+  o.weight = a.weight;
+  o.regularise = b.prune_regularise;
+  o.finetune = b.prune_finetune;
+  if (a.steps >= 0) o.regularise.steps = a.steps;
+  if (a.finetune_steps >= 0) o.finetune.steps = a.finetune_steps;
+  if (a.lr > 0) {
+    o.finetune.lr *= a.lr / o.regularise.lr;
+    o.regularise.lr = a.lr;
+  }
+  o.regularise.seed = a.seed + 1;
+  o.finetune.seed = a.seed + 2;
+  o.select = a.threshold >= 0 ? unit_selection{-1, a.threshold} : unit_selection{a.fraction >= 0 ? a.fraction : 0.5, 0};
+  auto model = io::load_checkpoint<float>(a.model);
+  if (prunable_blocks(model).empty())
+    throw config_error("prune: " + a.model + " has no mh_lstm block (distil one first: `sparsimix distill --mixer mh_lstm`)");
+  const auto d = load_splits(a.data, b);
+  const double val_before = evaluate(model, d.val).accuracy;
+  const auto r = prune(model, d.train, &d.val, o, [](const std::string& phase, const fit_progress& p) {
+    print_progress(phase.c_str(), p);
+  });
+  io::save_checkpoint(model, a.out);
+  const auto test = evaluate(model, d.test);
+  nlohmann::ordered_json j{{"model", a.out},
+                           {"from", a.model},
+                           {"val_accuracy_before", val_before},
+                           {"val_accuracy", evaluate(model, d.val).accuracy},
+                           {"test_accuracy", test.accuracy},
+                           {"pruned_fraction", r.pruning.pruned_fraction()},
+                           {"units", r.pruning.units},
+                           {"pruned_units", r.pruning.pruned_units},
+                           {"hoyer_square_before", r.regulariser_before},
+                           {"hoyer_square_after", r.regulariser_after},
+                           {"params_before", r.before.params},
+                           {"nonzero_params_before", r.before.nonzero_params}};
+  add_parameter_counts(j, model);
+  j["blocks"] = widths_json(r.pruning);
+  j["regularise"] = to_json(o.regularise);
+  j["regularise"]["hoyer_square"] = o.weight;
+  j["finetune"] = to_json(o.finetune);
+  if (o.select.fraction > 0) j["fraction"] = o.select.fraction;
+  else j["threshold"] = o.select.threshold;
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
@@ -469,9 +584,13 @@ inline int run_eval(const eval_args& a) {
   nlohmann::ordered_json j{{"model", a.model},
                            {"test_accuracy", r.accuracy},
                            {"test_loss", r.loss},
-                           {"images", r.count},
-                           {"params", model.num_parameters()},
-                           {"latency_ms", measure_latency_ms(model, test, 50)}};
+                           {"images", r.count}};
+  add_parameter_counts(j, model);
+  if (const auto ps = summarize_pruning(model); ps.pruned_units > 0) {
+    j["pruned_fraction"] = ps.pruned_fraction();
+    j["blocks"] = widths_json(ps);
+  }
+  j["latency_ms"] = measure_latency_ms(model, test, 50);
   add_retention(j, r);
   std::printf("%s\n", j.dump(2).c_str());
   return 0;

@@ -113,10 +113,29 @@ inline int main(int argc, char** argv) {
   distill->add_flag("--mask-guided", di.mask_guided,
                     "A-ViT teacher: stage 1 runs the student under the teacher's token masks (MSE on alive tokens, "
                     "halting KL and keep-ratio terms); stage 2 with the student's own halting");
+  distill->add_option("--prune", di.prune,
+                      "Then prune this fraction of the student's mh_lstm units (FAR, docs/pruning.md; settings from "
+                      "--budget)");
   distill->add_option("--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
   distill->add_option("--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
   distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   distill->add_option("--seed", di.seed, "RNG seed")->capture_default_str();
+
+  prune_args pa;
+  auto* prune = app.add_subcommand(
+      "prune", "FAR's structured pruning of a hybrid's mh_lstm units: Hoyer-Square training, prune, fine-tune");
+  prune->add_option("--model", pa.model, "Checkpoint with mh_lstm blocks (e.g. from distill --mixer mh_lstm)")
+      ->required();
+  prune->add_option("--data", pa.data, data_help)->capture_default_str();
+  prune->add_option("--out", pa.out, "Pruned checkpoint to write (report beside it as OUT.json)")->capture_default_str();
+  prune->add_option("--fraction", pa.fraction, "Prune this fraction of all LSTM units, lowest group norm first (default 0.5)");
+  prune->add_option("--threshold", pa.threshold, "Or prune every unit whose group norm is <= this (FAR: 1e-4)");
+  prune->add_option("--weight", pa.weight, "Hoyer-Square regulariser weight of the first phase")->capture_default_str();
+  prune->add_option("--steps", pa.steps, "Regularised training steps (default from --budget; 0 skips it)");
+  prune->add_option("--finetune-steps", pa.finetune_steps, "Masked fine-tune steps (default from --budget; 0 skips it)");
+  prune->add_option("--lr", pa.lr, "Peak learning rate of the regularised phase (the fine-tune's scales with it)");
+  prune->add_option("--budget", pa.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
+  prune->add_option("--seed", pa.seed, "RNG seed")->capture_default_str();
 
   eval_args ea;
   auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");
@@ -169,6 +188,7 @@ inline int main(int argc, char** argv) {
     if (*train) return run_train(ta);
     if (*sparsity) return run_sparsity(sa);
     if (*distill) return run_distill(di);
+    if (*prune) return run_prune(pa);
     if (*eval) return run_eval(ea);
     if (*retention) return run_retention(ra);
     if (*inspect) return run_inspect(inspect_path);

@@ -13,6 +13,7 @@
 #include "../autograd/schedule.hpp"
 #include "../autograd/tape.hpp"
 #include "../models/vit.hpp"
+#include "../models/pruning.hpp"
 #include "../data/loader.hpp"
 
 namespace sparsimix {
@@ -94,6 +95,24 @@ double measure_latency_ms(const HybridViT<T>& model, const data::image_dataset& 
   return ms[static_cast<std::size_t>(runs / 2)];
 }
 
+// Images per second of batched inference (median of `runs` batches of `batch` test images).
+template <class T>
+double measure_throughput(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch, int runs = 5) {
+  const index_t b = std::min(batch, ds.size());
+  const Shape is = ds.images.shape();
+  Tensor<T> images(Shape{b, is[1], is[2], is[3]}), logits(Shape{b, model.config().num_classes});
+  for (index_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<T>(ds.images.data()[i]);
+  model.forward(images.view(), logits.view());
+  std::vector<double> s;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(images.view(), logits.view());
+    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(s.begin(), s.begin() + runs / 2, s.end());
+  return static_cast<double>(b) / s[static_cast<std::size_t>(runs / 2)];
+}
+
 struct fit_options {
   index_t steps = 1000;          // optimizer updates (the fixed budget)
   index_t batch = 128;
@@ -107,6 +126,9 @@ struct fit_options {
   index_t eval_every = 0;        // steps between validation runs (0: only at the end)
   index_t eval_limit = 0;        // validation examples per run (0: all)
   halting_loss_options halting;  // A-ViT loss weights, used when the model halts tokens
+  // FAR's Hoyer-Square regulariser over the LSTM units (models/pruning.hpp), added to the loss
+  // with this weight (0: off; FAR uses 5e-5).
+  double hoyer_square = 0;
 };
 
 struct fit_progress {
@@ -169,10 +191,13 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     if (!std::isfinite(lv))
       throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")"));
     tape.backward(loss);
+    // The regulariser depends on the weights alone: its gradient goes straight to the grads.
+    const double reg = opt.hoyer_square > 0 ? opt.hoyer_square * add_hoyer_square_grad(model, opt.hoyer_square) : 0.0;
     if (opt.clip_norm > 0) clip_grad_norm(trainable, opt.clip_norm);
     optimizer.set_lr(schedule(step));
     optimizer.step();
-    loss_ema = step == 0 ? lv : 0.98 * loss_ema + 0.02 * lv;
+    apply_pruning(model);  // AdamW's moments would move pruned weights off 0
+    loss_ema = step == 0 ? lv + reg : 0.98 * loss_ema + 0.02 * (lv + reg);
     res.final_loss = loss_ema;
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - t0).count();

@@ -139,24 +139,6 @@ inline avit_claim teacher_sparsity_claim(const std::vector<avit_level_result>& l
   return c;
 }
 
-// Images per second of batched inference (median of `runs` batches of `batch` test images).
-template <class T>
-double measure_throughput(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch, int runs = 5) {
-  const index_t b = std::min(batch, ds.size());
-  const Shape is = ds.images.shape();
-  Tensor<T> images(Shape{b, is[1], is[2], is[3]}), logits(Shape{b, model.config().num_classes});
-  for (index_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<T>(ds.images.data()[i]);
-  model.forward(images.view(), logits.view());
-  std::vector<double> s;
-  for (int r = 0; r < runs; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    model.forward(images.view(), logits.view());
-    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::nth_element(s.begin(), s.begin() + runs / 2, s.end());
-  return static_cast<double>(b) / s[static_cast<std::size_t>(runs / 2)];
-}
-
 inline nlohmann::ordered_json to_json(const avit_student_result& s) {
   return {{"mixer", s.mixer},       {"replaced", s.replaced},     {"seed", s.seed},
           {"test_accuracy", s.test_accuracy}, {"val_accuracy", s.val_accuracy}, {"gap", s.gap},

@@ -37,6 +37,11 @@ struct budget {
   fit_options avit_fit;
   std::vector<avit_level_spec> avit_levels;
   int avit_seeds = 2;
+  // Each sweep student's distillation: the sweep distils (levels + 1) x mixers x seeds students,
+  // 16 at the defaults, so it gets a shorter budget than the demo's variants.
+  distill_options avit_distill;
+  // `sparsimix prune`: the Hoyer-Square training and the masked fine-tune.
+  fit_options prune_regularise, prune_finetune;
 };
 
 // The demo teacher (METHOD.md defaults): 28x28 grey images, patch 4, C 96, depth 6, 3 heads,
@@ -112,6 +117,10 @@ inline budget make_budget(budget_size size) {
   }
   b.distill.stage1 = s1;
   b.distill.stage2 = s2;
+  // Pruning (FAR: regularised training at the distillation rate, fine-tune far lower): as
+  // many regularised steps as stage 1, as many fine-tune steps as stage 2 at stage 2's rate.
+  b.prune_regularise = s1;
+  b.prune_finetune = s2;
   // A-ViT teachers: a quarter of the teacher's steps at a fifth of its learning rate, from the
   // dense teacher (halting adds no parameters). gamma 10 as A-ViT; beta sets the sparsity
   // (smaller: sparser; docs/halting.md).
@@ -120,6 +129,16 @@ inline budget make_budget(budget_size size) {
   b.avit_fit.lr = t.lr / 5;
   b.avit_fit.augment = false;
   b.avit_fit.eval_every = 0;
+  // small: 100 + 50 steps (about 1.6 min per student on 2 cores, so the sweep fits 45 min);
+  // full: 300 + 150. tiny keeps the demo's.
+  b.avit_distill = b.distill;
+  if (size == budget_size::small) {
+    b.avit_distill.stage1.steps = 100;
+    b.avit_distill.stage2.steps = 50;
+  } else if (size == budget_size::full) {
+    b.avit_distill.stage1.steps = 300;
+    b.avit_distill.stage2.steps = 150;
+  }
   // Levels by beta (gamma 10). On the small dense teacher (`sparsimix train --budget small`;
   // channel 0 of its block outputs about 0.15 +- 0.6), `sparsimix train --halting --init
   // dense.safetensors --beta B --steps 300 --lr 2e-4` gave validation accuracy / mean retention

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../distill/distill.hpp"
+#include "../distill/prune.hpp"
 #include "../distill/selection.hpp"
 #include "statistics.hpp"
 
@@ -20,9 +21,12 @@ namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
 // The students the experiment distils unless told: the multi-head LSTM and the
-// bidirectional selective scan (Vim v2; ViT tokens have no causal order).
+// bidirectional selective scan (Vim v2; ViT tokens have no causal order) in FAR's lean
+// setting, expand 1 with d_state 8, so it is not larger than the attention it replaces
+// (C = 96: 35,904 parameters against attention's 37,248; expand 2, d_state 16 has 81,024;
+// docs/mixers/selective_scan.md).
 inline std::vector<mixer_spec> default_students() {
-  return {spec_for<MultiHeadLSTM>(), spec_for<SelectiveScan>({.bidirectional = true})};
+  return {spec_for<MultiHeadLSTM>(), spec_for<SelectiveScan>({.d_state = 8, .expand = 1.0, .bidirectional = true})};
 }
 
 struct experiment_options {
@@ -34,6 +38,15 @@ struct experiment_options {
   index_t calibration = 1000;        // validation images for the sparsity measurement
   sparsity_metric metric = sparsity_metric::k90;
   int latency_runs = 30;
+  // Pruned mh_lstm variants (docs/pruning.md): the sparsest and the densest mh_lstm students
+  // are also pruned by this fraction of their units (0: no pruned variants), with `prune`'s
+  // regularised training and fine-tune.
+  double prune_fraction = 0.5;
+  prune_options prune;
+  // Timing: images/s at this batch and batch-1 latency, medians over rounds that go through the
+  // teacher and every variant in turn (a noisy moment cannot single one model out).
+  index_t throughput_batch = 64;
+  int timing_rounds = 5;
   std::uint64_t seed = 0;
 };
 
@@ -42,7 +55,10 @@ struct variant_result {
   std::vector<index_t> replaced;
   double mean_sparsity = 0, test_accuracy = 0, accuracy_drop = 0, latency_ms = 0, seconds = 0;
   double val_accuracy = 0;
-  index_t params = 0;
+  index_t params = 0, nonzero_params = 0, stored_params = 0;  // models/pruning.hpp
+  double images_per_s = 0;                                    // at experiment_options::throughput_batch
+  bool pruned = false;
+  double pruned_fraction = 0;
 };
 
 struct claim_result {
@@ -52,7 +68,8 @@ struct claim_result {
 
 struct experiment_report {
   double teacher_test_accuracy = 0, teacher_val_accuracy = 0, teacher_latency_ms = 0, teacher_train_seconds = 0;
-  index_t teacher_params = 0;
+  double teacher_images_per_s = 0;
+  index_t teacher_params = 0, teacher_nonzero_params = 0, teacher_stored_params = 0;
   sparsity_ranking sparsity;  // the teacher's, on the calibration images
   std::vector<variant_result> variants;
   std::map<std::string, claim_result> claims;
@@ -92,10 +109,13 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   if (hooks.teacher_trained) hooks.teacher_trained(teacher);
   rep.teacher_val_accuracy = evaluate(teacher, val).accuracy;
   rep.teacher_test_accuracy = evaluate(teacher, test).accuracy;
-  rep.teacher_params = teacher.num_parameters();
-  rep.teacher_latency_ms = measure_latency_ms(teacher, test, opt.latency_runs);
-  log(detail::concat("teacher: test accuracy ", rep.teacher_test_accuracy, ", ", rep.teacher_params, " parameters, ",
-                     rep.teacher_latency_ms, " ms per image"));
+  {
+    const auto c = count_parameters(teacher);
+    rep.teacher_params = c.params;
+    rep.teacher_nonzero_params = c.nonzero_params;
+    rep.teacher_stored_params = c.stored_params;
+  }
+  log(detail::concat("teacher: test accuracy ", rep.teacher_test_accuracy, ", ", rep.teacher_params, " parameters"));
 
   // ---- sparsity --------------------------------------------------------------------------
   rep.sparsity = rank_by_sparsity(teacher, val, opt.calibration, opt.metric);
@@ -105,9 +125,19 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   const index_t k = opt.group_size > 0 ? opt.group_size : default_group_size(teacher.depth());
   const auto groups = replacement_groups(ranking.order, teacher.depth(), k);
   if (opt.students.empty()) opt.students = default_students();
+  // Every distinct model, for the timing at the end; timed_index[i] is variant i's.
+  std::vector<HybridViT<T>> models;
+  std::vector<std::size_t> timed_index;
+  auto sizes = [](variant_result& v, HybridViT<T>& m) {
+    const auto c = count_parameters(m);
+    v.params = c.params;
+    v.nonzero_params = c.nonzero_params;
+    v.stored_params = c.stored_params;
+  };
   for (const auto& spec : opt.students) {
     const std::string kind = spec.kind();
     std::map<std::vector<index_t>, variant_result> done;  // the same layers twice: reuse
+    std::map<std::vector<index_t>, std::size_t> done_model;
     for (const auto& g : groups) {
       variant_result v;
       v.mixer = kind;
@@ -120,8 +150,10 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
         v.test_accuracy = d.test_accuracy;
         v.val_accuracy = d.val_accuracy;
         v.params = d.params;
-        v.latency_ms = d.latency_ms;
+        v.nonzero_params = d.nonzero_params;
+        v.stored_params = d.stored_params;
         v.seconds = 0;
+        timed_index.push_back(done_model.at(g.layers));
         log(detail::concat(v.name, ": same layers as ", d.name, ", reusing its result"));
       } else {
         // "[2, 5]", not the name's "2-5", which would read as a range.
@@ -134,19 +166,46 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
         v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         v.val_accuracy = evaluate(student, val).accuracy;
         v.test_accuracy = evaluate(student, test).accuracy;
-        v.params = student.num_parameters();
-        v.latency_ms = measure_latency_ms(student, test, opt.latency_runs);
+        sizes(v, student);
         log(detail::concat(v.name, ": test accuracy ", v.test_accuracy, " (teacher ", rep.teacher_test_accuracy, ")"));
         done[g.layers] = v;
+        done_model[g.layers] = models.size();
+        timed_index.push_back(models.size());
+        models.push_back(std::move(student));
       }
       v.accuracy_drop = rep.teacher_test_accuracy - v.test_accuracy;
       rep.variants.push_back(v);
+      // FAR's second half on the sparsest and densest mh_lstm students (docs/pruning.md).
+      const bool prunable = kind == "mh_lstm" && opt.prune_fraction > 0 &&
+                            (g.selection == layer_selection::sparsest || g.selection == layer_selection::densest);
+      if (!prunable) continue;
+      variant_result pv = v;
+      pv.name += "/pruned";
+      pv.pruned = true;
+      HybridViT<T> pruned = models[done_model.at(g.layers)];
+      prune_options po = opt.prune;
+      po.select = {opt.prune_fraction, 0};
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto pr = prune(pruned, train, nullptr, po, [&](const std::string& phase, const fit_progress& p) {
+        if (hooks.progress) hooks.progress(pv.name + " " + phase, p);
+      });
+      pv.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      pv.pruned_fraction = pr.pruning.pruned_fraction();
+      pv.val_accuracy = evaluate(pruned, val).accuracy;
+      pv.test_accuracy = evaluate(pruned, test).accuracy;
+      pv.accuracy_drop = rep.teacher_test_accuracy - pv.test_accuracy;
+      sizes(pv, pruned);
+      log(detail::concat(pv.name, ": ", pv.pruned_fraction, " of the LSTM units pruned, test accuracy ",
+                         pv.test_accuracy, ", ", pv.nonzero_params, " non-zero parameters"));
+      timed_index.push_back(models.size());
+      models.push_back(std::move(pruned));
+      rep.variants.push_back(pv);
     }
     claim_result c;
     std::vector<double> xs, ys;
     std::set<std::vector<index_t>> seen;
     for (const auto& v : rep.variants) {
-      if (v.mixer != kind) continue;
+      if (v.mixer != kind || v.pruned) continue;  // the claims compare unpruned replacements
       if (v.selection == "sparsest") c.sparsest_drop = v.accuracy_drop;
       if (v.selection == "densest") c.densest_drop = v.accuracy_drop;
       if (seen.insert(v.replaced).second) {
@@ -158,6 +217,30 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     c.spearman = spearman(xs, ys);
     rep.claims[kind] = c;
   }
+
+  // ---- timing: interleaved rounds over the teacher and every model, medians ----------------
+  const int rounds = std::max(1, opt.timing_rounds);
+  const int runs = std::max(3, opt.latency_runs / rounds);
+  std::vector<std::vector<double>> lat(models.size() + 1), ips(models.size() + 1);
+  for (int round = 0; round < rounds; ++round)
+    for (std::size_t i = 0; i <= models.size(); ++i) {
+      const HybridViT<T>& m = i == 0 ? teacher : models[i - 1];
+      lat[i].push_back(measure_latency_ms(m, test, runs));
+      ips[i].push_back(measure_throughput(m, test, opt.throughput_batch, 1));
+    }
+  auto median = [](std::vector<double> x) {
+    std::nth_element(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(x.size() / 2), x.end());
+    return x[x.size() / 2];
+  };
+  rep.teacher_latency_ms = median(lat[0]);
+  rep.teacher_images_per_s = median(ips[0]);
+  for (std::size_t v = 0; v < rep.variants.size(); ++v) {
+    rep.variants[v].latency_ms = median(lat[timed_index[v] + 1]);
+    rep.variants[v].images_per_s = median(ips[timed_index[v] + 1]);
+  }
+  log(detail::concat("timing: ", rounds, " interleaved rounds over ", models.size() + 1, " models; teacher ",
+                     rep.teacher_latency_ms, " ms per image at batch 1, ", rep.teacher_images_per_s, " images/s at batch ",
+                     opt.throughput_batch));
   return rep;
 }
 

@@ -24,11 +24,13 @@ inline nlohmann::ordered_json stats_json(const sparsity_stats& s) {
 }
 
 inline nlohmann::ordered_json to_json(const fit_options& f) {
-  return {{"steps", f.steps},         {"batch", f.batch},
-          {"lr", f.lr},               {"weight_decay", f.weight_decay},
-          {"warmup_fraction", f.warmup_fraction}, {"min_lr", f.min_lr},
-          {"clip_norm", f.clip_norm}, {"augment", f.augment},
-          {"seed", f.seed}};
+  nlohmann::ordered_json j = {{"steps", f.steps},         {"batch", f.batch},
+                              {"lr", f.lr},               {"weight_decay", f.weight_decay},
+                              {"warmup_fraction", f.warmup_fraction}, {"min_lr", f.min_lr},
+                              {"clip_norm", f.clip_norm}, {"augment", f.augment},
+                              {"seed", f.seed}};
+  if (f.hoyer_square > 0) j["hoyer_square"] = f.hoyer_square;
+  return j;
 }
 
 inline nlohmann::ordered_json to_json(const distill_options& d) {
@@ -63,7 +65,10 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
   j["teacher"] = {{"test_accuracy", r.teacher_test_accuracy},
                   {"val_accuracy", r.teacher_val_accuracy},
                   {"params", r.teacher_params},
+                  {"nonzero_params", r.teacher_nonzero_params},
+                  {"stored_params", r.teacher_stored_params},
                   {"latency_ms", r.teacher_latency_ms},
+                  {"images_per_s", r.teacher_images_per_s},
                   {"train_seconds", r.teacher_train_seconds}};
   j["sparsity"] = to_json(r.sparsity);
   auto variants = nlohmann::ordered_json::array();
@@ -77,7 +82,12 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
                         {"val_accuracy", v.val_accuracy},
                         {"accuracy_drop", v.accuracy_drop},
                         {"params", v.params},
+                        {"nonzero_params", v.nonzero_params},
+                        {"stored_params", v.stored_params},
                         {"latency_ms", v.latency_ms},
+                        {"images_per_s", v.images_per_s},
+                        {"pruned", v.pruned},
+                        {"pruned_fraction", v.pruned_fraction},
                         {"train_seconds", v.seconds}});
   j["variants"] = variants;
   nlohmann::ordered_json claims = nlohmann::ordered_json::object();
@@ -171,7 +181,7 @@ inline std::string drop_vs_sparsity_svg(const experiment_report& r) {
     s << "<text x='" << W - R - 150 << "' y='" << T + 14 * series << "' fill='" << col << "'>" << detail::svg_escape(mixer)
       << " (rho " << detail::svg_number(c.spearman, 2) << ")</text>\n";
     for (const auto& v : r.variants) {
-      if (v.mixer != mixer) continue;
+      if (v.mixer != mixer || v.pruned) continue;
       const char* shape = v.selection == "sparsest" ? "S" : v.selection == "densest" ? "D" : "";
       s << "<circle cx='" << px(v.mean_sparsity) << "' cy='" << py(v.accuracy_drop) << "' r='5' fill='" << col
         << "'><title>" << detail::svg_escape(v.name) << "</title></circle>";
@@ -209,6 +219,55 @@ inline std::string bars_svg(const experiment_report& r, const std::string& title
   return s.str();
 }
 
+// Test accuracy against images/s at the timing batch, one marker per model (area proportional
+// to its non-zero parameters; hollow markers are pruned variants): what each replacement buys.
+inline std::string pareto_svg(const experiment_report& r) {
+  struct point {
+    std::string name, mixer;
+    double x, y, size;
+    bool pruned;
+  };
+  std::vector<point> pts{{"teacher", "attention", r.teacher_images_per_s, r.teacher_test_accuracy,
+                          static_cast<double>(r.teacher_nonzero_params), false}};
+  for (const auto& v : r.variants)
+    pts.push_back({v.name, v.mixer, v.images_per_s, v.test_accuracy, static_cast<double>(v.nonzero_params), v.pruned});
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300, smax = 1;
+  for (const auto& q : pts) {
+    xmin = std::min(xmin, q.x), xmax = std::max(xmax, q.x), ymin = std::min(ymin, q.y), ymax = std::max(ymax, q.y);
+    smax = std::max(smax, q.size);
+  }
+  const double xpad = std::max(1.0, (xmax - xmin) * 0.1), ypad = std::max(1e-3, (ymax - ymin) * 0.1);
+  xmin -= xpad, xmax += xpad, ymin -= ypad, ymax += ypad;
+  const int W = 640, H = 420, L = 70, R = 20, T = 40, B = 50;
+  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - ymin) / (ymax - ymin) * (H - T - B); };
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
+  s << "<text x='10' y='22' font-size='15'>Test accuracy vs images/s (marker area = non-zero parameters; hollow = pruned)</text>\n";
+  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>";
+  s << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double xv = xmin + (xmax - xmin) * i / 4, yv = ymin + (ymax - ymin) * i / 4;
+    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::svg_number(xv, 4) << "</text>";
+    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::svg_number(yv, 3) << "</text>\n";
+  }
+  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>images/s (batch inference)</text>";
+  s << "<text x='16' y='" << (T + H - B) / 2 << "' transform='rotate(-90 16 " << (T + H - B) / 2
+    << ")' text-anchor='middle'>test accuracy</text>\n";
+  const std::map<std::string, const char*> colour{{"attention", "#7f7f7f"}, {"mh_lstm", "#1f77b4"}, {"selective_scan", "#d62728"}};
+  for (const auto& q : pts) {
+    const auto it = colour.find(q.mixer);
+    const char* col = it == colour.end() ? "#2ca02c" : it->second;
+    const double rad = 3 + 9 * std::sqrt(q.size / smax);
+    s << "<circle cx='" << px(q.x) << "' cy='" << py(q.y) << "' r='" << rad << "' fill='" << (q.pruned ? "none" : col)
+      << "' fill-opacity='0.6' stroke='" << col << "' stroke-width='2'><title>" << detail::svg_escape(q.name) << ": "
+      << detail::svg_number(q.y, 4) << ", " << detail::svg_number(q.x, 4) << " images/s, "
+      << static_cast<long long>(q.size) << " non-zero parameters</title></circle>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
 // Writes report.json, sparsity.csv, variants.csv and the SVG plots into `dir`.
 inline void write_report(const experiment_report& r, const std::string& dir) {
   std::filesystem::create_directories(dir);
@@ -227,12 +286,15 @@ inline void write_report(const experiment_report& r, const std::string& dir) {
   }
   io::write_text_atomically(p("sparsity.csv"), sp.str());
   std::ostringstream vs;
-  vs << "name,mixer,selection,replaced,mean_sparsity,test_accuracy,accuracy_drop,params,latency_ms,train_seconds\n";
-  vs << "teacher,attention,none,,," << r.teacher_test_accuracy << ",0," << r.teacher_params << "," << r.teacher_latency_ms
-     << "," << r.teacher_train_seconds << "\n";
+  vs << "name,mixer,selection,replaced,pruned,mean_sparsity,test_accuracy,accuracy_drop,params,nonzero_params,"
+        "latency_ms,images_per_s,train_seconds\n";
+  vs << "teacher,attention,none,,false,," << r.teacher_test_accuracy << ",0," << r.teacher_params << ","
+     << r.teacher_nonzero_params << "," << r.teacher_latency_ms << "," << r.teacher_images_per_s << ","
+     << r.teacher_train_seconds << "\n";
   for (const auto& v : r.variants) {
     vs << v.name << "," << v.mixer << "," << v.selection << "," << detail::join(v.replaced, " ") << ","
-       << v.mean_sparsity << "," << v.test_accuracy << "," << v.accuracy_drop << "," << v.params << "," << v.latency_ms << "," << v.seconds << "\n";
+       << (v.pruned ? "true" : "false") << "," << v.mean_sparsity << "," << v.test_accuracy << "," << v.accuracy_drop << ","
+       << v.params << "," << v.nonzero_params << "," << v.latency_ms << "," << v.images_per_s << "," << v.seconds << "\n";
   }
   io::write_text_atomically(p("variants.csv"), vs.str());
   io::write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r.sparsity));
@@ -241,6 +303,7 @@ inline void write_report(const experiment_report& r, const std::string& dir) {
                                                     [](const variant_result& v) { return v.test_accuracy; }));
   io::write_text_atomically(p("params.svg"), bars_svg(r, "Parameters per model", "", static_cast<double>(r.teacher_params),
                                                   [](const variant_result& v) { return static_cast<double>(v.params); }));
+  io::write_text_atomically(p("pareto.svg"), pareto_svg(r));
   io::write_text_atomically(p("latency.svg"), bars_svg(r, "Latency per image (batch 1, 1 process)", "ms", r.teacher_latency_ms,
                                                    [](const variant_result& v) { return v.latency_ms; }));
 }

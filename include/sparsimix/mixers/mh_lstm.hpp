@@ -31,6 +31,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -193,7 +194,45 @@ class MultiHeadLSTM {
     hp_b_ = std::move(hp_b);
     post_w_ = std::move(post_w);
     post_b_ = std::move(post_b);
+    for (std::size_t u = 0; u < perm_.size(); ++u) perm_[u] = static_cast<index_t>(u) % d;
+    // The dense layout has no pruning record: a unit whose group, gate biases and head_proj
+    // column are all exactly 0 is disconnected (its output is exactly 0), i.e. pruned.
+    infer_pruning();
   }
+
+  // FAR's pruning (METHOD.md 1.9). The unit of pruning is one LSTM hidden unit j of head h,
+  // direction dir; its group G holds its 4 gate rows of w_ih, its 4 gate rows of w_hh and its
+  // column of w_hh (12 d entries, the 4 diagonal entries w_hh[g d + j, j] counted twice, as
+  // the reference concatenation does). Unit order everywhere: index (dir * H + h) * d + j.
+  //
+  // ||G|| per unit, [2 * H * d].
+  std::vector<double> unit_group_norms() const;
+  // The DeepHoyer Hoyer-Square regulariser R = sum over (dir, head) of (sum_j ||G_j||)^2 /
+  // (sum_j ||G_j||^2 + 1e-6); adds weight * dR/dw to the gradients and returns R (unweighted).
+  double add_hoyer_square_grad(double weight);
+  // Prunes the units with keep[unit] == 0 (size 2 * H * d, or empty to prune nothing new):
+  // zeroes their group, their gate biases and their head_proj column, so a pruned unit's
+  // output is exactly 0 and removing it changes nothing. Units pruned before stay pruned.
+  // Then reorders the units of every (dir, head), kept ones first (a permutation of hidden
+  // units leaves the function unchanged), so (dir, head) runs at its width k on units 0..k-1
+  // from then on: forward and backward do no multiply-add for a pruned unit. Only the storage
+  // is reordered: export_dense, export_dense_grads and checkpoints keep the PyTorch unit order
+  // (pruned units stay where they were, as zeros). The reordering invalidates optimizer state
+  // made before the call.
+  void prune_units(const std::vector<std::uint8_t>& keep);
+  // Kept units per unit index (all 1 when unpruned; kept ones first in each (dir, head)).
+  const std::vector<std::uint8_t>& unit_keep() const noexcept { return keep_; }
+  bool pruned() const noexcept { return std::find(keep_.begin(), keep_.end(), std::uint8_t{0}) != keep_.end(); }
+  // Kept units per (dir, head), [2 * H], index dir * H + h: the widths the mixer computes at.
+  const std::vector<index_t>& widths() const noexcept { return width_; }
+  // Forgets the pruning: every unit trains and computes again (the zeroed entries start at 0).
+  void clear_pruning() {
+    keep_.assign(keep_.size(), 1);
+    width_.assign(width_.size(), d_);
+  }
+  // Zeroes the pruned units' entries again (after an optimizer step: AdamW's moments would
+  // move them otherwise). A no-op when nothing is pruned.
+  void apply_pruning();
 
   // FAR's distillation target (HasPreProjOutput): s, the head_proj output, of a training forward.
   ConstSeq<T> pre_proj_output(const cache_type& c) const { return c.head_out.view(); }
@@ -237,18 +276,22 @@ class MultiHeadLSTM {
 
   // The packed sequences as one recurrence of direction dir (the reverse direction walks each
   // sequence backwards).
-  kernels::lstm_problem<T> problem(const state& st, index_t dir) const {
-    return {st.pack.batch(), d_, st.pack.offsets(), st.pack.max_length(), dir == 1};
+  kernels::lstm_problem<T> problem(const state& st, index_t dir, index_t width) const {
+    return {st.pack.batch(), width, st.pack.offsets(), st.pack.max_length(), dir == 1};
   }
 
   // The recurrence of head h, direction dir, for every sequence of the batch.
-  // scratch: hh [B, 4d], hstate [B, d], cstate [B, d], bias [4d], W_hh^T [d, 4d].
+  // At width k (kept units 0..k-1): scratch hh [B, 4k], hstate [B, k], cstate [B, k], bias
+  // [4k], W_hh^T [k, 4k], compact W_ih [4k, d].
   void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const;
 
-  // BPTT of head h, direction dir. scratch: dgs [B, 4d], dh [B, d], dc [B, d], zeros [d].
+  // BPTT of head h, direction dir at its width k. scratch: dgs [B, 4k], dh [B, k], dc [B, k],
+  // zeros [k], compact W_hh [4k, k], W_ih [4k, d] and their gradients.
   void bptt_task(const state& st, index_t h, index_t dir, T* scratch);
 
   std::vector<std::pair<std::string, Tensor<T>>> to_dense(bool grads) const;
+  void infer_pruning();
+  void compact_units();
 
   config cfg_;
   index_t C_ = 0, H_ = 1, d_ = 0;
@@ -259,6 +302,12 @@ class MultiHeadLSTM {
   mutable state ws_;
   mutable Tensor<T> scratch_;
   bwd_workspace bw_;
+  std::vector<std::uint8_t> keep_;  // [2 * H * d], 1 = kept (FAR pruning)
+  std::vector<index_t> width_;      // [2 * H] kept units per (dir, head), the first ones of each
+  // [2 * H * d]: stored unit n of a (dir, head) is unit perm_[n] of the PyTorch layout (pruning
+  // reorders the storage, kept units first; export_dense and the gradients keep the order of
+  // the tensors the user has).
+  std::vector<index_t> perm_;
 };
 
 template <class T>
@@ -283,6 +332,10 @@ MultiHeadLSTM<T>::MultiHeadLSTM(const config& cfg) : cfg_(cfg) {
   for (auto* p : {&g_w_ih_, &g_w_hh_}) *p = Tensor<T>(wl);
   for (auto* p : {&g_b_ih_, &g_b_hh_}) *p = Tensor<T>(bl);
   g_hp_w_ = Tensor<T>(wh);
+  keep_.assign(static_cast<std::size_t>(2 * C_), 1);
+  width_.assign(static_cast<std::size_t>(2 * H_), d_);
+  perm_.resize(static_cast<std::size_t>(2 * C_));
+  for (std::size_t u = 0; u < perm_.size(); ++u) perm_[u] = static_cast<index_t>(u) % d_;
 }
 
 template <class T>
@@ -325,6 +378,168 @@ std::vector<std::string> MultiHeadLSTM<T>::dense_names() {
       n.push_back(std::string(base) + sfx);
   for (const char* s : {"head_proj.weight", "head_proj.bias", "post_proj.weight", "post_proj.bias"}) n.push_back(s);
   return n;
+}
+
+template <class T>
+std::vector<double> MultiHeadLSTM<T>::unit_group_norms() const {
+  const index_t d = d_;
+  std::vector<double> sq(static_cast<std::size_t>(2 * C_), 0.0);
+  for (index_t dir = 0; dir < 2; ++dir)
+    for (index_t h = 0; h < H_; ++h) {
+      double* u = sq.data() + (dir * H_ + h) * d;
+      const T* wi = w_ih_.data() + (dir * H_ + h) * 4 * d * d;
+      const T* wh = w_hh_.data() + (dir * H_ + h) * 4 * d * d;
+      for (index_t row = 0; row < 4 * d; ++row)
+        for (index_t c = 0; c < d; ++c) {
+          const double a = static_cast<double>(wi[row * d + c]), b = static_cast<double>(wh[row * d + c]);
+          u[row % d] += a * a + b * b;  // the unit's gate rows
+          u[c] += b * b;                // the unit's recurrent column
+        }
+    }
+  for (double& v : sq) v = std::sqrt(v);
+  return sq;
+}
+
+template <class T>
+double MultiHeadLSTM<T>::add_hoyer_square_grad(double weight) {
+  const index_t d = d_;
+  const std::vector<double> n = unit_group_norms();
+  std::vector<double> dn(n.size(), 0.0);  // weight * dR/d||G_j||, 0 for an empty group
+  double R = 0;
+  for (index_t grp = 0; grp < 2 * H_; ++grp) {
+    const double* g = n.data() + grp * d;
+    double S = 0, Q = 1e-6;
+    for (index_t j = 0; j < d; ++j) {
+      S += g[j];
+      Q += g[j] * g[j];
+    }
+    R += S * S / Q;
+    for (index_t j = 0; j < d; ++j)
+      if (g[j] > 0) dn[static_cast<std::size_t>(grp * d + j)] = weight * (2 * S / Q - 2 * S * S * g[j] / (Q * Q));
+  }
+  if (weight == 0) return R;
+  // d||G_j|| / dw = w / ||G_j|| for every group w belongs to.
+  std::vector<double> k(n.size(), 0.0);
+  for (std::size_t u = 0; u < n.size(); ++u) k[u] = n[u] > 0 ? dn[u] / n[u] : 0.0;
+  for (index_t grp = 0; grp < 2 * H_; ++grp) {
+    const double* ku = k.data() + grp * d;
+    const index_t off = grp * 4 * d * d;
+    const T* wi = w_ih_.data() + off;
+    const T* wh = w_hh_.data() + off;
+    T* gi = g_w_ih_.data() + off;
+    T* gh = g_w_hh_.data() + off;
+    for (index_t row = 0; row < 4 * d; ++row)
+      for (index_t c = 0; c < d; ++c) {
+        gi[row * d + c] += static_cast<T>(ku[row % d] * static_cast<double>(wi[row * d + c]));
+        gh[row * d + c] += static_cast<T>((ku[row % d] + ku[c]) * static_cast<double>(wh[row * d + c]));
+      }
+  }
+  return R;
+}
+
+template <class T>
+void MultiHeadLSTM<T>::prune_units(const std::vector<std::uint8_t>& keep) {
+  if (keep.empty()) return;
+  if (keep.size() != keep_.size())
+    throw shape_error(detail::concat("MultiHeadLSTM::prune_units: keep has ", keep.size(), " entries, expected ",
+                                     keep_.size(), " (2 directions x ", H_, " heads x ", d_, " units)"));
+  for (std::size_t u = 0; u < keep.size(); ++u)
+    if (!keep[u]) keep_[u] = 0;
+  apply_pruning();
+  compact_units();
+}
+
+template <class T>
+void MultiHeadLSTM<T>::compact_units() {
+  const index_t d = d_;
+  std::vector<index_t> perm(static_cast<std::size_t>(d));
+  std::vector<T> tmp;
+  // new row g d + n = old row g d + perm[n], for the 4 gate blocks of a [4d, cols] slot.
+  auto rows = [&](T* w, index_t cols) {
+    tmp.assign(w, w + 4 * d * cols);
+    for (index_t g = 0; g < 4; ++g)
+      for (index_t n = 0; n < d; ++n)
+        std::copy_n(tmp.data() + (g * d + perm[static_cast<std::size_t>(n)]) * cols, cols, w + (g * d + n) * cols);
+  };
+  // new column n = old column perm[n] of `count` rows of stride ld.
+  auto cols = [&](T* w, index_t count, index_t ld) {
+    for (index_t r = 0; r < count; ++r) {
+      T* row = w + r * ld;
+      tmp.assign(row, row + d);
+      for (index_t n = 0; n < d; ++n) row[n] = tmp[static_cast<std::size_t>(perm[static_cast<std::size_t>(n)])];
+    }
+  };
+  for (index_t dir = 0; dir < 2; ++dir)
+    for (index_t h = 0; h < H_; ++h) {
+      const index_t hd = dir * H_ + h;
+      std::uint8_t* kp = keep_.data() + hd * d;
+      index_t k = 0;
+      for (index_t j = 0; j < d; ++j)
+        if (kp[j]) perm[static_cast<std::size_t>(k++)] = j;
+      width_[static_cast<std::size_t>(hd)] = k;
+      for (index_t j = 0, n = k; j < d; ++j)
+        if (!kp[j]) perm[static_cast<std::size_t>(n++)] = j;
+      bool identity = true;
+      for (index_t n = 0; n < d; ++n) identity = identity && perm[static_cast<std::size_t>(n)] == n;
+      if (identity) continue;
+      for (Tensor<T>* t : {&w_ih_, &g_w_ih_}) rows(t->data() + hd * 4 * d * d, d);
+      for (Tensor<T>* t : {&w_hh_, &g_w_hh_}) {
+        rows(t->data() + hd * 4 * d * d, d);
+        cols(t->data() + hd * 4 * d * d, 4 * d, d);
+      }
+      for (Tensor<T>* t : {&b_ih_, &g_b_ih_, &b_hh_, &g_b_hh_}) rows(t->data() + hd * 4 * d, 1);
+      for (Tensor<T>* t : {&hp_w_, &g_hp_w_}) cols(t->data() + h * d * 2 * d + dir * d, d, 2 * d);
+      for (index_t n = 0; n < d; ++n) kp[n] = n < k ? 1 : 0;
+      index_t* pp = perm_.data() + hd * d;
+      const std::vector<index_t> before(pp, pp + d);
+      for (index_t n = 0; n < d; ++n) pp[n] = before[static_cast<std::size_t>(perm[static_cast<std::size_t>(n)])];
+    }
+}
+
+template <class T>
+void MultiHeadLSTM<T>::infer_pruning() {
+  const index_t d = d_;
+  const std::vector<double> n = unit_group_norms();
+  for (index_t dir = 0; dir < 2; ++dir)
+    for (index_t h = 0; h < H_; ++h) {
+      const index_t grp = dir * H_ + h;
+      for (index_t j = 0; j < d; ++j) {
+        bool zero = n[static_cast<std::size_t>(grp * d + j)] == 0;
+        for (index_t g = 0; g < 4 && zero; ++g)
+          zero = b_ih_.data()[grp * 4 * d + g * d + j] == T(0) && b_hh_.data()[grp * 4 * d + g * d + j] == T(0);
+        for (index_t r = 0; r < d && zero; ++r) zero = hp_w_.data()[h * d * 2 * d + r * 2 * d + dir * d + j] == T(0);
+        keep_[static_cast<std::size_t>(grp * d + j)] = zero ? 0 : 1;
+      }
+    }
+  compact_units();
+}
+
+template <class T>
+void MultiHeadLSTM<T>::apply_pruning() {
+  if (!pruned()) return;
+  const index_t d = d_;
+  for (index_t dir = 0; dir < 2; ++dir)
+    for (index_t h = 0; h < H_; ++h) {
+      const index_t grp = dir * H_ + h;
+      const std::uint8_t* kp = keep_.data() + grp * d;
+      T* wi = w_ih_.data() + grp * 4 * d * d;
+      T* wh = w_hh_.data() + grp * 4 * d * d;
+      T* bi = b_ih_.data() + grp * 4 * d;
+      T* bh = b_hh_.data() + grp * 4 * d;
+      for (index_t row = 0; row < 4 * d; ++row) {
+        const bool row_alive = kp[row % d];
+        if (!row_alive) bi[row] = bh[row] = T(0);
+        for (index_t c = 0; c < d; ++c) {
+          if (!row_alive) wi[row * d + c] = T(0);
+          if (!row_alive || !kp[c]) wh[row * d + c] = T(0);
+        }
+      }
+      // head_proj reads unit j of (dir, h) at column dir * d + j of every output row of head h.
+      T* hw = hp_w_.data() + h * d * 2 * d + dir * d;
+      for (index_t r = 0; r < d; ++r)
+        for (index_t j = 0; j < d; ++j)
+          if (!kp[j]) hw[r * 2 * d + j] = T(0);
+    }
 }
 
 template <class T>
@@ -403,10 +618,12 @@ void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> 
   parallel_for(H_, [&](index_t h) {
     const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
     for (index_t dir = 0; dir < 2; ++dir) {
-      const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, d, 2 * C);
-      const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, d, 2 * d);
-      detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d).noalias() += dsh.transpose() * oh;
-      detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, d, 2 * C).noalias() = dsh * wh;
+      const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // pruned units get no gradient
+      if (k == 0) continue;
+      const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, k, 2 * C);
+      const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, k, 2 * d);
+      detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d).noalias() += dsh.transpose() * oh;
+      detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, k, 2 * C).noalias() = dsh * wh;
     }
   });
   if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
@@ -414,7 +631,7 @@ void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> 
   // BPTT, one task per (head, direction).
   bw_.dg.resize(Shape{H_, 2, M, 4 * d});
   bw_.da.resize(Shape{2, M, C});
-  const index_t scratch = B * 6 * d + d;
+  const index_t scratch = B * 6 * d + d + 16 * d * d;
   bw_.scratch.resize(Shape{2 * H_, scratch});
   parallel_for(2 * H_, [&](index_t task) { bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch); });
 
@@ -451,7 +668,7 @@ void MultiHeadLSTM<T>::run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state
   st.gates.resize(Shape{H_, 2, M, 4 * d});
   if (training) st.cells.resize(Shape{H_, 2, M, d});
   st.hid.resize(Shape{M, 2 * C});
-  const index_t scratch = B * 6 * d + 4 * d + 4 * d * d;
+  const index_t scratch = B * 6 * d + 4 * d + 8 * d * d;
   scratch_.resize(Shape{2 * H_, scratch});
   parallel_for(2 * H_, [&](index_t task) {
     forward_task(st, task / 2, task % 2, training, scratch_.data() + task * scratch);
@@ -461,14 +678,19 @@ void MultiHeadLSTM<T>::run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state
   st.s.resize(Shape{M, C});
   parallel_for(H_, [&](index_t h) {  // one region for all heads (Eigen runs serially inside)
     auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
+    bool first = true;
     for (index_t dir = 0; dir < 2; ++dir) {
-      const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, d, 2 * C);
-      const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, d, 2 * d);
-      if (dir == 0)
+      const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // only the kept units
+      if (k == 0) continue;
+      const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, k, 2 * C);
+      const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d);
+      if (first)
         sh.noalias() = oh * wh.transpose();
       else
         sh.noalias() += oh * wh.transpose();
+      first = false;
     }
+    if (first) sh.setZero();
     sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
   });
   if (st.pack.masked()) {
@@ -482,64 +704,119 @@ void MultiHeadLSTM<T>::run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state
 
 template <class T>
 void MultiHeadLSTM<T>::forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const {
-  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
+  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_;
+  const index_t hd = dir * H_ + h, k = width_[static_cast<std::size_t>(hd)], G = 4 * k;
+  // A pruned (dir, head) runs at its width k on its kept units 0..k-1 (compact_units); the rest
+  // of its output slot is 0.
+  T* out = st.hid.data() + dir * C + h * d;
+  if (k < d)
+    for (index_t r = 0; r < M; ++r) std::fill(out + r * 2 * C + k, out + r * 2 * C + d, T(0));
+  if (k == 0) return;
   T* hh = scratch;
   T* hs = hh + B * G;
-  T* cs = hs + B * d;
-  T* bias = cs + B * d;
+  T* cs = hs + B * k;
+  T* bias = cs + B * k;
   T* wt = bias + G;
-  const T* wih = w_ih_.data() + (dir * H_ + h) * G * d;
-  const T* whh = w_hh_.data() + (dir * H_ + h) * G * d;
-  const T* bih = b_ih_.data() + (dir * H_ + h) * G;
-  const T* bhh = b_hh_.data() + (dir * H_ + h) * G;
-  for (index_t k = 0; k < G; ++k) bias[k] = bih[k] + bhh[k];
-  for (index_t k = 0; k < d; ++k)  // contiguous stores: strided ones cost 15% of a B = 1 forward
-    for (index_t j = 0; j < G; ++j) wt[k * G + j] = whh[j * d + k];
-  T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+  T* wi = wt + G * k;
+  const T* wih = w_ih_.data() + hd * 4 * d * d;
+  const T* whh = w_hh_.data() + hd * 4 * d * d;
+  const T* bih = b_ih_.data() + hd * 4 * d;
+  const T* bhh = b_hh_.data() + hd * 4 * d;
+  // Compact row g k + r is stored row g d + r.
+  for (index_t g = 0; g < 4; ++g)
+    for (index_t r = 0; r < k; ++r) bias[g * k + r] = bih[g * d + r] + bhh[g * d + r];
+  for (index_t c = 0; c < k; ++c)  // contiguous stores: strided ones cost 15% of a B = 1 forward
+    for (index_t g = 0; g < 4; ++g)
+      for (index_t r = 0; r < k; ++r) wt[c * G + g * k + r] = whh[(g * d + r) * d + c];
+  const T* wic = wih;
+  if (k < d) {
+    for (index_t g = 0; g < 4; ++g) std::copy(wih + g * d * d, wih + (g * d + k) * d, wi + g * k * d);
+    wic = wi;
+  }
+  T* gates = st.gates.data() + (h * 2 + dir) * M * 4 * d;
   T* cells = training ? st.cells.data() + (h * 2 + dir) * M * d : nullptr;
-  // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4d].
+  // Input-to-hidden for all tokens at once: [M, d] (column block of a) x [d, 4k].
   if (M > 0) {
     auto gx = as_matrix(gates, M, G);
     gx.noalias() = detail::lstm_strided(static_cast<const T*>(st.a.data()) + h * d, M, d, C) *
-                   as_matrix(wih, G, d).transpose();
+                   as_matrix(wic, G, d).transpose();
     gx.rowwise() += as_vector(static_cast<const T*>(bias), G).transpose();
   }
-  kernels::lstm_recurrence_forward(problem(st, dir), gates, static_cast<const T*>(wt), cells,
-                                   st.hid.data() + dir * C + h * d, 2 * C, hh, hs, cs);
+  kernels::lstm_recurrence_forward(problem(st, dir, k), gates, static_cast<const T*>(wt), cells, out, 2 * C, hh, hs,
+                                   cs);
 }
 
 template <class T>
 void MultiHeadLSTM<T>::bptt_task(const state& st, index_t h, index_t dir, T* scratch) {
-  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_, G = 4 * d;
+  const index_t B = st.pack.batch(), M = st.pack.rows(), C = C_, d = d_;
+  const index_t hd = dir * H_ + h, k = width_[static_cast<std::size_t>(hd)], G = 4 * k;
+  auto da = detail::lstm_strided(bw_.da.data() + dir * M * C + h * d, M, d, C);
+  if (k == 0) {  // every unit pruned: no path from this (dir, head) back to the input
+    if (M > 0) da.setZero();
+    return;
+  }
   T* dgs = scratch;
   T* dh = dgs + B * G;
-  T* dc = dh + B * d;
-  T* zeros = dc + B * d;
-  const index_t hd = dir * H_ + h;
-  const T* wih = w_ih_.data() + hd * G * d;
-  const T* whh = w_hh_.data() + hd * G * d;
-  const T* gates = st.gates.data() + (h * 2 + dir) * M * G;
+  T* dc = dh + B * k;
+  T* zeros = dc + B * k;
+  T* whh_c = zeros + k;        // [4k, k]
+  T* wih_c = whh_c + G * k;    // [4k, d]
+  T* gwhh_c = wih_c + G * d;   // [4k, k]
+  T* gwih_c = gwhh_c + G * k;  // [4k, d]
+  const bool narrow = k < d;
+  const T* wih = w_ih_.data() + hd * 4 * d * d;
+  const T* whh = w_hh_.data() + hd * 4 * d * d;
+  T* gwhh = g_w_hh_.data() + hd * 4 * d * d;
+  T* gwih = g_w_ih_.data() + hd * 4 * d * d;
+  if (narrow) {  // compact copies: row g k + r is stored row g d + r
+    for (index_t g = 0; g < 4; ++g)
+      for (index_t r = 0; r < k; ++r) {
+        std::copy_n(whh + (g * d + r) * d, k, whh_c + (g * k + r) * k);
+        std::copy_n(wih + (g * d + r) * d, d, wih_c + (g * k + r) * d);
+      }
+    std::fill(gwhh_c, gwhh_c + G * k, T(0));
+    std::fill(gwih_c, gwih_c + G * d, T(0));
+    whh = whh_c;
+    wih = wih_c;
+    gwhh = gwhh_c;
+    gwih = gwih_c;
+  }
+  const T* gates = st.gates.data() + (h * 2 + dir) * M * 4 * d;
   const T* cells = st.cells.data() + (h * 2 + dir) * M * d;
-  T* dg = bw_.dg.data() + (h * 2 + dir) * M * G;
+  T* dg = bw_.dg.data() + (h * 2 + dir) * M * 4 * d;
   const T* dhid = bw_.dhid.data() + dir * C + h * d;
-  kernels::lstm_recurrence_backward(problem(st, dir), gates, cells, dhid, 2 * C, whh, dg, dgs, dh, dc, zeros);
+  kernels::lstm_recurrence_backward(problem(st, dir, k), gates, cells, dhid, 2 * C, whh, dg, dgs, dh, dc, zeros);
   if (M == 0) return;
   const auto DG = as_matrix(static_cast<const T*>(dg), M, G);
   // dW_hh += sum_t dg_t^T h_{t-1}: per sequence, dg rows shifted against the outputs.
-  auto dwhh = as_matrix(g_w_hh_.data() + hd * G * d, G, d);
+  auto dwhh = as_matrix(gwhh, G, k);
   for (index_t b = 0; b < B; ++b) {
     const index_t len = st.pack.length(b), off = st.pack.offset(b);
     if (len < 2) continue;
     const index_t g0 = dir == 0 ? off + 1 : off, h0 = dir == 0 ? off : off + 1;
     dwhh.noalias() += as_matrix(static_cast<const T*>(dg) + g0 * G, len - 1, G).transpose() *
-                      detail::lstm_strided(st.hid.data() + h0 * 2 * C + dir * C + h * d, len - 1, d, 2 * C);
+                      detail::lstm_strided(st.hid.data() + h0 * 2 * C + dir * C + h * d, len - 1, k, 2 * C);
   }
   const auto ah = detail::lstm_strided(st.a.data() + h * d, M, d, C);
-  as_matrix(g_w_ih_.data() + hd * G * d, G, d).noalias() += DG.transpose() * ah;
+  as_matrix(gwih, G, d).noalias() += DG.transpose() * ah;
   const auto dbias = DG.colwise().sum().transpose().eval();
-  as_vector(g_b_ih_.data() + hd * G, G) += dbias;
-  as_vector(g_b_hh_.data() + hd * G, G) += dbias;
-  detail::lstm_strided(bw_.da.data() + dir * M * C + h * d, M, d, C).noalias() = DG * as_matrix(wih, G, d);
+  T* gbih = g_b_ih_.data() + hd * 4 * d;
+  T* gbhh = g_b_hh_.data() + hd * 4 * d;
+  for (index_t g = 0; g < 4; ++g)
+    for (index_t r = 0; r < k; ++r) {
+      gbih[g * d + r] += dbias(g * k + r);
+      gbhh[g * d + r] += dbias(g * k + r);
+    }
+  if (narrow) {  // the compact gradients back into the stored rows
+    T* fhh = g_w_hh_.data() + hd * 4 * d * d;
+    T* fih = g_w_ih_.data() + hd * 4 * d * d;
+    for (index_t g = 0; g < 4; ++g)
+      for (index_t r = 0; r < k; ++r) {
+        for (index_t c = 0; c < k; ++c) fhh[(g * d + r) * d + c] += gwhh_c[(g * k + r) * k + c];
+        for (index_t c = 0; c < d; ++c) fih[(g * d + r) * d + c] += gwih_c[(g * k + r) * d + c];
+      }
+  }
+  da.noalias() = DG * as_matrix(wih, G, d);
 }
 
 template <class T>
@@ -556,17 +833,19 @@ std::vector<std::pair<std::string, Tensor<T>>> MultiHeadLSTM<T>::to_dense(bool g
   for (index_t dir = 0; dir < 2; ++dir) {
     const std::string sfx = dir ? "_reverse" : "";
     Tensor<T> wi(Shape{4 * C, C}), wh(Shape{4 * C, C}), bi(Shape{4 * C}), bh(Shape{4 * C});  // zeroed
-    for (index_t h = 0; h < H_; ++h)
+    for (index_t h = 0; h < H_; ++h) {
+      const index_t* P = perm_.data() + (dir * H_ + h) * d;  // stored unit -> PyTorch unit
       for (index_t g = 0; g < 4; ++g)
         for (index_t r = 0; r < d; ++r) {
-          const index_t dr = g * C + h * d + r, br = g * d + r;
+          const index_t dr = g * C + h * d + P[r], br = g * d + r;
           bi(dr) = bih(dir, h, br);
           bh(dr) = bhh(dir, h, br);
           for (index_t c = 0; c < d; ++c) {
             wi(dr, h * d + c) = wih(dir, h, br, c);
-            wh(dr, h * d + c) = whh(dir, h, br, c);
+            wh(dr, h * d + P[c]) = whh(dir, h, br, c);
           }
         }
+    }
     out.emplace_back("lstm.weight_ih_l0" + sfx, std::move(wi));
     out.emplace_back("lstm.weight_hh_l0" + sfx, std::move(wh));
     out.emplace_back("lstm.bias_ih_l0" + sfx, std::move(bi));
@@ -576,7 +855,7 @@ std::vector<std::pair<std::string, Tensor<T>>> MultiHeadLSTM<T>::to_dense(bool g
   for (index_t h = 0; h < H_; ++h)
     for (index_t r = 0; r < d; ++r)
       for (index_t dir = 0; dir < 2; ++dir)
-        for (index_t c = 0; c < d; ++c) hw(h * d + r, dir * C + h * d + c) = hpw(h, r, dir * d + c);
+        for (index_t c = 0; c < d; ++c) hw(h * d + r, dir * C + h * d + perm_[(dir * H_ + h) * d + c]) = hpw(h, r, dir * d + c);
   out.emplace_back("head_proj.weight", std::move(hw));
   out.emplace_back("head_proj.bias", grads ? g_hp_b_ : hp_b_);
   out.emplace_back("post_proj.weight", grads ? g_post_w_ : post_w_);

@@ -126,6 +126,8 @@ class HybridViT {
   void set_trainable(Pred&& trainable) {
     for_each_own([&](const std::string& name, pt& p) { p.trainable = trainable(name); });
   }
+  // Trainable entries that can be non-zero: the compact storage, without the structural zeros
+  // of the PyTorch layouts (count_parameters in models/pruning.hpp also gives those).
   index_t num_parameters();
 
   // The PyTorch state_dict (timm order, dense layouts), values or gradients.
@@ -354,7 +356,7 @@ ParamList<T> HybridViT<T>::parameters() {
 template <class T>
 index_t HybridViT<T>::num_parameters() {
   index_t n = 0;
-  for (const auto& [name, t] : state_dict()) n += t.numel();
+  for (const auto& p : parameters()) n += p.value.numel();
   return n;
 }
 
