@@ -11,11 +11,21 @@
 //                                     [B, 4d] x [4d, d] product per step), weight-gradient GEMMs
 //                                     over all tokens, pre_proj
 //
+//   BM_MultiHeadLSTM_PrunedForward    the inference forward after FAR's pruning kept keep% of
+//                                     every (head, direction)'s units (docs/pruning.md): the
+//                                     recurrences, input-to-hidden and head_proj products run at
+//                                     the reduced width; args B, N, C, keep%
+//   BM_Attention_SameShape            the attention the mixer replaces, same B, N, C, 3 heads
+//
 // Counters: tokens/s (B * N per iteration) and GFLOP/s with the state formula per token
 // 4 C^2 (pre/post_proj) + 36 C d (LSTM 2 directions x (ih + hh) = 32 C d, head_proj 4 C d),
 // times 2 flops per multiply-add already included; backward counted as 2x forward.
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
+#include <vector>
+
+#include <sparsimix/mixers/attention.hpp>
 #include <sparsimix/mixers/mh_lstm.hpp>
 
 namespace {
@@ -67,7 +77,43 @@ void BM_MultiHeadLSTM_ForwardBackward(benchmark::State& state) {
   set_counters(state, B, N, 3 * forward_flops(B, N, C));
 }
 
+void BM_MultiHeadLSTM_PrunedForward(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2), keep_pct = state.range(3);
+  setup s(B, N, C);
+  const index_t d = C / heads, k = d * keep_pct / 100;
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C));
+  for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < k;
+  s.m.prune_units(keep);
+  for (auto _ : state) {
+    s.m.forward(s.x.view(), s.y.view(), nullptr);
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  // Per token: pre/post_proj 2 C^2, per (head, direction) 4 k d + 4 k^2 + k d multiply-adds.
+  const double c = static_cast<double>(C), dd = static_cast<double>(d), kk = static_cast<double>(k);
+  set_counters(state, B, N, static_cast<double>(B * N) * 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd)));
+}
+
+void BM_Attention_SameShape(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2);
+  Attention<float> a({C, heads});
+  Rng rng(1);
+  a.init(rng);
+  Tensor<float> x(Shape{B, N, C}), y(Shape{B, N, C});
+  fill_uniform(rng, x.data(), x.numel(), -1.0, 1.0);
+  for (auto _ : state) {
+    a.forward(x.view(), y.view(), nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double b = static_cast<double>(B), n = static_cast<double>(N), c = static_cast<double>(C);
+  set_counters(state, B, N, 8 * b * n * c * c + 4 * b * n * n * c);
+}
+
 }  // namespace
 
+BENCHMARK(BM_MultiHeadLSTM_PrunedForward)
+    ->ArgsProduct({{64}, {50}, {96}, {100, 50, 25}})
+    ->ArgsProduct({{8}, {197}, {192}, {100, 50, 25}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_SameShape)->Args({64, 50, 96})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MultiHeadLSTM_Forward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MultiHeadLSTM_ForwardBackward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);

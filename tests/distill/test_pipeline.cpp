@@ -5,23 +5,9 @@
 #include <sparsimix/distill/analysis.hpp>
 #include <sparsimix/distill/distill.hpp>
 
-using namespace sparsimix;
+#include "support/tiny_vit.hpp"
 
-namespace {
-vit_config tiny_config() {
-  vit_config c;
-  c.img_size = 28;
-  c.patch_size = 7;  // 16 patches: cheap
-  c.in_chans = 1;
-  c.num_classes = 10;
-  c.embed_dim = 24;
-  c.depth = 3;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.mixers.assign(3, mixer_spec{});
-  return c;
-}
-}  // namespace
+using namespace sparsimix;
 
 TEST_CASE("data loader shuffles deterministically and covers the epoch", "[distill][data]") {
   const auto ds = data::load_fashion_mnist(data::fashion_mnist_default_dir, "test", 300);
@@ -55,7 +41,7 @@ TEST_CASE("data loader shuffles deterministically and covers the epoch", "[disti
 TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it", "[distill][pipeline]") {
   const auto all = data::load_fashion_mnist(data::fashion_mnist_default_dir, "train", 4000);
   auto [train, val] = data::split_tail(all, 1000);
-  HybridViT<float> teacher(tiny_config());
+  HybridViT<float> teacher(test::tiny_vit_config());
   Rng rng(1);
   teacher.init(rng);
   fit_options fo;

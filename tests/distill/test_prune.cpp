@@ -12,21 +12,13 @@
 #include <sparsimix/distill/prune.hpp>
 #include <sparsimix/io/checkpoint.hpp>
 
+#include "support/tiny_vit.hpp"
+
 using namespace sparsimix;
 
 namespace {
 vit_config prune_test_config() {
-  vit_config c;
-  c.img_size = 28;
-  c.patch_size = 7;
-  c.in_chans = 1;
-  c.num_classes = 10;
-  c.embed_dim = 24;
-  c.depth = 3;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.mixers = {mixer_spec{}, mixer_spec("mh_lstm"), mixer_spec("mh_lstm")};
-  return c;
+  return test::tiny_vit_config({mixer_spec{}, mixer_spec("mh_lstm"), mixer_spec("mh_lstm")});
 }
 
 std::vector<double> all_unit_norms(const HybridViT<float>& m) {

@@ -348,24 +348,17 @@ inline std::string gap_vs_retention_svg(const avit_report& r) {
     }
   const double xpad = std::max(0.02, (xmax - xmin) * 0.08), ypad = std::max(1e-3, (ymax - ymin) * 0.1);
   xmin -= xpad, xmax += xpad, ymin -= ypad, ymax += ypad;
-  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - ymin) / (ymax - ymin) * (H - T - B); };
+  const detail::scatter_frame f{W, H, L, R, T, B, xmin, xmax, ymin, ymax};
+  auto px = [&](double x) { return f.px(x); };
+  auto py = [&](double y) { return f.py(y); };
   const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
     << "' font-family='sans-serif' font-size='12'>\n";
   s << "<text x='10' y='22' font-size='15'>Student-teacher gap against teacher retention (mean, +-1 sd over seeds)</text>\n";
-  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>";
-  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << L << "' y2='" << T << "' stroke='black'/>";
+  f.draw(s, "teacher mean retention (1 = dense)", "gap (teacher - student test accuracy)", 2, 3);
   s << "<line x1='" << L << "' y1='" << py(0) << "' x2='" << W - R << "' y2='" << py(0)
     << "' stroke='#999' stroke-dasharray='4 3'/>\n";
-  for (int k = 0; k <= 4; ++k) {
-    const double xv = xmin + (xmax - xmin) * k / 4, yv = ymin + (ymax - ymin) * k / 4;
-    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::svg_number(xv, 2)
-      << "</text><text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::svg_number(yv, 3)
-      << "</text>\n";
-  }
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>teacher mean retention (1 = dense)</text>\n";
   int series = 0;
   for (const auto& m : mixers) {
     const char* col = colours[series % 4];

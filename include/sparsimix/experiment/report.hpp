@@ -159,22 +159,14 @@ inline std::string drop_vs_sparsity_svg(const experiment_report& r) {
   if (r.variants.empty()) xmin = ymin = 0, xmax = ymax = 1;
   const double xpad = std::max(1e-3, (xmax - xmin) * 0.1), ypad = std::max(1e-3, (ymax - ymin) * 0.1);
   xmin -= xpad, xmax += xpad, ymin -= ypad, ymax += ypad;
-  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - ymin) / (ymax - ymin) * (H - T - B); };
+  const detail::scatter_frame f{W, H, L, R, T, B, xmin, xmax, ymin, ymax};
+  auto px = [&](double x) { return f.px(x); };
+  auto py = [&](double y) { return f.py(y); };
   const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
   s << "<text x='10' y='22' font-size='15'>Accuracy drop vs mean sparsity of the replaced layers</text>\n";
-  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>";
-  s << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
-  for (int i = 0; i <= 4; ++i) {
-    const double xv = xmin + (xmax - xmin) * i / 4, yv = ymin + (ymax - ymin) * i / 4;
-    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::svg_number(xv, 3) << "</text>";
-    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::svg_number(yv, 3) << "</text>\n";
-  }
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>mean sparsity score of the group</text>";
-  s << "<text x='16' y='" << (T + H - B) / 2 << "' transform='rotate(-90 16 " << (T + H - B) / 2
-    << ")' text-anchor='middle'>accuracy drop (teacher - student)</text>\n";
+  f.draw(s, "mean sparsity score of the group", "accuracy drop (teacher - student)", 3, 3);
   int series = 0;
   for (const auto& [mixer, c] : r.claims) {
     const char* col = colours[series % 4];
@@ -239,21 +231,13 @@ inline std::string pareto_svg(const experiment_report& r) {
   const double xpad = std::max(1.0, (xmax - xmin) * 0.1), ypad = std::max(1e-3, (ymax - ymin) * 0.1);
   xmin -= xpad, xmax += xpad, ymin -= ypad, ymax += ypad;
   const int W = 640, H = 420, L = 70, R = 20, T = 40, B = 50;
-  auto px = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - ymin) / (ymax - ymin) * (H - T - B); };
+  const detail::scatter_frame f{W, H, L, R, T, B, xmin, xmax, ymin, ymax};
+  auto px = [&](double x) { return f.px(x); };
+  auto py = [&](double y) { return f.py(y); };
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n";
   s << "<text x='10' y='22' font-size='15'>Test accuracy vs images/s (marker area = non-zero parameters; hollow = pruned)</text>\n";
-  s << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>";
-  s << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
-  for (int i = 0; i <= 4; ++i) {
-    const double xv = xmin + (xmax - xmin) * i / 4, yv = ymin + (ymax - ymin) * i / 4;
-    s << "<text x='" << px(xv) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << detail::svg_number(xv, 4) << "</text>";
-    s << "<text x='" << L - 6 << "' y='" << py(yv) + 4 << "' text-anchor='end'>" << detail::svg_number(yv, 3) << "</text>\n";
-  }
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>images/s (batch inference)</text>";
-  s << "<text x='16' y='" << (T + H - B) / 2 << "' transform='rotate(-90 16 " << (T + H - B) / 2
-    << ")' text-anchor='middle'>test accuracy</text>\n";
+  f.draw(s, "images/s (batch inference)", "test accuracy", 4, 3);
   const std::map<std::string, const char*> colour{{"attention", "#7f7f7f"}, {"mh_lstm", "#1f77b4"}, {"selective_scan", "#d62728"}};
   for (const auto& q : pts) {
     const auto it = colour.find(q.mixer);

@@ -1,5 +1,5 @@
 // The recurrence's hidden-to-hidden product (kernels::lstm_hh_product: 4-row x 4-vector
-// blocks, single rows with 8 vectors, scalar column tails) against a plain triple loop in
+// blocks, 4-row single vectors, single rows with 8 vectors, scalar column tails) against a plain triple loop in
 // long double, for batch sizes covering each path and widths with and without tails; and a
 // batched MultiHeadLSTM forward (4-row blocks) against the same sequences run one by one
 // (single-row path).
@@ -17,7 +17,7 @@ TEMPLATE_TEST_CASE("lstm_hh_product matches a plain product", "[mixers][lstm]", 
   const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;  // sums of d products of O(1) terms
   for (index_t B : {1, 3, 4, 5, 8, 9})
     for (index_t d : {5, 64})
-      for (index_t G : {20, 256, 4 * 64 + 3}) {
+      for (index_t G : {20, 32, 52, 256, 4 * 64 + 3}) {  // 32, 52: pruned widths (4 k), under 4 vectors
         Rng rng(static_cast<std::uint64_t>(B * 1000 + d * 10 + G));
         std::vector<T> hs(static_cast<std::size_t>(B * d)), wt(static_cast<std::size_t>(d * G)),
             hh(static_cast<std::size_t>(B * G), T(-7));
