@@ -2,6 +2,9 @@
 
 #include <sparsimix/distill/selection.hpp>
 #include <sparsimix/experiment/budget.hpp>
+#include <sparsimix/models.hpp>
+
+#include "support/tiny_vit.hpp"
 
 using namespace sparsimix;
 
@@ -47,4 +50,24 @@ TEST_CASE("budgets: the tiny and full presets", "[experiment][budget]") {
   CHECK(full.distill.stage2.steps == 900);
   CHECK(full.teacher_fit.augment);
   CHECK_THROWS_WITH(make_budget("medium"), Catch::Contains("budget must be tiny, small or full, got 'medium'"));
+}
+
+TEST_CASE("rank_by_sparsity ranks attention layers only and refuses a model without any", "[distill][selection]") {
+  data::image_dataset ds;
+  ds.images = Tensor<float>(Shape{4, 1, 28, 28});
+  ds.labels = Tensor<std::int64_t>(Shape{4});
+  Rng rng(5);
+  for (index_t i = 0; i < ds.images.numel(); ++i) ds.images.data()[i] = static_cast<float>(rng.uniform());
+  HybridViT<float> hybrid(test::tiny_vit_config({mixer_spec{}, spec_for<MultiHeadLSTM>({}), mixer_spec{}}));
+  hybrid.init(rng);
+  const auto r = rank_by_sparsity(hybrid, ds, 4);
+  REQUIRE(r.order.size() == 2);  // layer 1 is not a candidate
+  CHECK(std::find(r.order.begin(), r.order.end(), index_t{1}) == r.order.end());
+  CHECK_THROWS_WITH(select_layers(r.order, layer_selection::sparsest, 3),
+                    "config_error: select_layers: k is 3, expected 1..2 (the ranked attention layers)");
+  CHECK_THROWS_WITH(rank_by_sparsity(hybrid, ds, 0), "config_error: rank_by_sparsity: count is 0, expected >= 1 images");
+  HybridViT<float> lstm_only(test::tiny_vit_config({spec_for<MultiHeadLSTM>({}), spec_for<MultiHeadLSTM>({})}));
+  lstm_only.init(rng);
+  CHECK_THROWS_WITH(rank_by_sparsity(lstm_only, ds, 4),
+                    "config_error: rank_by_sparsity: the model has no attention layer (nothing to measure or replace)");
 }

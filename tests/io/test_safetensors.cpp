@@ -1,9 +1,11 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <sparsimix/core/rng.hpp>
@@ -147,4 +149,58 @@ TEST_CASE("safetensors writer never replaces a good file with a partial one", "[
   for (const auto& e : fs::directory_iterator(dir)) { (void)e; ++files; }
   REQUIRE(files == 1);
   fs::remove_all(dir);
+}
+
+TEST_CASE("atomic writes keep what the path names: symlinks, modes, hard links, devices", "[io][atomic]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "sparsimix_atomic_names";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto read = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  auto write_old = [](const fs::path& p) { std::ofstream(p) << "old"; };
+
+  // A symlink stays a link; its target gets the content.
+  write_old(dir / "real");
+  fs::create_symlink(dir / "real", dir / "link");
+  io::write_text_atomically((dir / "link").string(), "new");
+  CHECK(fs::is_symlink(dir / "link"));
+  CHECK(read(dir / "real") == "new");
+
+  // The mode of an existing file survives the rename.
+  write_old(dir / "moded");
+  fs::permissions(dir / "moded", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  io::write_text_atomically((dir / "moded").string(), "new");
+  CHECK((fs::status(dir / "moded").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+
+  // Both names of a hard-linked file see the new content.
+  write_old(dir / "a");
+  fs::create_hard_link(dir / "a", dir / "b");
+  io::write_text_atomically((dir / "a").string(), "new");
+  CHECK(fs::hard_link_count(dir / "a") == 2);
+  CHECK(read(dir / "b") == "new");
+
+  // A failing writer leaves a hard-linked file untouched too.
+  REQUIRE_THROWS_AS(io::write_file_atomically((dir / "a").string(), [](std::ostream& os) {
+                      os << "partial";
+                      throw io_error("simulated failure");
+                    }),
+                    io_error);
+  CHECK(read(dir / "b") == "new");
+
+  // A folder is refused by name; so is a device unless asked for.
+  CHECK_THROWS_WITH(io::write_text_atomically(dir.string(), "x"), Catch::Contains("is a directory"));
+  if (fs::exists("/dev/full") && ::getenv("SPARSIMIX_ALLOW_DEVICE_OUTPUT") == nullptr) {
+    CHECK_THROWS_WITH(io::write_text_atomically("/dev/full", "x"), Catch::Contains("is a device"));
+    CHECK(fs::is_character_file("/dev/full"));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("safetensors load names a folder given as a file", "[io][safetensors]") {
+  const auto dir = std::filesystem::temp_directory_path().string();
+  CHECK_THROWS_WITH(safetensors_file::load(dir), Catch::Contains("is a directory, expected a file"));
 }

@@ -158,6 +158,29 @@ TEMPLATE_TEST_CASE("layernorm forward/backward match the twins on every arch", "
   REQUIRE(ran >= 1);
 }
 
+TEST_CASE("layernorm says so when a row's squares overflow (NaN, not a finite all-zero row)", "[kernels][layernorm]") {
+  const int ran = test::for_each_arch([](auto arch, const char*) {
+    using A = decltype(arch);
+    for (index_t cols : {index_t(3), index_t(16), index_t(37)}) {
+      // Row 0: +-1e30 (finite, but the centred squares overflow float); row 1: ordinary values.
+      std::vector<float> x(static_cast<std::size_t>(2 * cols)), y(x.size());
+      for (index_t c = 0; c < cols; ++c) {
+        x[static_cast<std::size_t>(c)] = c % 2 ? 1e30f : -1e30f;
+        x[static_cast<std::size_t>(cols + c)] = static_cast<float>(c % 5);
+      }
+      kernels::simd::layernorm_forward(A{}, x.data(), static_cast<const float*>(nullptr),
+                                       static_cast<const float*>(nullptr), y.data(), static_cast<float*>(nullptr),
+                                       static_cast<float*>(nullptr), 2, cols, 1e-5f);
+      for (index_t c = 0; c < cols; ++c) {
+        INFO("cols " << cols << " c " << c);
+        REQUIRE(std::isnan(y[static_cast<std::size_t>(c)]));
+        REQUIRE(std::isfinite(y[static_cast<std::size_t>(cols + c)]));
+      }
+    }
+  });
+  REQUIRE(ran >= 1);
+}
+
 TEST_CASE("layernorm backward matches finite differences (double)", "[kernels][layernorm][gradcheck]") {
   const index_t rows = 3, cols = 19;  // 19: a tail on every arch
   auto x = random_vec<double>(rows * cols, 31, -2, 2);

@@ -96,7 +96,7 @@ TEST_CASE("mixer_spec options: defaults, conversions and errors name the field",
   CHECK_THROWS_WITH(normalize_spec(mixer_spec("selective_scan", {{"bidirectional", index_t{1}}}), "w"),
                     Catch::Contains("'bidirectional' must be true or false, got 1"));
   CHECK_THROWS_WITH(normalize_spec(mixer_spec("selective_scan", {{"d_state", index_t{0}}}), "w"),
-                    Catch::Contains("d_state is 0, expected >= 1"));
+                    Catch::Contains("d_state is 0, expected 1..4096"));
   CHECK_THROWS_WITH(normalize_spec(mixer_spec("mh_lstm", {{"heads", index_t{2}}}), "w"),
                     Catch::Contains("unknown field 'heads'"));
   const auto parsed = parse_mixer_options("d_state=8,bidirectional=true,dt_rank=auto,expand=1.5", "--mixer");

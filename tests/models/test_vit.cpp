@@ -248,3 +248,20 @@ TEST_CASE("HybridViT with A-ViT halting: masks, inference == tape, halting loss 
   INFO(r.worst);
   REQUIRE(r.ok);
 }
+
+TEST_CASE("HybridViT refuses a batch of 0 images in both passes, with or without halting", "[models][vit]") {
+  for (const bool halting : {false, true}) {
+    vit_config c = small_config({mixer_spec{}, spec_for<MultiHeadLSTM>({})});
+    if (halting) c.halting = halting_spec{};
+    HybridViT<float> m(c);
+    Rng rng(3);
+    m.init(rng);
+    Tensor<float> images(Shape{0, 2, 8, 8}), logits(Shape{0, 3});
+    INFO("halting " << halting);
+    CHECK_THROWS_WITH(m.forward(images.view(), logits.view()),
+                      "shape_error: HybridViT::forward: images is [0, 2, 8, 8], expected at least one image");
+    Tape<float> tape;
+    CHECK_THROWS_WITH(m.forward(tape, images.view()),
+                      "shape_error: HybridViT::forward(tape): images is [0, 2, 8, 8], expected at least one image");
+  }
+}

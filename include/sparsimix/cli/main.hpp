@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,13 @@
 
 namespace sparsimix::cli {
 SPARSIMIX_ABI_BEGIN
+
+// An option whose value is stored only when given, so that "not given" (the budget's
+// default) and every value the user can type stay apart and each is checked.
+template <class T>
+CLI::Option* add_optional(CLI::App* app, const std::string& name, std::optional<T>& dst, const std::string& help) {
+  return app->add_option_function<T>(name, [&dst](const T& v) { dst = v; }, help);
+}
 
 // A CLI11 check that a value parses with `parse` (an enum's parse_* function).
 template <class Parse>
@@ -59,9 +67,9 @@ inline int main(int argc, char** argv) {
   train->add_option("--budget", ta.budget, "Preset for steps and learning rate: tiny, small, full")
       ->capture_default_str()
       ->check(budget_check);
-  train->add_option("--steps", ta.steps, "Optimizer steps (overrides the budget)");
-  train->add_option("--batch", ta.batch, "Batch size (overrides the budget)");
-  train->add_option("--lr", ta.lr, "Peak learning rate (overrides the budget)");
+  add_optional(train, "--steps", ta.steps, "Optimizer steps (overrides the budget)");
+  add_optional(train, "--batch", ta.batch, "Batch size (overrides the budget)");
+  add_optional(train, "--lr", ta.lr, "Peak learning rate (overrides the budget)");
   train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
   train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
   train->add_option("--init", ta.init, "Start from this checkpoint (its config and weights), e.g. a dense teacher");
@@ -102,10 +110,10 @@ inline int main(int argc, char** argv) {
                       "Student mixer: " + kinds + ", optionally with options, e.g. selective_scan:d_state=8")
       ->capture_default_str()
       ->check(parses_as([](const std::string& s) { student_spec(s); }, "KIND[:option=value,...]"));
-  distill->add_option("--layers", di.layers, "Layers to replace, e.g. 0,1")->delimiter(',');
+  distill->add_option("--layers", di.layers, "Layers to replace, comma-separated, e.g. 0,2");
   distill->add_option("--select", di.select, "Or pick them by attention sparsity: sparsest or densest")
       ->check(CLI::IsMember({"sparsest", "densest"}));
-  distill->add_option("--k", di.k, "How many layers --select picks (default depth/3)");
+  add_optional(distill, "--k", di.k, "How many layers --select picks (default depth/3)");
   distill->add_option("--target", di.target, "Stage-1 target: pre_proj, mixer_out, block_out or cosine")
       ->capture_default_str()
       ->check(parses_as(parse_distill_target, "pre_proj|mixer_out|block_out|cosine"));
@@ -113,11 +121,11 @@ inline int main(int argc, char** argv) {
   distill->add_flag("--mask-guided", di.mask_guided,
                     "A-ViT teacher: stage 1 runs the student under the teacher's token masks (MSE on alive tokens, "
                     "halting KL and keep-ratio terms); stage 2 with the student's own halting");
-  distill->add_option("--prune", di.prune,
+  add_optional(distill, "--prune", di.prune,
                       "Then prune this fraction of the student's mh_lstm units (FAR, docs/pruning.md; settings from "
                       "--budget)");
-  distill->add_option("--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
-  distill->add_option("--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
+  add_optional(distill, "--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
+  add_optional(distill, "--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
   distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   distill->add_option("--seed", di.seed, "RNG seed")->capture_default_str();
 
@@ -128,12 +136,12 @@ inline int main(int argc, char** argv) {
       ->required();
   prune->add_option("--data", pa.data, data_help)->capture_default_str();
   prune->add_option("--out", pa.out, "Pruned checkpoint to write (report beside it as OUT.json)")->capture_default_str();
-  prune->add_option("--fraction", pa.fraction, "Prune this fraction of all LSTM units, lowest group norm first (default 0.5)");
-  prune->add_option("--threshold", pa.threshold, "Or prune every unit whose group norm is <= this (FAR: 1e-4)");
+  add_optional(prune, "--fraction", pa.fraction, "Prune this fraction of all LSTM units, lowest group norm first (default 0.5)");
+  add_optional(prune, "--threshold", pa.threshold, "Or prune every unit whose group norm is <= this (FAR: 1e-4)");
   prune->add_option("--weight", pa.weight, "Hoyer-Square regulariser weight of the first phase")->capture_default_str();
-  prune->add_option("--steps", pa.steps, "Regularised training steps (default from --budget; 0 skips it)");
-  prune->add_option("--finetune-steps", pa.finetune_steps, "Masked fine-tune steps (default from --budget; 0 skips it)");
-  prune->add_option("--lr", pa.lr, "Peak learning rate of the regularised phase (the fine-tune's scales with it)");
+  add_optional(prune, "--steps", pa.steps, "Regularised training steps (default from --budget; 0 skips it)");
+  add_optional(prune, "--finetune-steps", pa.finetune_steps, "Masked fine-tune steps (default from --budget; 0 skips it)");
+  add_optional(prune, "--lr", pa.lr, "Peak learning rate of the regularised phase (the fine-tune's scales with it)");
   prune->add_option("--budget", pa.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   prune->add_option("--seed", pa.seed, "RNG seed")->capture_default_str();
 
@@ -141,7 +149,7 @@ inline int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");
   eval->add_option("--model", ea.model, "Checkpoint")->required();
   eval->add_option("--data", ea.data, data_help)->capture_default_str();
-  eval->add_option("--limit", ea.limit, "Evaluate on the first N test images only");
+  add_optional(eval, "--limit", ea.limit, "Evaluate on the first N test images only (N >= 1)");
 
   retention_args ra;
   auto* retention = app.add_subcommand("retention", "How an A-ViT model halts: retention per block, depth per patch");
@@ -163,14 +171,14 @@ inline int main(int argc, char** argv) {
   infer->add_option("--input", ia.input, "Input .safetensors holding 'images'")->required();
   infer->add_option("--out", ia.out, "Output .safetensors: 'logits' [B, classes]")->required();
   infer->add_flag("--capture", ia.capture, "Also write blocks.{i}.out and, for attention blocks, blocks.{i}.attn_map");
-  infer->add_option("--heads", ia.load.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+  add_optional(infer, "--heads", ia.heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
 
   grad_args ga;
   auto* grad = app.add_subcommand("grad", "Mean cross-entropy and its gradient for every parameter");
   grad->add_option("--model", ga.model, "Model checkpoint (.safetensors)")->required();
   grad->add_option("--input", ga.input, "Input .safetensors holding 'images' and 'labels' (I64 [B])")->required();
   grad->add_option("--out", ga.out, "Output .safetensors: 'loss' [1] and grad.{name} per parameter")->required();
-  grad->add_option("--heads", ga.load.num_heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+  add_optional(grad, "--heads", ga.heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
 
   init_args na;
   auto* init = app.add_subcommand("init", "Write a randomly initialised model for a config (sparsimix.config JSON)");
@@ -178,10 +186,28 @@ inline int main(int argc, char** argv) {
   init->add_option("--seed", na.seed, "RNG seed")->capture_default_str();
   init->add_option("--out", na.out, "Output checkpoint (.safetensors)")->required();
 
+  // An unknown command gets its own line (CLI11 would say "A subcommand is required").
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->get_name() == argv[1];
+    }
+    if (!known) {
+      std::fprintf(stderr, "sparsimix: unknown command '%s' (commands: %s)\n", argv[1], names.c_str());
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    // Every failure is one prefixed line and exit status 1 (docs/cli.md), as for the commands.
+    const std::string where = argc > 1 && argv[1][0] != '-' ? std::string(argv[1]) + ": " : std::string();
+    std::fprintf(stderr, "sparsimix: %s%s (see sparsimix %s--help)\n", where.c_str(), e.what(),
+                 argc > 1 && argv[1][0] != '-' ? (std::string(argv[1]) + " ").c_str() : "");
+    return 1;
   }
   try {
     if (*demo) return run_demo(da);

@@ -61,6 +61,27 @@ std::string join(const Range& xs, std::string_view sep) {
   }
   return s;
 }
+// Bytes from an untrusted file made safe for a one-line message: printable ASCII kept, the
+// rest as \xNN, cut after `max` characters with "...".
+inline std::string printable(std::string_view bytes, std::size_t max = 80) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  for (const char ch : bytes) {
+    if (s.size() >= max) {
+      s += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      s += static_cast<char>(c);
+    } else {
+      s += "\\x";
+      s += hex[c >> 4];
+      s += hex[c & 15];
+    }
+  }
+  return s;
+}
 }  // namespace detail
 
 SPARSIMIX_ABI_END

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "../core/tensor.hpp"
+#include "../io/file_checks.hpp"
 
 namespace sparsimix::data {
 SPARSIMIX_ABI_BEGIN
@@ -16,6 +17,7 @@ SPARSIMIX_ABI_BEGIN
 // The raw bytes of an IDX file of rank 1..3 (uint8 data only), e.g. [60000, 28, 28].
 inline Tensor<std::uint8_t> read_idx(const std::string& path) {
   using sparsimix::detail::concat;
+  io::require_input_file(path, "IDX file");
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
   if (!f) throw io_error(concat("cannot open '", path, "'"));
   struct closer { gzFile f; ~closer() { gzclose(f); } } guard{f};
@@ -62,6 +64,9 @@ inline constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fa
 inline image_dataset load_fashion_mnist(const std::string& dir, const std::string& split, index_t limit = 0) {
   using sparsimix::detail::concat;
   if (split != "train" && split != "test") throw config_error(concat("fashion-mnist: unknown split '", split, "'"));
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    throw io_error(concat("fashion-mnist: '", dir, "' is not a folder (--data names the folder of the .gz files)"));
   const std::string stem = split == "train" ? "train" : "t10k";
   auto find = [&](const std::string& base) {
     for (const std::string& cand : {base + ".gz", base}) {

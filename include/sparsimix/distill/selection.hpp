@@ -41,12 +41,25 @@ struct sparsity_ranking {
 template <class T>
 sparsity_ranking rank_by_sparsity(const HybridViT<T>& model, const data::image_dataset& calibration, index_t count,
                                   sparsity_metric metric = sparsity_metric::k90) {
+  if (count < 1) throw config_error(detail::concat("rank_by_sparsity: count is ", count, ", expected >= 1 images"));
+  if (calibration.size() < 1) throw config_error("rank_by_sparsity: the calibration set is empty");
+  if (std::none_of(model.config().mixers.begin(), model.config().mixers.end(),
+                   [](const mixer_spec& m) { return m.kind() == "attention"; }))
+    throw config_error("rank_by_sparsity: the model has no attention layer (nothing to measure or replace)");
   sparsity_ranking r;
   r.metric = metric;
   r.layers = measure_sparsity(model, calibration, count);
+  // Only attention layers have maps to rank; the others (already replaced) are not candidates.
   std::vector<sparsity_stats> stats;
-  for (const auto& l : r.layers) stats.push_back(l.all);
-  r.order = rank_layers(stats, metric);
+  std::vector<index_t> attention_layers;
+  for (const auto& l : r.layers)
+    if (l.attention) {
+      stats.push_back(l.all);
+      attention_layers.push_back(l.layer);
+    }
+  if (stats.empty())
+    throw config_error("rank_by_sparsity: the model has no attention layer (nothing to measure or replace)");
+  for (const index_t i : rank_layers(stats, metric)) r.order.push_back(attention_layers[static_cast<std::size_t>(i)]);
   return r;
 }
 
@@ -58,7 +71,8 @@ struct layer_group {
 // The k sparsest or densest layers of `order` (sparsest first), ascending.
 inline std::vector<index_t> select_layers(const std::vector<index_t>& order, layer_selection selection, index_t k) {
   const auto n = static_cast<index_t>(order.size());
-  if (k < 1 || k > n) throw config_error(detail::concat("select_layers: ", k, " layers of ", n));
+  if (k < 1 || k > n)
+    throw config_error(detail::concat("select_layers: k is ", k, ", expected 1..", n, " (the ranked attention layers)"));
   if (selection == layer_selection::group)
     throw config_error("select_layers: 'group' is not a ranking selection (use sparsest or densest)");
   std::vector<index_t> out = selection == layer_selection::sparsest ? std::vector<index_t>(order.begin(), order.begin() + k)

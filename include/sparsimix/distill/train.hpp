@@ -191,6 +191,15 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     if (!std::isfinite(lv))
       throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")"));
     tape.backward(loss);
+    // A finite loss can still give an Inf/NaN gradient (an overflow inside backward): stop
+    // here, naming the parameter (and so the layer), before AdamW spreads it into every weight.
+    for (const auto& p : trainable) {
+      const T* g = p.grad.data();
+      for (index_t i = 0, n = p.grad.numel(); i < n; ++i)
+        if (!std::isfinite(g[i]))
+          throw numeric_error(detail::concat("fit: the gradient of ", p.name, " is ", g[i], " at element ", i,
+                                             ", step ", step, " (loss ", lv, ", lr ", schedule(step), ")"));
+    }
     // The regulariser depends on the weights alone: its gradient goes straight to the grads.
     const double reg = opt.hoyer_square > 0 ? opt.hoyer_square * add_hoyer_square_grad(model, opt.hoyer_square) : 0.0;
     if (opt.clip_norm > 0) clip_grad_norm(trainable, opt.clip_norm);

@@ -117,7 +117,7 @@ inline vit_config vit_config_from_string(const std::string& s) {
   try {
     j = nlohmann::json::parse(s);
   } catch (const nlohmann::json::exception& e) {
-    throw config_error(std::string("sparsimix.config: not valid JSON: ") + e.what());
+    throw config_error(std::string("sparsimix.config: not valid JSON: ") + sparsimix::detail::printable(e.what(), 160));
   }
   return vit_config_from_json(j);
 }

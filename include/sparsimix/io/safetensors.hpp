@@ -17,6 +17,7 @@
 
 #include "../core/tensor.hpp"
 #include "atomic_file.hpp"
+#include "file_checks.hpp"
 
 namespace sparsimix::io {
 SPARSIMIX_ABI_BEGIN
@@ -86,6 +87,7 @@ class safetensors_file {
  public:
   // Reads and validates a whole file. Throws io_error (missing/unreadable) or format_error.
   static safetensors_file load(const std::string& path) {
+    require_input_file(path, "safetensors file");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(sparsimix::detail::concat("cannot open '", path, "' (missing or unreadable)"));
     in.seekg(0, std::ios::end);
@@ -172,7 +174,8 @@ class safetensors_file {
     try {
       header = nlohmann::json::parse(bytes_.begin() + 8, bytes_.begin() + static_cast<std::ptrdiff_t>(8 + n), cb);
     } catch (const nlohmann::json::exception& e) {
-      fail(concat("header is not valid JSON: ", e.what()));
+      // The parser quotes the bytes it choked on: from a random file, that is binary garbage.
+      fail(concat("header is not valid JSON: ", sparsimix::detail::printable(e.what(), 160)));
     }
     if (!dup.empty()) fail(concat("duplicate tensor name '", dup, "'"));
     if (!header.is_object()) fail("header is not a JSON object");

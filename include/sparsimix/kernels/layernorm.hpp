@@ -9,6 +9,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+#include <cmath>
+#include <limits>
+
 #include "detail/simd.hpp"
 #include "ref/layernorm.hpp"
 
@@ -42,7 +45,10 @@ template <class A, class T>
       const V d = load_tail(A{}, xr + c, cols - c, mu_s) - mu;  // padding with the mean adds 0
       vq = xsimd::fma(d, d, vq);
     }
-    const V rs = V(T(1)) / xsimd::sqrt(V(xsimd::hadd(vq) * inv_n + eps));
+    // A row whose squares overflow would give rstd 0 and an all-zero (finite, wrong) output:
+    // make it NaN so that overflow shows in the result instead (as in float32 PyTorch).
+    const T var = xsimd::hadd(vq) * inv_n;
+    const V rs = std::isfinite(var) ? V(T(1)) / xsimd::sqrt(V(var + eps)) : V(std::numeric_limits<T>::quiet_NaN());
     if (mean) mean[r] = mu_s;
     if (rstd) rstd[r] = rs.get(0);
     const auto g_at = [gamma](index_t i) { return gamma ? V::load_unaligned(gamma + i) : V(T(1)); };

@@ -513,10 +513,12 @@ struct selective_scan_options {
     auto bad = [&](const char* field, auto v, const char* want) {
       throw config_error(detail::concat(where, ": ", field, " is ", v, ", expected ", want));
     };
-    if (d_state < 1) bad("d_state", d_state, ">= 1");
-    if (d_conv < 1) bad("d_conv", d_conv, ">= 1");
-    if (!(std::isfinite(expand) && expand > 0)) bad("expand", expand, "a finite number > 0");
-    if (dt_rank.value < 0) bad("dt_rank", dt_rank.value, "a positive integer or \"auto\"");
+    // Upper bounds far above Mamba's settings (d_state 16, d_conv 4, expand 2) keep a config
+    // file from asking for terabytes.
+    if (d_state < 1 || d_state > 4096) bad("d_state", d_state, "1..4096");
+    if (d_conv < 1 || d_conv > 1024) bad("d_conv", d_conv, "1..1024");
+    if (!(std::isfinite(expand) && expand > 0 && expand <= 64)) bad("expand", expand, "a number in (0, 64]");
+    if (dt_rank.value < 0 || dt_rank.value > 65536) bad("dt_rank", dt_rank.value, "1..65536 or \"auto\"");
   }
   friend bool operator==(const selective_scan_options&, const selective_scan_options&) = default;
 };

@@ -238,6 +238,10 @@ class HybridViT {
 
   index_t check_images(const char* where, TensorView<const T> images) const {
     check_shape(where, "images", images.shape(), {-1, cfg_.in_chans, cfg_.img_size, cfg_.img_size});
+    // One rule for every model and both passes: a batch holds at least one image (a mean
+    // loss over none is undefined, and halting has no token to keep).
+    if (images.size(0) == 0)
+      throw shape_error(detail::concat(where, ": images is ", images.shape().str(), ", expected at least one image"));
     return images.size(0);
   }
 

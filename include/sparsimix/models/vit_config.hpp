@@ -17,6 +17,11 @@ struct halting_spec {
 };
 
 struct vit_config {
+  // Bounds of validate(): far above any ViT in use (ViT-g: 1408 x 40 blocks, about 1e9
+  // parameters), low enough that no product of sizes overflows.
+  static constexpr index_t max_img_size = 16384, max_in_chans = 1024, max_num_classes = 1'000'000,
+                           max_embed_dim = 16384, max_depth = 1024, max_patches = 1 << 20;
+  static constexpr double max_mlp_ratio = 64, max_params = 4e9;
   index_t img_size = 28, patch_size = 4, in_chans = 1, num_classes = 10;
   index_t embed_dim = 96, depth = 6, num_heads = 3;
   double mlp_ratio = 4.0;
@@ -34,22 +39,36 @@ struct vit_config {
   // options are checked by the registry (HybridViT's constructor, the config JSON reader).
   void validate() const {
     using detail::concat;
-    auto positive = [](const char* name, index_t v) {
+    // Each size is bounded before anything multiplies them: 2^40 pixels must not wrap into a
+    // tiny model, and a depth of 100000 must not end in std::bad_alloc.
+    auto in_range = [](const char* name, index_t v, index_t hi) {
       if (v <= 0) throw config_error(concat("vit config: ", name, " must be positive, got ", v));
+      if (v > hi) throw config_error(concat("vit config: ", name, " is ", v, ", expected at most ", hi));
     };
-    positive("img_size", img_size);
-    positive("patch_size", patch_size);
-    positive("in_chans", in_chans);
-    positive("num_classes", num_classes);
-    positive("embed_dim", embed_dim);
-    positive("depth", depth);
-    positive("num_heads", num_heads);
+    in_range("img_size", img_size, max_img_size);
+    in_range("patch_size", patch_size, img_size);
+    in_range("in_chans", in_chans, max_in_chans);
+    in_range("num_classes", num_classes, max_num_classes);
+    in_range("embed_dim", embed_dim, max_embed_dim);
+    in_range("depth", depth, max_depth);
+    in_range("num_heads", num_heads, embed_dim);
     if (img_size % patch_size != 0)
       throw config_error(concat("vit config: img_size ", img_size, " is not a multiple of patch_size ", patch_size));
     if (embed_dim % num_heads != 0)
       throw config_error(concat("vit config: embed_dim ", embed_dim, " is not a multiple of num_heads ", num_heads));
     if (!(mlp_ratio > 0)) throw config_error(concat("vit config: mlp_ratio must be positive, got ", mlp_ratio));
-    if (!(ln_eps > 0)) throw config_error(concat("vit config: ln_eps must be positive, got ", ln_eps));
+    if (!(mlp_ratio <= max_mlp_ratio))
+      throw config_error(concat("vit config: mlp_ratio is ", mlp_ratio, ", expected at most ", max_mlp_ratio));
+    if (!(ln_eps > 0 && ln_eps < 1)) throw config_error(concat("vit config: ln_eps must be in (0, 1), got ", ln_eps));
+    if (num_patches() > max_patches)
+      throw config_error(concat("vit config: img_size ", img_size, " / patch_size ", patch_size, " gives ", num_patches(),
+                                " patches, expected at most ", max_patches));
+    // The attention-block equivalent (4 C^2 + 2 mlp_ratio C^2 per block) bounds the size.
+    const double params = static_cast<double>(depth) * static_cast<double>(embed_dim) *
+                          static_cast<double>(embed_dim) * (4.0 + 2.0 * mlp_ratio);
+    if (params > max_params)
+      throw config_error(concat("vit config: depth ", depth, " x embed_dim ", embed_dim, " x mlp_ratio ", mlp_ratio,
+                                " gives about ", params, " parameters, expected at most ", max_params));
     if (static_cast<index_t>(mixers.size()) != depth)
       throw config_error(concat("vit config: mixers has ", mixers.size(), " entries, expected depth = ", depth));
     if (halting && (!(halting->eps > 0) || !(halting->eps < 1)))

@@ -1,0 +1,180 @@
+// What the `sparsimix` subcommands share: terminal output, checks of the values and paths a
+// user gives (made before any work starts), the data splits, the student spec parser and
+// the JSON pieces several reports carry.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unistd.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../data/loader.hpp"
+#include "../distill/prune.hpp"
+#include "../experiment/budget.hpp"
+#include "../io/file_checks.hpp"
+
+namespace sparsimix::cli {
+SPARSIMIX_ABI_BEGIN
+
+// ---- terminal output ----------------------------------------------------------------------
+
+inline std::string clock_str(double s) {
+  const long t = static_cast<long>(s + 0.5);
+  char b[32];
+  std::snprintf(b, sizeof b, "%02ld:%02ld", t / 60, t % 60);
+  return b;
+}
+
+// One updating line on a terminal; a line every 10 s otherwise (logs stay readable).
+inline void print_progress(const std::string& phase, const fit_progress& p) {
+  static const bool tty = ::isatty(2) != 0;
+  static auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  const auto now = std::chrono::steady_clock::now();
+  const bool done = p.step == p.steps;
+  if (!tty && !done && std::chrono::duration<double>(now - last).count() < 10) return;
+  last = now;
+  std::fprintf(stderr, "%s[%s] step %td/%td epoch %td loss %.4f acc %.3f lr %.2e %.0f img/s ETA %s%s",
+               tty ? "\r\033[K" : "", phase.c_str(), p.step, p.steps, p.epoch, p.loss, p.batch_accuracy, p.lr,
+               p.images_per_second, clock_str(p.eta_seconds).c_str(), (done || !tty) ? "\n" : "");
+}
+
+inline void log_line(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
+
+inline std::string read_text_file(const std::string& path, std::string_view what) {
+  io::require_input_file(path, what);
+  std::ifstream f(path);
+  if (!f) throw io_error(detail::concat("cannot open ", what, " '", path, "'"));
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// ---- option values --------------------------------------------------------------------------
+// A value the user gave on the command line, checked: `where` is the command ("train"),
+// `option` the option ("--steps"); an unset optional means "the budget's".
+
+inline index_t checked_at_least(std::string_view where, std::string_view option, index_t v, index_t min) {
+  if (v < min) throw config_error(detail::concat(where, ": ", option, " is ", v, ", expected >= ", min));
+  return v;
+}
+inline std::optional<index_t> checked_at_least(std::string_view where, std::string_view option,
+                                               const std::optional<index_t>& v, index_t min) {
+  if (v) checked_at_least(where, option, *v, min);
+  return v;
+}
+inline std::optional<double> checked_positive(std::string_view where, std::string_view option,
+                                              const std::optional<double>& v) {
+  if (v && !(std::isfinite(*v) && *v > 0))
+    throw config_error(detail::concat(where, ": ", option, " is ", *v, ", expected a finite value > 0"));
+  return v;
+}
+
+// "0,2,5" -> {0, 2, 5}: comma-separated, distinct layer indices below `depth`.
+inline std::vector<index_t> parse_layer_list(std::string_view where, const std::string& text, index_t depth) {
+  std::vector<index_t> out;
+  std::set<index_t> seen;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t end = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, end - pos);
+    if (item.empty() || item.size() > 9 || !std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      throw config_error(detail::concat(where, ": --layers '", text, "': '", item,
+                                        "' is not a layer index (expected e.g. 0,2)"));
+    const index_t l = std::stol(item);
+    if (l >= depth)
+      throw config_error(detail::concat(where, ": --layers '", text, "': layer ", l, " is out of range 0..", depth - 1));
+    if (!seen.insert(l).second)
+      throw config_error(detail::concat(where, ": --layers '", text, "': layer ", l, " is listed twice"));
+    out.push_back(l);
+    if (end == text.size()) break;
+    pos = end + 1;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---- data -----------------------------------------------------------------------------------
+
+struct data_splits {
+  data::image_dataset train, val, test;
+};
+
+// Fashion-MNIST from `dir`, with the budget's validation images held out of the training split.
+inline data_splits load_splits(const std::string& dir, const budget& b) {
+  const auto all = data::load_fashion_mnist(dir, "train", b.train_limit > 0 ? b.train_limit + b.val_size : 0);
+  auto [tr, va] = data::split_tail(all, b.val_size);
+  return {std::move(tr), std::move(va), data::load_fashion_mnist(dir, "test", b.test_limit)};
+}
+
+// The model reads the data's images and labels: [in_chans, img, img] and classes
+// 0..num_classes-1 (checked before any work; the forward pass would say it later, in
+// terms of tensors rather than of the model and the data).
+inline void check_model_fits_data(std::string_view where, const vit_config& c, const data::image_dataset& ds) {
+  const Shape& is = ds.images.shape();
+  std::int64_t max_label = -1;
+  for (index_t i = 0; i < ds.labels.numel(); ++i) max_label = std::max(max_label, ds.labels.data()[i]);
+  const bool shape_ok = is.rank() == 4 && is[1] == c.in_chans && is[2] == c.img_size && is[3] == c.img_size;
+  if (!shape_ok || max_label >= c.num_classes)
+    throw config_error(detail::concat(where, ": the model takes [", c.in_chans, ", ", c.img_size, ", ", c.img_size,
+                                      "] images of ", c.num_classes, " classes; the data has ",
+                                      is.rank() == 4 ? Shape{is[1], is[2], is[3]}.str() : is.str(), " images of ",
+                                      max_label + 1, " classes"));
+}
+
+// "mh_lstm" or "selective_scan:d_state=8,bidirectional=false": a registered kind, starting
+// from the experiment's default student of that kind (default_students()) when it has one.
+inline mixer_spec student_spec(const std::string& text) {
+  const auto colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  mixer_registry::instance().at(kind, "--mixer");
+  std::vector<mixer_option> opts;
+  for (const auto& d : default_students())
+    if (d.kind() == kind) opts = d.options();
+  if (colon != std::string::npos) {
+    for (const auto& item : parse_mixer_options(text.substr(colon + 1), "--mixer")) {
+      auto it = std::find_if(opts.begin(), opts.end(), [&](const mixer_option& o) { return o.name == item.name; });
+      if (it != opts.end()) it->value = item.value;
+      else opts.push_back(item);
+    }
+  }
+  return normalize_spec(mixer_spec(kind, std::move(opts)), "--mixer " + text);
+}
+
+// ---- report pieces --------------------------------------------------------------------------
+
+// params, nonzero_params, stored_params (models/pruning.hpp, docs/report.md).
+inline void add_parameter_counts(nlohmann::ordered_json& j, HybridViT<float>& model) {
+  const auto c = count_parameters(model);
+  j["params"] = c.params;
+  j["nonzero_params"] = c.nonzero_params;
+  j["stored_params"] = c.stored_params;
+}
+
+// {block, widths: [[fwd per head], [bwd per head]]} per mh_lstm block (docs/pruning.md).
+inline nlohmann::ordered_json widths_json(const pruning_summary& s) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& [block, w] : s.widths) {
+    const std::size_t H = w.size() / 2;
+    std::vector<index_t> fwd(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(H)),
+        bwd(w.begin() + static_cast<std::ptrdiff_t>(H), w.end());
+    out.push_back({{"block", block}, {"widths", {fwd, bwd}}});
+  }
+  return out;
+}
+
+// Retention keys of a halting model's evaluation (docs/report.md); nothing without halting.
+inline void add_retention(nlohmann::ordered_json& j, const eval_result& e) {
+  if (e.retention.empty()) return;
+  j["mean_retention"] = e.mean_retention();
+  j["retention_per_layer"] = e.retention;
+}
+
+SPARSIMIX_ABI_END
+}  // namespace sparsimix::cli
