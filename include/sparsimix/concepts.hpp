@@ -57,7 +57,7 @@ concept SeqMixer = HasDim<M> && InferenceForward<M> && TrainingStep<M> && NamedP
 template <class M>
 concept Initializable = requires(M& m, Rng& rng) { m.init(rng); };
 
-// FAR's distillation target (METHOD.md 1.7): the training cache keeps the mixer's output
+// FAR's distillation target (docs/method.md 1.7): the training cache keeps the mixer's output
 // before its last projection, [B, N, C], and backward takes a gradient on it too.
 template <class M>
 concept HasPreProjOutput = SeqMixer<M> && requires(M& m, const M& cm, const typename M::cache_type& c,
@@ -91,7 +91,7 @@ concept HasDenseLayout = SeqMixer<M> && requires(M& m, const M& cm,
 // Starts (partly) from the attention layer it replaces: init_from_teacher reads the teacher
 // mixer's PyTorch tensors (names relative to the mixer, e.g. "proj.weight") and returns the
 // names of its own parameters it copied; teacher_initialised() names the parameters it takes
-// from the teacher, which stage 1 of distillation keeps frozen (FAR, METHOD.md 1.3).
+// from the teacher, which stage 1 of distillation keeps frozen (FAR, docs/method.md 1.3).
 template <class M>
 concept InitsFromTeacher = SeqMixer<M> && requires(M& m, const M& cm,
                                                    const named_tensors<typename M::scalar_type>& teacher) {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks a `sparsimix demo` run folder against FORMATS.md section 4 (keys, types, ranges)
+"""Checks a `sparsimix demo` run folder against docs/formats.md section 4 (keys, types, ranges)
 and that the trained teacher beats chance (0.1 on Fashion-MNIST) by a wide margin."""
 import json
 import pathlib

@@ -49,7 +49,7 @@ def close(name, a, e, rtol):
 
 
 def lstm_block_mask(name, shape, cfg):
-    """For mh_lstm weights: 1 inside the per-head blocks, 0 outside (FORMATS.md section 2)."""
+    """For mh_lstm weights: 1 inside the per-head blocks, 0 outside (docs/formats.md section 2)."""
     if not name.startswith("blocks."):
         return None
     i = int(name.split(".")[1])

@@ -4,7 +4,7 @@ timm/models/vision_transformer.py `Attention.forward` (qkv_bias=True, no q/k nor
     qkv = linear(x).reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4); q, k, v = qkv.unbind(0)
     attn = (q * scale) @ k.transpose(-2, -1); attn = attn.softmax(-1)
     x = (attn @ v).transpose(1, 2).reshape(B, N, C); x = proj(x)
-Token mask (FORMATS.md section 1, Note [token mask gather]): dead keys are excluded exactly
+Token mask (docs/formats.md section 1, Note [token mask gather]): dead keys are excluded exactly
 (-inf logits), rows of dead queries are 0 in the maps, in attn_out and in the output.
 
 Inputs are drawn in float32; every reference value is computed in float64 from those exact

@@ -1,4 +1,4 @@
-"""Golden files for sparsimix::HaltingController: the A-ViT halting loop of FORMATS.md section 1
+"""Golden files for sparsimix::HaltingController: the A-ViT halting loop of docs/formats.md section 1
 re-implemented in torch, tensor-style as A-ViT's act_vision_transformer.py writes it
 (c, R, rho, mask updated for every token each block), with a stand-in block
 y_l = tanh(x_l @ W_l):

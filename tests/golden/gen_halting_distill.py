@@ -1,4 +1,4 @@
-"""Golden files for the A-ViT term of mask-guided distillation (METHOD.md 2.4, step 3).
+"""Golden files for the A-ViT term of mask-guided distillation (docs/method.md 2.4, step 3).
 
 Between a teacher's halting (raw scores hT [L, B, N], masks m [L, B, N]) and a student's
 (block-output channel 0 y [L, B, N], scores hS = sigmoid(gamma y - beta)), over patch tokens:

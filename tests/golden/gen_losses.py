@@ -6,7 +6,7 @@
   cos       (1 - F.cosine_similarity(a, b, dim=-1, eps=1e-8)).mean()   (over channels)
   mse       F.mse_loss(a, b)
   bkl       mean(p log(p/q) + (1-p) log((1-p)/(1-q))), p, q clamped to [1e-6, 1-1e-6]
-            (METHOD.md 2.4; written out, torch has no such loss). Some entries sit outside
+            (docs/method.md 2.4; written out, torch has no such loss). Some entries sit outside
             the clamp range, so their gradient must be exactly 0.
 """
 import torch

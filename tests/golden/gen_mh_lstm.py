@@ -1,4 +1,4 @@
-"""Golden files for sparsimix::MultiHeadLSTM (FAR's MultiHeadLstm, METHOD.md 1.3-1.7).
+"""Golden files for sparsimix::MultiHeadLSTM (FAR's MultiHeadLstm, docs/method.md 1.3-1.7).
 
 Reference: pre_proj Linear -> torch.nn.LSTM(C, C, bidirectional=True, batch_first=True) whose
 weights are masked block-diagonal by head (M_ih, M_hh) -> head_proj Linear(2C, C) masked by

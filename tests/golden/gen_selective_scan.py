@@ -9,7 +9,7 @@ files store), so the only error a float C++ run shows is its own. Gradients: tor
 of sum(y * dy) for a random upstream dy.
 
 Masked cases: the reference runs each sequence's alive tokens on their own (batch 1) and
-scatters the result back, 0 at dead positions (FORMATS.md 1, Note [token mask gather]).
+scatters the result back, 0 at dead positions (docs/formats.md 1, Note [token mask gather]).
 """
 import math
 

@@ -105,7 +105,7 @@ def generate(out):
 
 
 def write_bad_files(out):
-    """Malformed models, one per kind of FORMATS.md section 1 (and name/shape mismatches)."""
+    """Malformed models, one per kind of docs/formats.md section 1 (and name/shape mismatches)."""
     good = (out / "vit_attn_model.safetensors").read_bytes()
     n = struct.unpack("<Q", good[:8])[0]
     header = json.loads(good[8:8 + n])

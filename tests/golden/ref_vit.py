@@ -1,4 +1,4 @@
-"""Reference HybridViT in PyTorch (float64), with the parameter names of FORMATS.md section 2.
+"""Reference HybridViT in PyTorch (float64), with the parameter names of docs/formats.md section 2.
 
 The mixers reuse the references of the mixer golden generators: timm attention
 (gen_attention.attention), the FAR multi-head LSTM as a masked torch.nn.LSTM, and the Mamba /
@@ -167,7 +167,7 @@ class HybridViT(torch.nn.Module):
         cum = torch.zeros(B, N, dtype=x.dtype)
         self.depth = torch.full((B, N), L, dtype=torch.int64)
         for i, b in enumerate(self.blocks):
-            # FORMATS.md 1, "halting": block i runs on x * m and its output is masked.
+            # docs/formats.md 1, "halting": block i runs on x * m and its output is masked.
             if alive is not None:
                 x = x * alive[..., None].to(x.dtype)
             x, attn = b(x, alive)

@@ -1,4 +1,4 @@
-// HaltingController (A-ViT, FORMATS.md section 1 "halting"), the masking op
+// HaltingController (A-ViT, docs/formats.md section 1 "halting"), the masking op
 // (zero_dead_tokens, token packing), the halting loop and its losses against a torch golden (gen_halting.py), finite
 // differences of the losses in double, and the contract: CLS never halts, depth in 1..L,
 // the mask fits the block inputs.
@@ -253,7 +253,7 @@ TEST_CASE("HaltingController: CLS never halts, patches halt on their score, loss
 }
 
 TEST_CASE("HaltingController prior target: A-ViT's Gaussian, depth ceil(2L/3)", "[models][halting]") {
-  // L = 12 gives A-ViT's target depth 8 (METHOD.md 3.4 lists the values).
+  // L = 12 gives A-ViT's target depth 8 (docs/method.md 3.4 lists the values).
   const auto t = HaltingController<double>::prior_target(12);
   REQUIRE(t.size() == 12);
   double below = 0;

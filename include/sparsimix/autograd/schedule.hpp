@@ -1,4 +1,4 @@
-// Learning-rate schedule: linear warm-up, then cosine decay to min_lr (METHOD.md 6.8:
+// Learning-rate schedule: linear warm-up, then cosine decay to min_lr (docs/method.md 6.8:
 // AdamW, cosine, 5% warm-up). For step s = 0, 1, ... (the s-th optimizer update):
 //   s <  W:           lr = base * (s + 1) / W
 //   W <= s < total:   lr = min + (base - min) * (1 + cos(pi * (s - W) / (total - W))) / 2

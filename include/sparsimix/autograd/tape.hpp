@@ -122,7 +122,7 @@ class Tape : private detail::tape_core<T> {
   // Same values, another shape with the same element count (the value is shared, not copied).
   Var reshape(Var x, Shape s);
   // x [B, N, C] with the tokens the mask marks dead set to 0 (A-ViT zeroes halted tokens
-  // before each block, METHOD.md 2.4); the gradient is masked the same way. The mask is
+  // before each block, docs/method.md 2.4); the gradient is masked the same way. The mask is
   // copied, so it may change before backward().
   Var mask_tokens(Var x, const TokenMask& mask);
 
@@ -148,12 +148,12 @@ class Tape : private detail::tape_core<T> {
   // ---- losses, each a scalar (ops/losses.hpp) -----------------------------------------
 
   // Mean squared error over every element. With a mask (a, b [B, N, C]), the mean runs over
-  // alive tokens only (METHOD.md 6.12: halted tokens are excluded); no alive token gives 0.
+  // alive tokens only (docs/method.md 6.12: halted tokens are excluded); no alive token gives 0.
   // The mask is copied.
   Var mse(Var a, Var b, const TokenMask* mask = nullptr);
   // 1 - cos(a_r, b_r) averaged over rows r, cosine over the last (channel) dimension, as
   // PyTorch's 1 - cosine_similarity(a, b, dim=-1, eps).mean(); each norm is clamped to at
-  // least eps (the clamp passes no gradient). METHOD.md 6.1: channels, not tokens.
+  // least eps (the clamp passes no gradient). docs/method.md 6.1: channels, not tokens.
   Var cosine_loss(Var a, Var b, T eps = T(1e-8));
   // Cross-entropy of logits [B, K] against integer labels (B of them) with label smoothing
   // eps, as PyTorch's F.cross_entropy(logits, y, label_smoothing=eps) (mean over the batch):
@@ -163,7 +163,7 @@ class Tape : private detail::tape_core<T> {
   //   tau^2 * KLDivLoss(reduction="batchmean")(log_softmax(s / tau), softmax(t / tau))
   // = tau^2 / B * sum_b sum_k p_t log(p_t / p_s) for student s and teacher t logits [B, K].
   Var kl_div_logits(Var student, Var teacher, T temperature = T(1));
-  // A-ViT halting distillation (METHOD.md 2.4): mean over elements of
+  // A-ViT halting distillation (docs/method.md 2.4): mean over elements of
   //   p log(p / q) + (1 - p) log((1 - p) / (1 - q)),
   // p (teacher) and q (student) clamped to [1e-6, 1 - 1e-6] first; the clamp passes no
   // gradient outside that range (as torch.clamp).

@@ -1,4 +1,4 @@
-// The `sparsimix` command line (FORMATS.md section 3) over cli/commands.hpp, with CLI11
+// The `sparsimix` command line (docs/formats.md section 3) over cli/commands.hpp, with CLI11
 // (Debian's libcli11-dev; header-only). examples/sparsimix.cpp is `return cli::main(argc, argv);`,
 // and so is a user's program that registers its own mixer first: --mixer then accepts it.
 // Every subcommand prints --help and exits non-zero with a one-line reason on bad input.

@@ -1,4 +1,4 @@
-// Attention sparsity of a model's attention layers on a calibration set (METHOD.md 6.10).
+// Attention sparsity of a model's attention layers on a calibration set (docs/method.md 6.10).
 #pragma once
 #include <algorithm>
 #include <optional>

@@ -1,4 +1,4 @@
-// Layer-wise distillation of attention layers into sequential mixers (FAR, METHOD.md 1.7-1.8,
+// Layer-wise distillation of attention layers into sequential mixers (FAR, docs/method.md 1.7-1.8,
 // 2.4-2.5, 6.1-6.8) under a fixed step budget:
 //   stage 1: only the new mixers train; they match the teacher's mixer outputs (a
 //            similarity loss summed over replaced layers) plus cross-entropy;
@@ -19,7 +19,7 @@ namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
 // What a replaced layer's student is matched to in stage 1.
-//   pre_proj:  (default, FAR's HEAD code, METHOD.md 1.7, 6.1) MSE between the student's
+//   pre_proj:  (default, FAR's HEAD code, docs/method.md 1.7, 6.1) MSE between the student's
 //              pre-projection output (mh_lstm: head_proj output s) and the teacher
 //              attention's output before proj; post_proj is the teacher's proj, frozen in
 //              stage 1. A mixer without a pre-projection output (selective_scan: a Mamba
@@ -51,7 +51,7 @@ struct distill_options {
   bool normalise_sim = false;  // divide the similarity sum by the number of replaced layers
   double kd_weight = 1.0;      // stage 2
   double kd_temperature = 1.0;
-  // Mask-guided distillation of an A-ViT teacher (METHOD.md 2.4, 6.12): in stage 1 the
+  // Mask-guided distillation of an A-ViT teacher (docs/method.md 2.4, 6.12): in stage 1 the
   // student runs under the teacher's token masks, the similarity counts alive tokens only, and
   // avit_weight * (sum_l BernoulliKL(hT_l || hS_l) + keep_weight * sum_l (keepS_l - keepT_l)^2)
   // is added; in stage 2 the student halts on its own and adds avit_weight * (its ponder and
@@ -85,7 +85,7 @@ Var halting_distill_term(Tape<T>& tape, const HybridViT<T>& student, const vit_t
 
 // A copy of `teacher` with blocks `layers` holding fresh mixers of kind `spec` (any
 // registered kind; same width and heads). A mixer that InitsFromTeacher starts from the
-// layer it replaces: mh_lstm's post_proj is the teacher attention's proj (FAR, METHOD.md 1.3).
+// layer it replaces: mh_lstm's post_proj is the teacher attention's proj (FAR, docs/method.md 1.3).
 template <class T>
 HybridViT<T> make_student(const HybridViT<T>& teacher, const std::vector<index_t>& layers, const mixer_spec& spec,
                           Rng& rng) {
@@ -202,7 +202,7 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       acc = batch_accuracy(tape.value(logits), labels);
       for (index_t l : replaced) {
         const auto k = static_cast<std::size_t>(l);
-        // Mask-guided: only the tokens block l processed count (METHOD.md 6.12).
+        // Mask-guided: only the tokens block l processed count (docs/method.md 6.12).
         std::optional<TokenMask> alive;
         if (opt.mask_guided) alive = layer_mask(teacher.halting(), l);
         const TokenMask* m = alive ? &*alive : nullptr;
@@ -254,7 +254,7 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       acc = batch_accuracy(tape.value(logits), labels);
       Var total = tape.cross_entropy(logits, labels);
       if (halts && opt.avit_weight > 0) {
-        // The student's own halting (METHOD.md 2.4, stage 2): CE + 0.1 (ponder + prior).
+        // The student's own halting (docs/method.md 2.4, stage 2): CE + 0.1 (ponder + prior).
         const auto& h = opt.halting_loss;
         total = tape.add(total, tape.scale(student.halting_loss(tape, trace, h.ponder_weight, h.prior_weight,
                                                                 h.target_depth),

@@ -1,4 +1,4 @@
-// FAR's global structural pruning as one pipeline step (METHOD.md 1.9):
+// FAR's global structural pruning as one pipeline step (docs/method.md 1.9):
 //   1. regularised training: cross-entropy + weight x Hoyer-Square over the LSTM unit groups,
 //      every parameter trainable;
 //   2. one global rule over all blocks, directions and heads picks the units to prune (a
@@ -6,7 +6,7 @@
 //      unit's group, gate biases and head_proj column are zeroed, so its output is exactly 0;
 //   3. a masked fine-tune (cross-entropy; fit() re-zeroes pruned weights after every step).
 // Units are scored by the group norm ||G_j||; FAR's code scores by the signed sum of the
-// group's entries, which can be near 0 for a large group and is read as a bug (METHOD.md 1.9).
+// group's entries, which can be near 0 for a large group and is read as a bug (docs/method.md 1.9).
 #pragma once
 #include <functional>
 #include <string>

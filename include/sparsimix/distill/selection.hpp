@@ -1,5 +1,5 @@
 // Which layers to replace: rank a model's attention layers by sparsity on held-out images,
-// then pick the sparsest or densest k, or contiguous groups (METHOD.md 6.10-6.11).
+// then pick the sparsest or densest k, or contiguous groups (docs/method.md 6.10-6.11).
 #pragma once
 #include <algorithm>
 #include <numeric>

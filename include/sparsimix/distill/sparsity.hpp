@@ -1,4 +1,4 @@
-// Attention sparsity per layer and head (METHOD.md 6.10; the papers' own definitions are
+// Attention sparsity per layer and head (docs/method.md 6.10; the papers' own definitions are
 // not available, so these are sparsimix's, documented in docs/sparsity.md). For one
 // attention row a (a distribution over the n alive keys):
 //   entropy     1 - H(a) / ln n            (0 uniform, 1 one-hot; 1 when n == 1)

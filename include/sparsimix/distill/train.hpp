@@ -273,7 +273,7 @@ fit_result train_classifier(HybridViT<T>& model, const data::image_dataset& trai
     acc = batch_accuracy(tape.value(logits), labels);
     const Var ce = tape.cross_entropy(logits, labels, static_cast<T>(label_smoothing));
     if (!halts) return ce;
-    // A-ViT (METHOD.md 3.4): CE + alpha_p * ponder + alpha_d * KL(prior).
+    // A-ViT (docs/method.md 3.4): CE + alpha_p * ponder + alpha_d * KL(prior).
     return tape.add(ce, model.halting_loss(tape, trace, opt.halting.ponder_weight, opt.halting.prior_weight,
                                            opt.halting.target_depth));
   };

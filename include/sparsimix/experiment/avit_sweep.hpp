@@ -1,4 +1,4 @@
-// The teacher-sparsity sweep of "From Sparsity to Simplicity" (2026; METHOD.md 2.4): a dense
+// The teacher-sparsity sweep of "From Sparsity to Simplicity" (2026; docs/method.md 2.4): a dense
 // teacher, A-ViT teachers of increasing sparsity fine-tuned from it, and for each teacher the
 // same layers distilled into each student mixer (mask-guided for A-ViT teachers) with several
 // seeds. The claim under test: the student-teacher gap falls as teacher sparsity grows.

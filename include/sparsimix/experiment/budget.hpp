@@ -44,7 +44,7 @@ struct budget {
   fit_options prune_regularise, prune_finetune;
 };
 
-// The demo teacher (METHOD.md defaults): 28x28 grey images, patch 4, C 96, depth 6, 3 heads,
+// The demo teacher (docs/method.md defaults): 28x28 grey images, patch 4, C 96, depth 6, 3 heads,
 // MLP ratio 4, attention everywhere.
 inline vit_config demo_teacher_config() {
   vit_config c;

@@ -1,4 +1,4 @@
-// The research pipeline end to end ("From Sparsity to Simplicity", METHOD.md 2, 6.10-6.11):
+// The research pipeline end to end ("From Sparsity to Simplicity", docs/method.md 2, 6.10-6.11):
 // teacher -> attention sparsity per layer -> for each student mixer kind, replace the
 // sparsest group of layers, the densest group, and every contiguous group, each under the
 // same step budget -> fine-tune -> evaluate -> does sparser mean cheaper to replace?

@@ -1,4 +1,4 @@
-// The experiment's run folder (FORMATS.md section 4): report.json, CSV tables and SVG plots.
+// The experiment's run folder (docs/formats.md section 4): report.json, CSV tables and SVG plots.
 // Keys are snake_case; accuracies are fractions in [0, 1], times in milliseconds.
 #pragma once
 #include <algorithm>

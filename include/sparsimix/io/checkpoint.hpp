@@ -1,4 +1,4 @@
-// HybridViT checkpoints as safetensors (FORMATS.md sections 1-2): the PyTorch/timm
+// HybridViT checkpoints as safetensors (docs/formats.md sections 1-2): the PyTorch/timm
 // state_dict plus __metadata__ {"format": "pt", "sparsimix.config": <JSON>}.
 #pragma once
 #include <algorithm>

@@ -1,4 +1,4 @@
-// vit_config <-> the JSON string stored as "sparsimix.config" (FORMATS.md section 1).
+// vit_config <-> the JSON string stored as "sparsimix.config" (docs/formats.md section 1).
 // Required: every field of the example except ln_eps (default 1e-6) and halting (null).
 // Unknown kinds or fields are errors, so a typo never silently becomes a default.
 #pragma once

@@ -1,4 +1,4 @@
-// safetensors read/write (FORMATS.md section 1).
+// safetensors read/write (docs/formats.md section 1).
 // File: u64 LE header length N, N bytes of UTF-8 JSON, then the raw little-endian data.
 // The reader validates everything before it hands out a single tensor, so a bad file is
 // refused whole with a format_error naming the file, the tensor, the expected and the actual.

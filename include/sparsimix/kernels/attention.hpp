@@ -3,7 +3,7 @@
 // FlashAttention (Dao et al. 2022, arXiv:2205.14135, Alg. 1), on the CPU.
 //
 // Layout: q, k, v are [n, d] row blocks `ld` elements apart, i.e. column slices of a fused
-// [n, 3C] qkv buffer (timm's layout, FORMATS.md section 2); outputs likewise take a row stride.
+// [n, 3C] qkv buffer (timm's layout, docs/formats.md section 2); outputs likewise take a row stride.
 // Two paths:
 //   attention_online   inference: key tiles of attention_key_tile<T>, running max/sum per query
 //                      row, no n x n buffer (O(tile^2) scratch).

@@ -1,6 +1,6 @@
 // The LSTM recurrence of one head and direction over a packed batch (Note [token mask
 // gather], core/token_mask.hpp), forward and backward (BPTT), and its two pieces: the fused
-// cell step (PyTorch nn.LSTM, gate order i, f, g, o; METHOD.md 1.3) and the hidden-to-hidden
+// cell step (PyTorch nn.LSTM, gate order i, f, g, o; docs/method.md 1.3) and the hidden-to-hidden
 // product. Arch-keyed (simd::, Note [arch-keyed code] in detail/simd.hpp) with scalar twins
 // in ref/lstm.hpp. The public entry points dispatch once per call: a whole recurrence
 // (one head, one direction, every sequence and step) is one call, so the mixer dispatches

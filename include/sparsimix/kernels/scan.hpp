@@ -1,6 +1,6 @@
 // Selective scan kernels (Mamba-1; Gu & Dao 2023, arXiv:2312.00752, Alg. 2; reference
-// semantics: `selective_scan_ref`, METHOD.md 4.2) and the adjoint recurrence for backward
-// (METHOD.md 4.3). One sequence, one direction per call; the mixer parallelises over
+// semantics: `selective_scan_ref`, docs/method.md 4.2) and the adjoint recurrence for backward
+// (docs/method.md 4.3). One sequence, one direction per call; the mixer parallelises over
 // batch x direction. Scalar twins with the same signatures (minus Arch) in ref/scan.hpp.
 //
 // SIMD axis: channels. The state is [S, D_in] (state-major). For S = 16 (Mamba's d_state)

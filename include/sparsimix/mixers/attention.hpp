@@ -1,11 +1,11 @@
 // Multi-head self-attention, timm semantics (timm/models/vision_transformer.py `Attention`;
-// Vaswani et al. 2017, arXiv:1706.03762, sec. 3.2; METHOD.md 5.3).  x, y: [B, N, C].
+// Vaswani et al. 2017, arXiv:1706.03762, sec. 3.2; docs/method.md 5.3).  x, y: [B, N, C].
 //   qkv = x W_qkv^T + b_qkv  -> q, k, v [B, H, N, d], d = C / H (rows of W_qkv: q | k | v,
-//   heads contiguous, FORMATS.md section 2);  a = softmax(q k^T d^-1/2) over keys;
-//   attn_out = concat_h(a v)  [B, N, C]  (the distillation target, METHOD.md 1.7);
+//   heads contiguous, docs/formats.md section 2);  a = softmax(q k^T d^-1/2) over keys;
+//   attn_out = concat_h(a v)  [B, N, C]  (the distillation target, docs/method.md 1.7);
 //   y = attn_out W_proj^T + b_proj.
 //
-// Token mask (Note [token mask gather], core/token_mask.hpp; FORMATS.md section 1):
+// Token mask (Note [token mask gather], core/token_mask.hpp; docs/formats.md section 1):
 // dead keys are excluded from the softmax exactly (it runs over alive keys only), and the
 // rows of dead queries are 0 in attn_out, in y (no bias) and in captured maps. Both follow
 // from running attention on each sequence's alive tokens gathered in order, which is what
@@ -59,7 +59,7 @@ class Attention {
     Tensor<T> o;            // [T, C] pre-proj output
     Tensor<T> o_full;       // [B, N, C] pre-proj output with 0 at dead rows (masked only)
 
-    // The pre-proj output attn_out [B, N, C] (METHOD.md 1.7), 0 at dead rows.
+    // The pre-proj output attn_out [B, N, C] (docs/method.md 1.7), 0 at dead rows.
     ConstSeq<T> attn_out() const {
       if (pack.masked()) return o_full.view();
       return ConstSeq<T>(o.data(), Shape{pack.batch(), pack.tokens(), o.size(1)});
@@ -88,7 +88,7 @@ class Attention {
   void forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, const TokenMask* mask) const;
 
   // Runs only up to the pre-proj output attn_out [B, N, C] (the distillation target of
-  // METHOD.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
+  // docs/method.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
   void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const;
 
   // Training: keeps x, qkv, the probabilities and attn_out (cache.attn_out()) for backward.

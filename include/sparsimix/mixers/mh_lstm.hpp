@@ -1,6 +1,6 @@
 // Multi-head bidirectional LSTM token mixer (FAR's `MultiHeadLstm`, HEAD version).
 // Ren, Collins, Hu, Yang, "FAR: Function-preserving Attention Replacement",
-// arXiv:2505.21535; code github.com/aliothren/FAR modeling/architectures.py. METHOD.md 1.3-1.7.
+// arXiv:2505.21535; code github.com/aliothren/FAR modeling/architectures.py. docs/method.md 1.3-1.7.
 //
 //   a = pre_proj(u)                                         u, a: [B, N, C]
 //   o = [LSTM_fwd(a) | LSTM_bwd(a)]  H independent heads     o: [B, N, 2C]
@@ -9,10 +9,10 @@
 //
 // The PyTorch model stores the H LSTMs as one nn.LSTM(C, C) whose weights are block-diagonal
 // by head (masks M_ih, M_hh) and head_proj as a [C, 2C] weight masked by M_head. Here only
-// the blocks are stored (METHOD.md 1.6): per direction w_ih, w_hh as [H, 4d, d] (rows gate-major
+// the blocks are stored (docs/method.md 1.6): per direction w_ih, w_hh as [H, 4d, d] (rows gate-major
 // i, f, g, o, each d rows), biases as [H, 4d], head_proj as [H, d, 2d] (columns fwd d | bwd d).
 // export_dense / import_dense convert to and from the dense masked PyTorch layout
-// (FORMATS.md section 2), refusing files with non-zeros outside the blocks.
+// (docs/formats.md section 2), refusing files with non-zeros outside the blocks.
 //
 // Token masks, Note [token mask gather] (core/token_mask.hpp): each sequence's alive tokens
 // are gathered in order into a packed [M, C] buffer, the whole mixer runs on that shorter
@@ -91,7 +91,7 @@ class MultiHeadLSTM {
   struct cache_type {
     state st;
     // s = head_proj output (before post_proj), [B, N, C], 0 at dead tokens: the tensor FAR
-    // distils against the teacher's pre-proj attention output (METHOD.md 1.7).
+    // distils against the teacher's pre-proj attention output (docs/method.md 1.7).
     Tensor<T> head_out;
   };
 
@@ -102,7 +102,7 @@ class MultiHeadLSTM {
   index_t head_dim() const noexcept { return d_; }
   const config& cfg() const noexcept { return cfg_; }
 
-  // PyTorch defaults (METHOD.md 1.5): Linear W, b ~ U(+-1/sqrt(fan_in)); every LSTM weight and
+  // PyTorch defaults (docs/method.md 1.5): Linear W, b ~ U(+-1/sqrt(fan_in)); every LSTM weight and
   // bias ~ U(+-1/sqrt(C)) (PyTorch's hidden_size is the total C, not d). Only the blocks are
   // drawn; the masked entries are 0 by construction. post_proj is usually overwritten with
   // the teacher's attn.proj afterwards.
@@ -119,7 +119,7 @@ class MultiHeadLSTM {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
   }
 
-  // The 14 PyTorch tensors (FORMATS.md section 2, state_dict order), dense and masked:
+  // The 14 PyTorch tensors (docs/formats.md section 2, state_dict order), dense and masked:
   // exact zeros outside the per-head blocks.
   std::vector<std::pair<std::string, Tensor<T>>> export_dense() const { return to_dense(false); }
   // The gradients in the same dense layout (exact zeros outside the blocks).
@@ -200,7 +200,7 @@ class MultiHeadLSTM {
     infer_pruning();
   }
 
-  // FAR's pruning (METHOD.md 1.9). The unit of pruning is one LSTM hidden unit j of head h,
+  // FAR's pruning (docs/method.md 1.9). The unit of pruning is one LSTM hidden unit j of head h,
   // direction dir; its group G holds its 4 gate rows of w_ih, its 4 gate rows of w_hh and its
   // column of w_hh (12 d entries, the 4 diagonal entries w_hh[g d + j, j] counted twice, as
   // the reference concatenation does). Unit order everywhere: index (dir * H + h) * d + j.
@@ -237,7 +237,7 @@ class MultiHeadLSTM {
   // FAR's distillation target (HasPreProjOutput): s, the head_proj output, of a training forward.
   ConstSeq<T> pre_proj_output(const cache_type& c) const { return c.head_out.view(); }
 
-  // InitsFromTeacher: post_proj starts as the replaced attention's proj (FAR, METHOD.md 1.3);
+  // InitsFromTeacher: post_proj starts as the replaced attention's proj (FAR, docs/method.md 1.3);
   // returns the names copied (stage 1 of distillation keeps them frozen).
   std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher);
   std::vector<std::string> teacher_initialised() const { return {"post_proj.weight", "post_proj.bias"}; }

@@ -1,7 +1,7 @@
 // Selective scan (Mamba-1). Gu & Dao 2023, arXiv:2312.00752, Alg. 2 and Sec. 3.4; reference
 // semantics: state-spaces/mamba e9594ce `mamba_simple.py` + `selective_scan_ref`
-// (METHOD.md 4.1-4.3). Optional bidirectional branch: Vision Mamba (Zhu et al. 2024,
-// arXiv:2401.09417) bimamba "v2" with if_devide_out (METHOD.md 4.4). x, y: [B, N, C].
+// (docs/method.md 4.1-4.3). Optional bidirectional branch: Vision Mamba (Zhu et al. 2024,
+// arXiv:2401.09417) bimamba "v2" with if_devide_out (docs/method.md 4.4). x, y: [B, N, C].
 //
 //   [x | z] = X W_in^T                        in_proj, no bias          [B, N, 2 D_in]
 //   u  = SiLU(causal depthwise conv(x) + b)    conv1d, K taps            [B, N, D_in]
@@ -18,7 +18,7 @@
 // are gathered in order, the whole block (including the causal conv) runs on that shorter
 // sequence, and the result is scattered back; dead positions output exactly 0.
 //
-// Backward: the adjoint recurrence (METHOD.md 4.3) over stored per-step states, [L, S, D_in]
+// Backward: the adjoint recurrence (docs/method.md 4.3) over stored per-step states, [L, S, D_in]
 // per sequence and direction (0.4 MB per sequence at N=197, C=192 in float): affordable
 // at ViT lengths, so no chunked recomputation.
 #pragma once
@@ -79,10 +79,10 @@ class SelectiveScan {
   // Accumulates every parameter gradient and writes dx (0 at dead positions).
   void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx);
 
-  // PyTorch names (FORMATS.md 2), dense layouts. A_log, D and biases: decay = false.
+  // PyTorch names (docs/formats.md 2), dense layouts. A_log, D and biases: decay = false.
   ParamList<T> parameters();
 
-  // METHOD.md 4.1: PyTorch defaults for in_proj, conv1d, x_proj, out_proj (U(+-1/sqrt(fan_in)));
+  // docs/method.md 4.1: PyTorch defaults for in_proj, conv1d, x_proj, out_proj (U(+-1/sqrt(fan_in)));
   // dt_proj.weight ~ U(+-R^-1/2); dt_proj.bias = softplus^-1(dt), dt = exp(U(ln 1e-3, ln 0.1))
   // clamped >= 1e-4; A_log[d, n] = ln(n + 1) (S4D-real); D = 1. The backward branch gets the
   // same scheme (upstream Vim leaves dt_proj_b at nn.Linear defaults; we keep the timescale
@@ -492,7 +492,7 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
 }
 
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------
-// The per-block options of FORMATS.md section 1 (the width comes from the model), in the
+// The per-block options of docs/formats.md section 1 (the width comes from the model), in the
 // order the config JSON writes them.
 struct selective_scan_options {
   index_t d_state = 16;

@@ -1,5 +1,5 @@
-// A-ViT adaptive token halting (Yin et al., CVPR 2022, arXiv:2112.07658, sec. 3; METHOD.md
-// 3.1-3.4, 6.12-6.13; the contract is FORMATS.md section 1, paragraph "halting").
+// A-ViT adaptive token halting (Yin et al., CVPR 2022, arXiv:2112.07658, sec. 3; docs/method.md
+// 3.1-3.4, 6.12-6.13; the contract is docs/formats.md section 1, paragraph "halting").
 //
 // The halting controller across the L blocks of one forward pass (the masking itself is
 // core's zero_dead_tokens and the tape's mask_tokens; the mixers honour the mask through
@@ -11,11 +11,11 @@
 //    ignored, every block processes it. mask() is the TokenMask the next block honours
 //    (Note [token mask gather], core/token_mask.hpp).
 //
-// Losses (patch tokens n >= 1 only, P = B * (N - 1) of them; FORMATS.md section 1):
-//  * ponder (METHOD.md 3.2, 3.4): rho_k = N_k + r_k, N_k = depth (blocks that processed k,
+// Losses (patch tokens n >= 1 only, P = B * (N - 1) of them; docs/formats.md section 1):
+//  * ponder (docs/method.md 3.2, 3.4): rho_k = N_k + r_k, N_k = depth (blocks that processed k,
 //    1..L), r_k = 1 - sum_{l < N_k - 1} h_k^l (the remainder before the halting block);
 //    ponder_loss = mean over the P patch tokens of rho.
-//  * distributional prior (METHOD.md 3.4, FAR's patch-only variant): H_l = mean over the P
+//  * distributional prior (docs/method.md 3.4, FAR's patch-only variant): H_l = mean over the P
 //    patch tokens of the RAW score h^l = sigmoid(gamma y_l[..., 0] - beta), also at the last
 //    block (A-ViT's act_vision_transformer.py appends the layer mean before overwriting the
 //    last h with 1, and the target puts little mass at the last block, which a forced 1
@@ -23,14 +23,14 @@
 //    p = H / sum H, q = clamp(p, 0.01, 0.99), r = q / sum q (FAR renormalises),
 //    KL = KLDivLoss(reduction='batchmean')(log r, t) = (1/L) sum_l t_l (log t_l - log r_l)
 //    (terms with t_l = 0 are 0), t = prior_target(L, td): the Gaussian of A-ViT's
-//    get_distribution_target with target depth td, by default ceil(2L/3) (METHOD.md 6.13; 8 for L = 12),
+//    get_distribution_target with target depth td, by default ceil(2L/3) (docs/method.md 6.13; 8 for L = 12),
 //    sigma 1, buffer 0.02: t_l = pdf(l) * 0.98 / sum_{l < td} pdf(l), NOT normalised.
 //  * loss_grad(alpha_p, alpha_d) = d(alpha_p * ponder + alpha_d * KL) / d y_l[b, n, 0], the
 //    partial derivative through h only, w.r.t. the value handed to update (the masked
 //    output): 0 for CLS, and the ponder part is 0 where h was forced to 1 (last block) or
 //    after the token died. A model adds it to channel 0 of its gradient of y_l; the masking
 //    op's backward then zeroes dead tokens. The mask itself is piecewise constant (no gradient).
-//    Defaults (METHOD.md 6.13): alpha_p 5e-4, alpha_d 1e-3.
+//    Defaults (docs/method.md 6.13): alpha_p 5e-4, alpha_d 1e-3.
 //
 // Everything the controller keeps is [L, B, N] scalars (double inside, so float models
 // reproduce the thresholds of a float64 reference). Only the first reset() for a shape
@@ -48,7 +48,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
-// The A-ViT training losses' weights and the prior's centre (METHOD.md 3.4, 6.13).
+// The A-ViT training losses' weights and the prior's centre (docs/method.md 3.4, 6.13).
 struct halting_loss_options {
   double ponder_weight = 5e-4;  // alpha_p: larger halts tokens earlier (sparser)
   double prior_weight = 1e-3;   // alpha_d: pull of the halting-depth distribution towards the prior
@@ -324,7 +324,7 @@ void HaltingController<T>::require_done(const char* what) const {
 SPARSIMIX_EXTERN_TEMPLATE(class HaltingController<float>)
 SPARSIMIX_EXTERN_TEMPLATE(class HaltingController<double>)
 
-// Bernoulli KL between teacher and student halting probabilities (METHOD.md 2.4):
+// Bernoulli KL between teacher and student halting probabilities (docs/method.md 2.4):
 // mean over elements of p log(p/q) + (1-p) log((1-p)/(1-q)), both clamped to [1e-6, 1-1e-6].
 // If dq is non-empty it receives d KL / d q (0 where q was clamped).
 template <class T>
@@ -350,7 +350,7 @@ T bernoulli_kl(TensorView<const T> p, TensorView<const T> q, TensorView<T> dq = 
   return static_cast<T>(s / static_cast<double>(n));
 }
 
-// The A-ViT term of mask-guided distillation (METHOD.md 2.4, step 3), between the halting of a
+// The A-ViT term of mask-guided distillation (docs/method.md 2.4, step 3), between the halting of a
 // teacher and of a student that ran under the teacher's masks:
 //   L = sum_l BernoulliKL(hT_l || hS_l) + keep_weight * sum_l (keepS_l - keepT_l)^2
 // over patch tokens (n >= 1, P = B (N - 1) of them), with

@@ -1,4 +1,4 @@
-// Model-level view of FAR's structured pruning (METHOD.md 1.9): the pruning units of every
+// Model-level view of FAR's structured pruning (docs/method.md 1.9): the pruning units of every
 // multi-head LSTM block of a HybridViT, the Hoyer-Square regulariser over all of them, the
 // global choice of which units to prune, and honest parameter counts.
 //

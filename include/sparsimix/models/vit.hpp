@@ -1,5 +1,5 @@
 // HybridViT: a timm VisionTransformer (pre-norm blocks, CLS token, learned positions,
-// exact-erf GELU MLP) whose block i holds any token mixer (FORMATS.md section 2):
+// exact-erf GELU MLP) whose block i holds any token mixer (docs/formats.md section 2):
 //   x = [cls; patch_embed(img)] + pos
 //   x = x + mixer_i(LN1(x));  x = x + fc2(GELU(fc1(LN2(x))))      for each block i
 //   logits = head(LN(x[:, 0]))
@@ -40,7 +40,7 @@ struct vit_capture {
   std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // attn_map[i] empty if not attention
   std::vector<Tensor<T>> mixer_in;                        // LN1 outputs (the mixers' inputs)
   // Attention blocks: the output before proj, concat_heads(softmax(q k^T / sqrt d) v)
-  // (FAR's distillation target, METHOD.md 1.7); empty for other blocks.
+  // (FAR's distillation target, docs/method.md 1.7); empty for other blocks.
   std::vector<Tensor<T>> pre_proj_out;
 };
 
@@ -49,7 +49,7 @@ struct vit_capture {
 // mixers that have one (HasPreProjOutput: mh_lstm's head_proj output; invalid Var otherwise).
 struct vit_trace {
   bool want_pre_proj = false;
-  // Mask-guided distillation (METHOD.md 2.4): a halting model runs block l under
+  // Mask-guided distillation (docs/method.md 2.4): a halting model runs block l under
   // (*forced_masks)[l] ([L, B, N], e.g. a teacher's HaltingController::layer_masks()) instead of
   // its own mask; its controller still computes its own scores (for the distillation KL).
   const Tensor<std::uint8_t>* forced_masks = nullptr;
@@ -401,7 +401,7 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
   if (halting_) halting_->reset(B, N, depth());
   for (index_t i = 0; i < depth(); ++i) {
     const auto& b = blocks_[static_cast<std::size_t>(i)];
-    // Under halting, block i runs on x * m with m the mask before it (FORMATS.md 1).
+    // Under halting, block i runs on x * m with m the mask before it (docs/formats.md 1).
     const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
     if (mask) zero_dead_tokens(*mask, w.x.data(), C);
     kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),

@@ -1,4 +1,4 @@
-// The model description stored as "sparsimix.config" in checkpoints (FORMATS.md section 1).
+// The model description stored as "sparsimix.config" in checkpoints (docs/formats.md section 1).
 // Plain structs: parsing and printing JSON lives in io/model_config.hpp.
 #pragma once
 #include <optional>

@@ -1,6 +1,6 @@
 // Attention mixer: concept, config and shape errors, PyTorch goldens (forward, maps,
 // attn_out, every gradient; with and without a token mask), finite differences in double,
-// online softmax vs the full-matrix path, and the token-mask contract (FORMATS.md section 1).
+// online softmax vs the full-matrix path, and the token-mask contract (docs/formats.md section 1).
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -120,7 +120,7 @@ TEMPLATE_TEST_CASE("MultiHeadLSTM matches PyTorch (forward, s, backward)", "[mix
                    double) {
   using T = TestType;
   // The reference is float64 on float32 inputs: float results carry only our own rounding.
-  // 1e-5 relative as METHOD.md 6.16; the absolute floor covers sums that cancel to near 0
+  // 1e-5 relative as docs/method.md 6.16; the absolute floor covers sums that cancel to near 0
   // (scaled by the tensor's magnitude below). Double must agree to rounding.
   const double rtol = std::is_same_v<T, float> ? 1e-5 : 1e-10;
   const double atol_frac = std::is_same_v<T, float> ? 2e-6 : 1e-12;

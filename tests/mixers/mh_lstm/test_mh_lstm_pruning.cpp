@@ -1,4 +1,4 @@
-// FAR's unit pruning inside MultiHeadLSTM (METHOD.md 1.9): the group norms and the
+// FAR's unit pruning inside MultiHeadLSTM (docs/method.md 1.9): the group norms and the
 // Hoyer-Square regulariser against a reference computed from the dense PyTorch layout, its
 // gradient against finite differences, and that pruning disconnects a unit exactly.
 #include <catch2/catch.hpp>

@@ -80,7 +80,7 @@ TEST_CASE("selective_scan parameters: PyTorch names, shapes, decay flags", "[mix
   CHECK(SelectiveScan<float>({.dim = 40}).parameters().size() == 9);
 }
 
-TEST_CASE("selective_scan init follows METHOD.md 4.1", "[mixer][scan]") {
+TEST_CASE("selective_scan init follows docs/method.md 4.1", "[mixer][scan]") {
   SelectiveScan<double> m({.dim = 64, .bidirectional = true});
   Rng rng(11);
   m.init(rng);

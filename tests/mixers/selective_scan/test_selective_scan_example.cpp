@@ -14,7 +14,7 @@ double example() {
   // dt_rank ceil(192 / 16) = 12 by default.
   SelectiveScan<float> scan({.dim = 192, .bidirectional = true});
   Rng rng(0);
-  scan.init(rng);  // METHOD.md 4.1 initialisation
+  scan.init(rng);  // docs/method.md 4.1 initialisation
 
   Tensor<float> x({2, 197, 192}), y(x.shape());
   fill_normal(rng, x.data(), x.numel(), 0.0, 1.0);

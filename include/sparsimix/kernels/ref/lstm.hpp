@@ -1,5 +1,6 @@
 // Scalar reference twin of kernels/lstm.hpp (the recurrence of one head and direction, the
-// fused gate/cell step and the hidden-to-hidden product). PyTorch nn.LSTM cell, gate order i, f, g, o (METHOD.md 1.3):
+// fused gate/cell step and the hidden-to-hidden product). PyTorch nn.LSTM cell, gate order
+// i, f, g, o (docs/method.md 1.3):
 //   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t).
 // Tests compare the fast kernels against these, element by element.
 #pragma once

@@ -1,6 +1,6 @@
 // Scalar reference twin of kernels/scan.hpp: the selective scan (Mamba-1,
-// `selective_scan_ref` of state-spaces/mamba e9594ce, METHOD.md 4.2) and its adjoint
-// (METHOD.md 4.3). Tests compare every SIMD path against these loops; they are also the
+// `selective_scan_ref` of state-spaces/mamba e9594ce, docs/method.md 4.2) and its adjoint
+// (docs/method.md 4.3). Tests compare every SIMD path against these loops; they are also the
 // semantics of the SIMD kernels' scalar tails.
 #pragma once
 #include <cmath>
@@ -65,7 +65,7 @@ void scan_forward(const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, con
   }
 }
 
-// The adjoint recurrence (METHOD.md 4.3), lambda_t = C_t gy_t + exp(delta_{t+1} A) lambda_{t+1}:
+// The adjoint recurrence (docs/method.md 4.3), lambda_t = C_t gy_t + exp(delta_{t+1} A) lambda_{t+1}:
 // given states from scan_forward and gy = dLoss/dy_pre ([L, D_in]), writes gu and gdelta
 // ([L, D_in]) and gB | gC into gbc (same row layout as p.bc), and adds into gA ([S, D_in],
 // w.r.t. A, transposed) and gD ([D_in]). lam: [S, D_in] workspace.
