@@ -52,6 +52,18 @@ class param_groups {
   // Zeroes the gradient of every parameter in every group (frozen ones too).
   void zero_grad() noexcept;
 
+  // The state an exact resume needs (distill/fit_state.hpp): per group its update count and
+  // parameters, per parameter its state tensors (which 1: AdamW m / SGD momentum; 2: AdamW
+  // v), empty until the first update.
+  const ParamList<T>& group_params(index_t i) const { return group(i).params; }
+  Tensor<T>& state_tensor(index_t i, std::size_t k, int which) {
+    auto& g = group(i);
+    if (k >= g.params.size() || (which != 1 && which != 2))
+      throw config_error(concat("optimizer: state ", which, " of parameter ", k, " of group ", i, " does not exist"));
+    return which == 1 ? g.state1[k] : g.state2[k];
+  }
+  void set_group_steps(index_t i, index_t steps) { group(i).steps = steps; }
+
  protected:
   param_group<T>& group(index_t i);
   const param_group<T>& group(index_t i) const { return const_cast<param_groups*>(this)->group(i); }

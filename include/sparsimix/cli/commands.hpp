@@ -46,6 +46,10 @@ struct train_args {
   halting_spec gate;
   halting_loss_options halting_loss;
   std::vector<std::string> halting_options_given;
+  // Resumable runs: the full training state goes to OUT.state every `checkpoint_every` steps
+  // (and on SIGINT/SIGTERM); `resume` continues from it.
+  index_t checkpoint_every = 0;
+  bool resume = false;
 };
 
 // The A-ViT knobs a user sets, each checked with the option's name.
@@ -72,7 +76,9 @@ inline void check_halting_args(const train_args& a, index_t depth) {
 
 // `train`: the checkpoint of best validation accuracy is kept in memory and written to --out
 // (then OUT.json) only when training has finished: a failed or killed run leaves the file
-// that was there untouched.
+// that was there untouched. With --checkpoint-every N the whole training state also goes to
+// OUT.state every N steps (and when SIGINT/SIGTERM stops the run); --resume continues from
+// it, giving the same final weights as an uninterrupted run (same machine and threads).
 inline int run_train(const train_args& a) {
   const budget b = make_budget(a.budget);
   if (!a.init.empty() && !a.config.empty())
@@ -80,7 +86,9 @@ inline int run_train(const train_args& a) {
   checked_at_least("train", "--steps", a.steps, 1);
   checked_at_least("train", "--batch", a.batch, 1);
   checked_positive("train", "--lr", a.lr);
+  checked_at_least("train", "--checkpoint-every", a.checkpoint_every, 0);
   io::require_output_file(a.out, "--out");
+  const std::string state_file = a.out + ".state";
   std::optional<HybridViT<float>> init;
   if (!a.init.empty()) init.emplace(io::load_checkpoint<float>(a.init));
   vit_config cfg = init ? init->config()
@@ -96,6 +104,8 @@ inline int run_train(const train_args& a) {
   f.seed = a.seed;
   f.halting = a.halting_loss;
   if (f.eval_every == 0) f.eval_every = std::max<index_t>(1, f.steps / 8);
+  f.restore_best = true;
+  if (a.checkpoint_every > 0 || a.resume) f.checkpoint = {state_file, a.checkpoint_every, a.resume};
   const auto d = load_splits(a.data, b);
   check_model_fits_data("train", cfg, d.train);
   HybridViT<float> model(cfg);
@@ -117,21 +127,17 @@ inline int run_train(const train_args& a) {
   }
   log_line(detail::concat("train: ", model.num_parameters(), " parameters, ", f.steps, " steps of batch ", f.batch,
                           "; validation on ", d.val.size(), " held-out training images"));
-  double best = -1;
-  std::optional<HybridViT<float>> best_model;
+  if (a.resume && std::filesystem::exists(state_file)) log_line("train: resuming from " + state_file);
+  // fit() ends with the best validation run's weights (restore_best).
   const auto r = train_classifier(
       model, d.train, &d.val, f, 0.0, [](const fit_progress& p) { print_progress("train", p); },
       [&](index_t step, const eval_result& e) {
         log_line(detail::concat("  step ", step, ": validation accuracy ", e.accuracy, ", loss ", e.loss,
                                 e.retention.empty() ? std::string() : detail::concat(", mean retention ", e.mean_retention())));
-        if (e.accuracy > best) {
-          best = e.accuracy;
-          best_model = model;
-        }
       });
-  if (!best_model) best_model = model;  // no validation pass ran: the last weights
-  const auto test = evaluate(*best_model, d.test);
-  io::save_checkpoint(*best_model, a.out);
+  const double best = r.best_val_accuracy;
+  const auto test = evaluate(model, d.test);
+  io::save_checkpoint(model, a.out);
   nlohmann::ordered_json j{{"checkpoint", a.out},       {"best_val_accuracy", best}, {"best_step", r.best_step},
                            {"test_accuracy", test.accuracy}, {"train_seconds", r.seconds},
                            {"images_per_second", r.images_per_second}, {"fit", to_json(f)}};
@@ -144,6 +150,8 @@ inline int run_train(const train_args& a) {
                     {"target_depth", f.halting.effective_target_depth(cfg.depth)}};
   add_retention(j, test);
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  std::error_code ignored;
+  std::filesystem::remove(state_file, ignored);  // the run is complete: nothing to resume
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -72,6 +72,10 @@ inline int main(int argc, char** argv) {
   add_optional(train, "--lr", ta.lr, "Peak learning rate (overrides the budget)");
   train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
   train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
+  train->add_option("--checkpoint-every", ta.checkpoint_every,
+                    "Write the full training state to OUT.state every N steps (and on SIGINT/SIGTERM)")
+      ->capture_default_str();
+  train->add_flag("--resume", ta.resume, "Continue from OUT.state if it exists (same options), else start anew");
   train->add_option("--init", ta.init, "Start from this checkpoint (its config and weights), e.g. a dense teacher");
   train->add_flag("--halting", ta.halting,
                   "A-ViT token halting (docs/halting.md): train with CE + ponder + prior losses; with --init, "

@@ -38,6 +38,11 @@ class numeric_error : public error {
  public:
   explicit numeric_error(const std::string& what) : error("numeric_error: " + what) {}
 };
+// A run stopped on request (SIGINT/SIGTERM) after saving what it needs to resume.
+class interrupted_error : public error {
+ public:
+  explicit interrupted_error(const std::string& what) : error("interrupted: " + what) {}
+};
 // A file is missing or cannot be read or written.
 class io_error : public error {
  public:

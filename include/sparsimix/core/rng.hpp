@@ -19,6 +19,24 @@ class Rng {
     for (auto& s : s_) s = splitmix64(z);
     has_spare_ = false;
   }
+  // The complete state, to save a stream and continue it exactly (resumable training).
+  struct state_type {
+    std::uint64_t s[4]{};
+    double spare = 0.0;
+    bool has_spare = false;
+  };
+  state_type state() const noexcept {
+    state_type st;
+    for (int i = 0; i < 4; ++i) st.s[i] = s_[i];
+    st.spare = spare_;
+    st.has_spare = has_spare_;
+    return st;
+  }
+  void set_state(const state_type& st) noexcept {
+    for (int i = 0; i < 4; ++i) s_[i] = st.s[i];
+    spare_ = st.spare;
+    has_spare_ = st.has_spare;
+  }
   // A child stream: deterministic given this stream's state, independent in practice.
   Rng split() noexcept { return Rng(next_u64()); }
 

@@ -58,6 +58,18 @@ class batch_loader {
     pos_ = 0;
   }
 
+  // Where the loader stands within its epoch: the next example's position and the
+  // augmentation stream. resume(epoch, position, rng) continues exactly from there.
+  index_t position() const noexcept { return pos_; }
+  Rng::state_type rng_state() const noexcept { return rng_.state(); }
+  void resume(index_t epoch, index_t position, const Rng::state_type& rng) {
+    if (position < 0 || position > ds_->size())
+      throw config_error(sparsimix::detail::concat("batch_loader::resume: position ", position, " is outside 0..",
+                                                   ds_->size()));
+    start_epoch(epoch);
+    pos_ = position;
+    rng_.set_state(rng);
+  }
   // Fills the next batch; false at the end of the epoch.
   bool next(Tensor<float>& images, std::vector<index_t>& labels) {
     const index_t n = ds_->size();

@@ -4,6 +4,8 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -15,6 +17,8 @@
 #include "../models/vit.hpp"
 #include "../models/pruning.hpp"
 #include "../data/loader.hpp"
+#include "../io/model_config.hpp"
+#include "fit_state.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
@@ -129,6 +133,10 @@ struct fit_options {
   // FAR's Hoyer-Square regulariser over the LSTM units (models/pruning.hpp), added to the loss
   // with this weight (0: off; FAR uses 5e-5).
   double hoyer_square = 0;
+  // End with the weights of the best validation run (not the last step's); needs `val`.
+  bool restore_best = false;
+  // Resumable runs: the state file, how often to write it, whether to continue from it.
+  fit_checkpoint_options checkpoint;
 };
 
 struct fit_progress {
@@ -147,6 +155,24 @@ struct fit_result {
 template <class T>
 using batch_loss_fn = std::function<Var(Tape<T>&, const Tensor<T>& images, const std::vector<index_t>& labels,
                                         double& batch_accuracy)>;
+
+// What a resumed run must share with the run that wrote the state: every fit option that
+// changes the numbers, the training set's size and the model's config (doubles in hex, exact).
+template <class T>
+std::string fit_settings_fingerprint(const HybridViT<T>& model, const fit_options& o, index_t train_size) {
+  auto x = [](double v) {
+    char b[40];
+    std::snprintf(b, sizeof b, "%a", v);
+    return std::string(b);
+  };
+  return detail::concat("steps=", o.steps, " batch=", o.batch, " lr=", x(o.lr), " wd=", x(o.weight_decay),
+                        " warmup=", x(o.warmup_fraction), " min_lr=", x(o.min_lr), " clip=", x(o.clip_norm),
+                        " augment=", o.augment, " seed=", o.seed, " eval_every=", o.eval_every,
+                        " eval_limit=", o.eval_limit, " ponder=", x(o.halting.ponder_weight),
+                        " prior=", x(o.halting.prior_weight), " target_depth=", o.halting.target_depth,
+                        " hoyer=", x(o.hoyer_square), " restore_best=", o.restore_best, " train=", train_size,
+                        " scalar=", sizeof(T), " model=", io::to_string(model.config()));
+}
 
 // Runs `opt.steps` AdamW updates of `params` (groups already set up by the caller) on
 // batches of `train`, calling on_progress about every second and on_eval(step, result) after
@@ -173,10 +199,41 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
   std::vector<index_t> labels;
   fit_result res;
   index_t epoch = 0;
+  double loss_ema = 0, seconds_before = 0;
+  index_t first_step = 0;
+  // Resumable runs (fit_state.hpp): the settings a state file must match, the best weights.
+  const bool checkpointing = !opt.checkpoint.path.empty();
+  if (opt.restore_best && !val) throw config_error("fit: restore_best needs validation data");
+  std::vector<Tensor<T>> best;
+  const std::string settings = checkpointing ? fit_settings_fingerprint(model, opt, train.size()) : std::string();
+  if (checkpointing && opt.checkpoint.resume && std::filesystem::exists(opt.checkpoint.path)) {
+    fit_run_state st;
+    load_fit_state(opt.checkpoint.path, settings, model, optimizer, st, best);
+    first_step = st.step;
+    epoch = st.epoch;
+    loader.resume(st.epoch, st.loader_position, st.loader_rng);
+    loss_ema = st.loss_ema;
+    res.best_val_accuracy = st.best_val_accuracy;
+    res.best_step = st.best_step;
+    res.final_loss = loss_ema;
+    seconds_before = st.seconds;
+  }
+  const detail::stop_signal_scope signals(checkpointing);
   const auto t0 = std::chrono::steady_clock::now();
   auto last_report = t0;
-  double loss_ema = 0;
-  for (index_t step = 0; step < opt.steps; ++step) {
+  auto save_state = [&](index_t steps_done) {
+    fit_run_state st;
+    st.step = steps_done;
+    st.epoch = epoch;
+    st.loader_position = loader.position();
+    st.loader_rng = loader.rng_state();
+    st.loss_ema = loss_ema;
+    st.best_val_accuracy = res.best_val_accuracy;
+    st.best_step = res.best_step;
+    st.seconds = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    save_fit_state(opt.checkpoint.path, settings, model, optimizer, st, best);
+  };
+  for (index_t step = first_step; step < opt.steps; ++step) {
     if (!loader.next(images_f, labels)) {
       loader.start_epoch(++epoch);
       loader.next(images_f, labels);
@@ -220,8 +277,8 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
       p.batch_accuracy = batch_acc;
       p.lr = schedule(step);
       p.elapsed_seconds = elapsed;
-      p.images_per_second = static_cast<double>((step + 1) * opt.batch) / elapsed;
-      p.eta_seconds = elapsed / static_cast<double>(step + 1) * static_cast<double>(opt.steps - step - 1);
+      p.images_per_second = static_cast<double>((step + 1 - first_step) * opt.batch) / elapsed;
+      p.eta_seconds = elapsed / static_cast<double>(step + 1 - first_step) * static_cast<double>(opt.steps - step - 1);
       on_progress(p);
     }
     const bool eval_now = val && ((opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || step + 1 == opt.steps);
@@ -230,13 +287,35 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
       if (r.accuracy > res.best_val_accuracy) {
         res.best_val_accuracy = r.accuracy;
         res.best_step = step + 1;
+        if (opt.restore_best) {
+          const ParamList<T> params = model.parameters();
+          best.resize(params.size());
+          for (std::size_t k = 0; k < params.size(); ++k) {
+            best[k].resize(params[k].value.shape());
+            best[k].copy_from(TensorView<const T>(params[k].value));
+          }
+        }
       }
       if (on_eval) on_eval(step + 1, r);
     }
+    if (checkpointing) {
+      const int sig = detail::stop_signal().load();
+      const bool last = step + 1 == opt.steps;
+      if (sig != 0 || (!last && opt.checkpoint.every > 0 && (step + 1) % opt.checkpoint.every == 0)) save_state(step + 1);
+      if (sig != 0)
+        throw interrupted_error(detail::concat("fit: stopped by signal ", sig, " after step ", step + 1, " of ",
+                                               opt.steps, "; the state is in ", opt.checkpoint.path,
+                                               " (run again with resume to continue)"));
+    }
+  }
+  if (opt.restore_best && !best.empty()) {
+    const ParamList<T> params = model.parameters();
+    for (std::size_t k = 0; k < params.size(); ++k) std::copy_n(best[k].data(), best[k].numel(), params[k].value.data());
   }
   res.steps = opt.steps;
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  res.images_per_second = static_cast<double>(opt.steps * opt.batch) / res.seconds;
+  const double seconds_here = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = seconds_before + seconds_here;
+  res.images_per_second = static_cast<double>((opt.steps - first_step) * opt.batch) / seconds_here;
   return res;
 }
 
