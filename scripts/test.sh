@@ -20,9 +20,10 @@ if [ "${1:-}" = "--sanitize" ]; then
   # is a Release property: both run in the plain pass only. example.custom_mixer_cli trains on
   # the real data (49 s at -O0 with ASan), and so does demo --avit (cli.demo_avit_tiny, several
   # minutes at -O0); cli.pipeline_steps covers those commands here (train --halting, distill
-  # --mask-guided, retention).
+  # --mask-guided, retention). cli.train_kill_and_resume trains six times for 500 steps;
+  # the in-process SIGTERM resume test (test_distill) covers the same code here.
   (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^example\.custom_mixer_cli$')
+     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^example\.custom_mixer_cli$|^cli\.train_kill_and_resume$')
 else
   build="$root/build"
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARSIMIX_WERROR=$werror >/dev/null

@@ -67,6 +67,11 @@ def make_fixtures(exe, tmp):
     huge[0, 0, 0, 0] = 1e30
     huge[1, 0, 0, 0] = -1e30
     st.save(os.path.join(tmp, "overflow.safetensors"), {"images": huge, "labels": torch.tensor([0, 2])})
+    # A config asking for gigabytes of weights over a 4-byte tensor.
+    big = dict(TINY, embed_dim=4096, num_heads=64, depth=16, mlp_ratio=4.0,
+               mixers=[{"kind": "attention"}] * 16)
+    st.save(os.path.join(tmp, "huge_config.safetensors"), {"x": torch.zeros(1)},
+            metadata={"sparsimix.config": json.dumps(big)})
     # A Fashion-MNIST folder whose test images file is a folder.
     os.makedirs(os.path.join(tmp, "fm", "t10k-images-idx3-ubyte.gz"))
     with open(os.path.join(tmp, "fm", "t10k-labels-idx1-ubyte.gz"), "wb") as f:

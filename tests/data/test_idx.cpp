@@ -49,3 +49,15 @@ TEST_CASE("Fashion-MNIST names the missing file and the package", "[io][idx]") {
   REQUIRE_THROWS_WITH(data::load_fashion_mnist("/nonexistent", "train"),
                       Catch::Contains("train-images-idx3-ubyte.gz") && Catch::Contains("dataset-fashion-mnist"));
 }
+
+TEST_CASE("read_idx bounds extents whose product overflows and allocates only what the file holds", "[io][idx]") {
+  // Found by fuzzing: three extents of about 2^24 multiply past 2^64 (undefined behaviour).
+  const auto huge = write_tmp("sparsimix_huge.idx", std::string("\x00\x00\x08\x03\x00\x01\x02\x03\x04\x05\x06\x07"
+                                                                "\x08\x09\x0a\x0b\x0c\x0d", 18));
+  REQUIRE_THROWS_WITH(data::read_idx(huge), Catch::Contains("is too large"));
+  // 2^32 values claimed, 3 present: refused as truncated without a 4 GB allocation.
+  const auto claims = write_tmp("sparsimix_claims.idx", std::string("\x00\x00\x08\x02\x00\x01\x00\x00\x00\x01\x00\x00"
+                                                                    "\x01\x02\x03", 15));
+  REQUIRE_THROWS_WITH(data::read_idx(claims), Catch::Contains("file ends inside the data"));
+  for (const auto& f : {huge, claims}) std::filesystem::remove(f);
+}

@@ -1,6 +1,7 @@
 // IDX files (the MNIST / Fashion-MNIST format), read straight from .gz or plain files.
 // Format: magic 0x0000 0x08 <ndim>, ndim big-endian u32 extents, then unsigned bytes.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -40,9 +41,27 @@ inline Tensor<std::uint8_t> read_idx(const std::string& path) {
     dims[d] = (index_t(b[0]) << 24) | (index_t(b[1]) << 16) | (index_t(b[2]) << 8) | index_t(b[3]);
   }
   const Shape shape = ndim == 1 ? Shape{dims[0]} : ndim == 2 ? Shape{dims[0], dims[1]} : Shape{dims[0], dims[1], dims[2]};
-  if (shape.numel() > (index_t(1) << 32)) throw format_error(concat(path, ": IDX shape ", shape.str(), " is too large"));
+  // Three 32-bit extents can overflow 64 bits (found by fuzzing): bound the product as it grows.
+  constexpr index_t max_values = index_t(1) << 32;
+  index_t n = 1;
+  for (int d = 0; d < ndim; ++d) {
+    if (dims[d] != 0 && n > max_values / dims[d])
+      throw format_error(concat(path, ": IDX shape ", shape.str(), " is too large"));
+    n *= dims[d];
+  }
+  // Read before allocating the tensor: memory grows with the bytes the file really holds,
+  // not with the extents its header claims.
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(static_cast<std::size_t>(std::min<index_t>(n, index_t(1) << 20)));
+  unsigned char chunk[1 << 16];
+  while (static_cast<index_t>(bytes.size()) < n) {
+    const auto want = static_cast<unsigned>(std::min<index_t>(n - static_cast<index_t>(bytes.size()), sizeof chunk));
+    const int got = gzread(f, chunk, want);
+    if (got <= 0) throw format_error(concat(path, ": file ends inside the data (corrupt or truncated)"));
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  }
   Tensor<std::uint8_t> out(shape);
-  read_exact(out.data(), static_cast<unsigned>(out.numel()), "data");
+  std::copy(bytes.begin(), bytes.end(), out.data());
   return out;
 }
 

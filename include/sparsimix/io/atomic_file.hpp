@@ -75,22 +75,24 @@ void write_file_atomically(const std::string& path, Writer&& write) {
   namespace fs = std::filesystem;
   using detail::concat;
   std::error_code ec;
-  fs::path target(path);
-  if (fs::is_symlink(fs::symlink_status(target, ec))) {
-    target = fs::weakly_canonical(target, ec);
-    if (ec) throw io_error(concat("cannot resolve the symlink '", path, "': ", ec.message()));
-  }
+  // What the path names in the end (stat follows symlinks): /dev/stdout to a pipe is a FIFO.
   struct stat st {};
-  const bool exists = ::stat(target.c_str(), &st) == 0;
+  const bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists) {
     if (S_ISDIR(st.st_mode)) throw io_error(concat("'", path, "' is a directory, expected a file to write"));
-    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return detail::write_through(target.string(), write);
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return detail::write_through(path, write);
     if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
       if (!detail::device_output_allowed())
         throw io_error(concat("'", path, "' is a device, not a regular file; refusing to write to it ",
                               "(set SPARSIMIX_ALLOW_DEVICE_OUTPUT=1 to write through it)"));
-      return detail::write_through(target.string(), write);
+      return detail::write_through(path, write);
     }
+  }
+  // A regular file (or none yet) behind a symlink: replace the file, keep the link.
+  fs::path target(path);
+  if (fs::is_symlink(fs::symlink_status(target, ec))) {
+    target = fs::weakly_canonical(target, ec);
+    if (ec) throw io_error(concat("cannot resolve the symlink '", path, "': ", ec.message()));
   }
   static std::atomic<unsigned> counter{0};
   const fs::path tmp = target.parent_path() / (target.filename().string() + ".tmp." + std::to_string(::getpid()) +

@@ -76,11 +76,21 @@ inline vit_config checkpoint_config(const safetensors_file& f, const load_option
 
 // Loads a checkpoint strictly: every expected tensor present with its shape, nothing extra;
 // otherwise one format_error listing missing, unexpected and mis-shaped tensors.
+// A file already read: `f.source()` names it in messages.
 template <class T = float>
-HybridViT<T> load_checkpoint(const std::string& path, const load_options& opt = {}) {
+HybridViT<T> load_checkpoint(const safetensors_file& f, const load_options& opt = {}) {
   using sparsimix::detail::concat;
-  const auto f = safetensors_file::load(path);
-  HybridViT<T> model(checkpoint_config(f, opt));
+  const std::string& path = f.source();
+  const vit_config cfg = checkpoint_config(f, opt);
+  // Before allocating the model: its MLPs alone need 2 * hidden * C weights of at least 2
+  // bytes each, so a small file with a huge config is refused instead of exhausting memory.
+  const double min_bytes = 2.0 * 2.0 * static_cast<double>(cfg.depth) * static_cast<double>(cfg.mlp_hidden()) *
+                           static_cast<double>(cfg.embed_dim);
+  if (min_bytes > static_cast<double>(f.data_size()))
+    throw format_error(concat(path, ": the config describes a model of at least ", min_bytes,
+                              " bytes of weights, the file holds ", f.data_size(),
+                              " (truncated, or a config that does not belong to these tensors)"));
+  HybridViT<T> model(cfg);
   const auto expected = model.state_dict();
   std::vector<std::string> missing, misshaped;
   std::set<std::string> known;
@@ -115,6 +125,11 @@ HybridViT<T> load_checkpoint(const std::string& path, const load_options& opt = 
     return t;
   });
   return model;
+}
+
+template <class T = float>
+HybridViT<T> load_checkpoint(const std::string& path, const load_options& opt = {}) {
+  return load_checkpoint<T>(safetensors_file::load(path), opt);
 }
 
 // Writes model as a checkpoint, atomically.

@@ -111,6 +111,8 @@ class safetensors_file {
   const std::vector<tensor_record>& records() const noexcept { return records_; }
   const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
   bool contains(const std::string& name) const noexcept { return index_.count(name) != 0; }
+  // Bytes of tensor data after the header.
+  std::uint64_t data_size() const noexcept { return bytes_.size() - data_begin_; }
   std::vector<std::string> names() const {
     std::vector<std::string> n;
     for (const auto& r : records_) n.push_back(r.name);
