@@ -54,7 +54,7 @@ def main():
         write("safetensors", "seed-dtypes.safetensors", open(p, "rb").read())
     idx = bytes([0, 0, 8, 3]) + struct.pack(">III", 2, 3, 3) + bytes(range(18))
     write("idx", "seed-images.idx", idx)
-    write("idx", "seed-images.idx.gz", gzip.compress(idx, mtime=0))
+    write("idx", "seed-images-gzip.idx", gzip.compress(idx, mtime=0))  # no .gz name: gzip is detected by content
     write("idx", "seed-labels.idx", bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes([0, 9, 4]))
 
 

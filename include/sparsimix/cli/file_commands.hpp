@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../autograd/tape.hpp"
@@ -53,6 +54,23 @@ inline io::load_options load_options_with_heads(std::string_view where, const st
   return o;
 }
 
+// What infer and grad both read, every path checked before the model is built.
+struct model_and_images {
+  HybridViT<float> model;
+  io::safetensors_file input;
+  Tensor<float> images;
+};
+inline model_and_images load_model_and_images(std::string_view where, const std::string& model,
+                                              const std::string& input, const std::string& out,
+                                              const std::optional<index_t>& heads) {
+  const auto load = load_options_with_heads(where, heads);
+  io::require_output_file(out, "--out");
+  auto m = io::load_checkpoint<float>(model, load);
+  auto in = io::safetensors_file::load(input);
+  auto images = read_images(in, m.config(), input);
+  return {std::move(m), std::move(in), std::move(images)};
+}
+
 struct infer_args {
   std::string model, input, out;
   bool capture = false;
@@ -61,12 +79,8 @@ struct infer_args {
 
 // `infer`: logits (and with capture, block outputs and attention maps) of a checkpoint.
 inline int run_infer(const infer_args& a) {
-  const auto load = load_options_with_heads("infer", a.heads);
-  io::require_output_file(a.out, "--out");
-  auto model = io::load_checkpoint<float>(a.model, load);
-  const auto in = io::safetensors_file::load(a.input);
+  auto [model, in, images] = load_model_and_images("infer", a.model, a.input, a.out, a.heads);
   const auto& c = model.config();
-  const auto images = read_images(in, c, a.input);
   Tensor<float> logits(Shape{images.size(0), c.num_classes});
   vit_capture<float> cap;
   cap.blocks = cap.maps = a.capture;
@@ -93,12 +107,8 @@ struct grad_args {
 
 // `grad`: mean cross-entropy of the logits and d loss / d parameter, in PyTorch's layout.
 inline int run_grad(const grad_args& a) {
-  const auto load = load_options_with_heads("grad", a.heads);
-  io::require_output_file(a.out, "--out");
-  auto model = io::load_checkpoint<float>(a.model, load);
-  const auto in = io::safetensors_file::load(a.input);
+  auto [model, in, images] = load_model_and_images("grad", a.model, a.input, a.out, a.heads);
   const auto& c = model.config();
-  const auto images = read_images(in, c, a.input);
   // Class indices are integers: a float tensor (1.5?) is refused, not truncated.
   if (const auto& r = in.record("labels"); r.type != io::dtype::i64)
     throw format_error(detail::concat(a.input, ": labels is ", io::dtype_name(r.type), ", expected I64 class indices"));
