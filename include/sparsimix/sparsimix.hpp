@@ -11,3 +11,4 @@
 #include "kernels.hpp"
 #include "mixers.hpp"
 #include "models.hpp"
+#include "version.hpp"

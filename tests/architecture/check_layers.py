@@ -13,7 +13,7 @@ import tempfile
 LAYERS = ["core", "kernels", "autograd", "mixers", "models", "io", "data", "distill", "experiment", "cli"]
 # Files directly under include/sparsimix/: the light core-level headers, the per-folder
 # aggregates (the layer of their folder) and the umbrella (everything but cli).
-ROOT_FILES = {"fwd.hpp": "core", "concepts.hpp": "core", "sparsimix.hpp": "experiment"}
+ROOT_FILES = {"fwd.hpp": "core", "version.hpp": "core", "concepts.hpp": "core", "sparsimix.hpp": "experiment"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

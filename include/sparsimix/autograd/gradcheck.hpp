@@ -15,25 +15,27 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Tolerances and step of a gradcheck (PyTorch's torch.autograd.gradcheck defaults).
 struct gradcheck_options {
   double eps = 1e-6;   // central-difference step
-  double atol = 1e-5;  // PyTorch defaults
-  double rtol = 1e-3;
+  double atol = 1e-5;  // absolute tolerance (PyTorch's default)
+  double rtol = 1e-3;  // relative tolerance (PyTorch's default)
   index_t max_per_tensor = -1;  // check at most this many entries per tensor (spread evenly); -1: all
 };
 
 // One tensor whose gradient is checked: `value` is perturbed in place, `grad` is the
 // analytic gradient of the loss with respect to it.
 struct gradcheck_target {
-  std::string name;
-  double* value;
-  const double* grad;
-  index_t size;
+  std::string name;    // reported in gradcheck_result::worst
+  double* value;       // `size` doubles, perturbed in place
+  const double* grad;  // `size` analytic gradient entries, same layout as value
+  index_t size;        // number of entries
 };
 
+// A gradcheck's verdict and its worst entry, for test messages.
 struct gradcheck_result {
-  bool ok = true;
-  index_t checked = 0;
+  bool ok = true;            // every checked entry is within tolerance
+  index_t checked = 0;       // entries compared (max_per_tensor limits this)
   double max_abs_error = 0;  // max |analytic - numeric|
   double max_violation = 0;  // max |a - n| / (atol + rtol |n|); <= 1 means ok
   std::string worst;         // "name[i]: analytic A, numeric N"
@@ -106,8 +108,8 @@ gradcheck_result gradcheck_mixer(M& mixer, Tensor<double>& x, const TokenMask* m
 
 // One leaf of a tape gradcheck: the tensor is perturbed in place.
 struct gradcheck_input {
-  std::string name;
-  Tensor<double>* value;
+  std::string name;       // reported in gradcheck_result::worst
+  Tensor<double>* value;  // the leaf's value, perturbed in place
 };
 
 // Checks everything `build` records on a Tape<double>: build(tape, leaves) gets one var per

@@ -20,6 +20,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Per-group settings for add_group: lr multiplier, weight decay override, frozen.
 struct param_group_options {
   double lr_scale = 1.0;      // this group's lr = optimizer lr * lr_scale
   double weight_decay = -1;   // < 0: the optimizer's default; Param::decay == false still wins
@@ -117,22 +118,29 @@ SPARSIMIX_EXTERN_TEMPLATE(class param_groups<double>)
 
 }  // namespace detail
 
+// torch.optim.AdamW over parameter groups: decoupled weight decay, bias correction (header note).
 template <class T = float>
 class AdamW : public detail::param_groups<T> {
  public:
+  // AdamW's hyper-parameters; the defaults are torch.optim.AdamW's.
   struct config {
-    double lr = 1e-3;  // torch.optim.AdamW defaults
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 1e-2;
+    double lr = 1e-3;            // learning rate (set_lr changes it between steps)
+    double beta1 = 0.9;          // decay of the gradient average m
+    double beta2 = 0.999;        // decay of the squared-gradient average v
+    double eps = 1e-8;           // added to the denominator sqrt(v_hat), outside the sqrt as in torch
+    double weight_decay = 1e-2;  // decoupled: p *= 1 - lr * wd (groups and Param::decay can override)
   };
+  // Throws config_error on a negative lr, eps or weight_decay, or a beta outside [0, 1).
   explicit AdamW(const config& cfg);
+  // Adds parameters as a new group; returns its index (for set_frozen, set_lr_scale, ...).
   index_t add_group(ParamList<T> params, const param_group_options& opt = {}) {
     return detail::param_groups<T>::add_group(std::move(params), opt, "AdamW");
   }
+  // The hyper-parameters, lr as last set.
   const config& cfg() const noexcept { return cfg_; }
+  // The current base learning rate (a group's is lr() * lr_scale).
   double lr() const noexcept { return cfg_.lr; }
+  // Sets the base learning rate for the next step() (schedules call it every step).
   void set_lr(double lr) { cfg_.lr = lr; }
 
   // One update of every parameter in every group that is not frozen, from its .grad.
@@ -197,22 +205,30 @@ void AdamW<T>::step() {
 SPARSIMIX_EXTERN_TEMPLATE(class AdamW<float>)
 SPARSIMIX_EXTERN_TEMPLATE(class AdamW<double>)
 
+// SGD with momentum (optionally Nesterov) and decoupled weight decay (SGDW).
 template <class T = float>
 class SGD : public detail::param_groups<T> {
  public:
+  // SGD's hyper-parameters; momentum and dampening follow torch.optim.SGD.
   struct config {
-    double lr = 1e-2;
-    double momentum = 0.9;
+    double lr = 1e-2;  // learning rate
+    double momentum = 0.9;  // buffer decay; 0 gives plain SGD
     double dampening = 0;  // torch's: buf = momentum * buf + (1 - dampening) * g
-    bool nesterov = false;
+    bool nesterov = false;  // Nesterov momentum: step along g + momentum * buf
     double weight_decay = 0;  // decoupled: p *= 1 - lr * wd (see the header note)
   };
+  // Throws config_error on a negative lr, momentum or weight_decay, or on nesterov without
+  // momentum > 0 and dampening 0.
   explicit SGD(const config& cfg);
+  // Adds parameters as a new group; returns its index (for set_frozen, set_lr_scale, ...).
   index_t add_group(ParamList<T> params, const param_group_options& opt = {}) {
     return detail::param_groups<T>::add_group(std::move(params), opt, "SGD");
   }
+  // The hyper-parameters, lr as last set.
   const config& cfg() const noexcept { return cfg_; }
+  // The current base learning rate (a group's is lr() * lr_scale).
   double lr() const noexcept { return cfg_.lr; }
+  // Sets the base learning rate for the next step() (schedules call it every step).
   void set_lr(double lr) { cfg_.lr = lr; }
 
   // torch.optim.SGD's momentum rule (the first step copies the gradient into the buffer),

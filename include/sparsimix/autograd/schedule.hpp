@@ -13,8 +13,10 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The training loops' learning rate per step: linear warm-up, then cosine decay to min_lr.
 class cosine_schedule {
  public:
+  // Throws config_error unless 0 <= min_lr <= base_lr and 0 <= warmup_steps <= total_steps >= 1.
   cosine_schedule(double base_lr, index_t total_steps, index_t warmup_steps = 0, double min_lr = 0)
       : base_(base_lr), min_(min_lr), total_(total_steps), warmup_(warmup_steps) {
     using detail::concat;
@@ -27,6 +29,7 @@ class cosine_schedule {
                                 total_steps, "]"));
   }
 
+  // The learning rate for the step-th optimizer update (formula above; negative steps count as 0).
   double operator()(index_t step) const noexcept {
     if (step < 0) step = 0;
     if (step < warmup_) return base_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
@@ -35,9 +38,13 @@ class cosine_schedule {
     return min_ + (base_ - min_) * 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress));
   }
 
+  // The peak rate, reached at the end of warm-up.
   double base_lr() const noexcept { return base_; }
+  // The floor the cosine decays to, kept after total_steps.
   double min_lr() const noexcept { return min_; }
+  // Steps from the start to the end of the decay.
   index_t total_steps() const noexcept { return total_; }
+  // Steps of linear warm-up (0: the cosine starts at step 0).
   index_t warmup_steps() const noexcept { return warmup_; }
 
  private:

@@ -2,8 +2,8 @@
 // nodes in a std::vector in execution order, values and gradients in pools indexed by Var
 // id, and one reverse loop in backward(). No shared_ptr graph, no recursion, no
 // std::function per node: a node is a std::variant of small typed structs (one per op, in
-// autograd/ops/<family>.hpp beside the op's forward and backward) and backward is one
-// std::visit.
+// its family's header under autograd/ops/, beside the op's forward and backward) and backward
+// is one std::visit.
 //
 //   Tape<float> tape;
 //   Var x = tape.input(images);                       // copied, no gradient
@@ -39,25 +39,30 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Records the ops of one forward pass and runs them backwards: the training loop's autodiff engine.
 template <class T>
 class Tape : private detail::tape_core<T> {
   static_assert(std::is_floating_point_v<T>, "Tape<T>: T must be float or double");
   using core_type = detail::tape_core<T>;
 
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, for generic code that holds a tape
 
   Tape() = default;
   Tape(const Tape&) = delete;  // vars point into the pools; copying would alias them
   Tape& operator=(const Tape&) = delete;
+  // Moves the pools and nodes; Vars stay valid on the new tape.
   Tape(Tape&&) noexcept = default;
+  // Moves the pools and nodes; Vars stay valid on the new tape.
   Tape& operator=(Tape&&) noexcept = default;
 
   // Forgets every node and var; keeps all buffers (and mixer caches of the same type at the
   // same position), so a training loop stops allocating after its first step.
   void clear() noexcept { this->clear_core(); }
 
+  // Values on the tape (inputs, parameters and op results), for tests and diagnostics.
   index_t num_vars() const noexcept { return core_type::num_vars(); }
+  // Recorded ops, the steps backward() will run.
   index_t num_nodes() const noexcept { return static_cast<index_t>(this->nodes_.size()); }
 
   // ---- leaves -------------------------------------------------------------------------
@@ -67,6 +72,7 @@ class Tape : private detail::tape_core<T> {
   // A parameter bound to external storage: the tape reads `value` (never writes it) and
   // backward accumulates (+=) into `grad`. Both must outlive backward().
   Var param(TensorView<T> value, TensorView<T> grad);
+  // Binds a Param's value and grad (see above).
   Var param(const Param<T>& p) { return param(p.value, p.grad); }
   // A parameter that is read but gets no gradient (a frozen teacher's weight, say).
   Var frozen(TensorView<const T> value) {
@@ -76,7 +82,9 @@ class Tape : private detail::tape_core<T> {
 
   // ---- access -------------------------------------------------------------------------
 
+  // The shape of v's value.
   const Shape& shape(Var v) const { return core_type::shape(v); }
+  // v's value (for a param, its external storage).
   TensorView<const T> value(Var v) const { return {this->info(v).value, this->info(v).shape}; }
   // dL/dv after backward (empty view when v needs no gradient). For a param, its grad storage.
   TensorView<const T> grad(Var v) const {
@@ -84,6 +92,7 @@ class Tape : private detail::tape_core<T> {
     if (!vi.grad) return {};
     return {vi.grad, vi.shape};
   }
+  // Whether backward() computes dL/dv: v is a grad-requiring input, a param, or depends on one.
   bool requires_grad(Var v) const { return this->info(v).requires_grad; }
   // The value of a one-element var (a loss).
   T item(Var v) const;
@@ -102,6 +111,7 @@ class Tape : private detail::tape_core<T> {
   Var add(Var a, Var b);
   // Elementwise product of two vars of the same shape.
   Var mul(Var a, Var b);
+  // a * s for a scalar s.
   Var scale(Var a, T s);
   // Sum of every element: a scalar.
   Var sum(Var x);

@@ -6,8 +6,10 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// A handle to one value on a Tape: ops take and return Vars, the Tape owns the tensors.
 struct Var {
-  index_t id = -1;
+  index_t id = -1;  // index into the tape's pools; -1 for "no var" (an omitted bias)
+  // False for a default-constructed Var (an optional argument left out).
   bool valid() const noexcept { return id >= 0; }
 };
 

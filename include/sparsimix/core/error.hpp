@@ -21,31 +21,37 @@ class error : public std::runtime_error {
 // A tensor has the wrong rank or extents.
 class shape_error : public error {
  public:
+  // Prefixes the message with "shape_error: ".
   explicit shape_error(const std::string& what) : error("shape_error: " + what) {}
 };
 // A file or string does not follow its format (safetensors, JSON, IDX).
 class format_error : public error {
  public:
+  // Prefixes the message with "format_error: ".
   explicit format_error(const std::string& what) : error("format_error: " + what) {}
 };
 // A configuration value is invalid or inconsistent.
 class config_error : public error {
  public:
+  // Prefixes the message with "config_error: ".
   explicit config_error(const std::string& what) : error("config_error: " + what) {}
 };
 // A NaN/Inf or another value the computation cannot accept.
 class numeric_error : public error {
  public:
+  // Prefixes the message with "numeric_error: ".
   explicit numeric_error(const std::string& what) : error("numeric_error: " + what) {}
 };
 // A run stopped on request (SIGINT/SIGTERM) after saving what it needs to resume.
 class interrupted_error : public error {
  public:
+  // Prefixes the message with "interrupted: ".
   explicit interrupted_error(const std::string& what) : error("interrupted: " + what) {}
 };
 // A file is missing or cannot be read or written.
 class io_error : public error {
  public:
+  // Prefixes the message with "io_error: ".
   explicit io_error(const std::string& what) : error("io_error: " + what) {}
 };
 

@@ -33,6 +33,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Eigen's row-major dynamic matrix of T (const stripped), the layout of every sparsimix buffer.
 template <class T>
 using RowMatrix = Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -44,6 +45,7 @@ auto as_matrix(T* p, index_t rows, index_t cols) {
   else
     return Eigen::Map<RowMatrix<T>>(p, rows, cols);
 }
+// A length-n Eigen vector map over p (const-correct).
 template <class T>
 auto as_vector(T* p, index_t n) {
   using V = Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, 1>;
@@ -53,6 +55,7 @@ auto as_vector(T* p, index_t n) {
     return Eigen::Map<V>(p, n);
 }
 
+// Whether a product overwrites its output (no) or adds into it (yes: gradients summed over uses).
 enum class accumulate : bool { no = false, yes = true };
 
 namespace detail {

@@ -11,6 +11,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Threads a parallel_for may use: OpenMP's limit, 1 without OpenMP.
 inline int max_threads() noexcept {
 #if defined(SPARSIMIX_USE_OPENMP)
   return omp_get_max_threads();
@@ -18,6 +19,7 @@ inline int max_threads() noexcept {
   return 1;
 #endif
 }
+// Sets the OpenMP thread count (at least 1); a no-op without OpenMP.
 inline void set_num_threads(int n) noexcept {
 #if defined(SPARSIMIX_USE_OPENMP)
   omp_set_num_threads(n < 1 ? 1 : n);
@@ -25,6 +27,7 @@ inline void set_num_threads(int n) noexcept {
   (void)n;
 #endif
 }
+// True inside a parallel region, where parallel_for runs serially.
 inline bool in_parallel() noexcept {
 #if defined(SPARSIMIX_USE_OPENMP)
   return omp_in_parallel() != 0;

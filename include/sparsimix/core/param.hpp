@@ -9,6 +9,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// A trainable tensor as optimizers and checkpoints see it: views of the value and its gradient.
 template <class T>
 struct Param {
   std::string name;     // PyTorch name relative to the module, e.g. "qkv.weight"
@@ -17,6 +18,7 @@ struct Param {
   bool decay = true;    // false for biases, norms, A_log, D: excluded from weight decay
 };
 
+// A module's parameters, in state_dict order.
 template <class T>
 using ParamList = std::vector<Param<T>>;
 

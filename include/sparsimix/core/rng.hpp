@@ -10,10 +10,13 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The library's one random source (weight init, shuffles, splits): seedable, the same everywhere.
 class Rng {
  public:
+  // A stream seeded through splitmix64: equal seeds give equal streams on every machine.
   explicit Rng(std::uint64_t seed = 0) { reseed(seed); }
 
+  // Restarts the stream as if constructed with `seed`.
   void reseed(std::uint64_t seed) noexcept {
     std::uint64_t z = seed;
     for (auto& s : s_) s = splitmix64(z);
@@ -21,10 +24,11 @@ class Rng {
   }
   // The complete state, to save a stream and continue it exactly (resumable training).
   struct state_type {
-    std::uint64_t s[4]{};
-    double spare = 0.0;
-    bool has_spare = false;
+    std::uint64_t s[4]{};    // the xoshiro256** words
+    double spare = 0.0;      // normal()'s second Box-Muller sample, while has_spare
+    bool has_spare = false;  // whether normal() has a cached sample
   };
+  // A copy of the complete state, for a checkpoint.
   state_type state() const noexcept {
     state_type st;
     for (int i = 0; i < 4; ++i) st.s[i] = s_[i];
@@ -32,6 +36,7 @@ class Rng {
     st.has_spare = has_spare_;
     return st;
   }
+  // Continues exactly where the stream that produced `st` was.
   void set_state(const state_type& st) noexcept {
     for (int i = 0; i < 4; ++i) s_[i] = st.s[i];
     spare_ = st.spare;
@@ -40,6 +45,7 @@ class Rng {
   // A child stream: deterministic given this stream's state, independent in practice.
   Rng split() noexcept { return Rng(next_u64()); }
 
+  // The next 64 random bits (xoshiro256**); every other draw is built on it.
   std::uint64_t next_u64() noexcept {
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const std::uint64_t t = s_[1] << 17;
@@ -53,6 +59,7 @@ class Rng {
   }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() noexcept { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+  // Uniform in [lo, hi).
   double uniform(double lo, double hi) noexcept { return lo + (hi - lo) * uniform(); }
   // Uniform integer in [0, n), n > 0, without modulo bias (rejection of the short range).
   std::uint64_t below(std::uint64_t n) noexcept {
@@ -73,6 +80,7 @@ class Rng {
     has_spare_ = true;
     return r * std::cos(6.283185307179586 * u2);
   }
+  // Normal with the given mean and standard deviation.
   double normal(double mean, double stddev) noexcept { return mean + stddev * normal(); }
 
   // Fisher-Yates shuffle of [first, last).
@@ -98,11 +106,12 @@ class Rng {
   bool has_spare_ = false;
 };
 
-// Fills `data[0..n)` with U(lo, hi) / N(mean, std).
+// Fills `data[0..n)` with U(lo, hi) samples.
 template <class T>
 void fill_uniform(Rng& rng, T* data, index_t n, double lo, double hi) noexcept {
   for (index_t i = 0; i < n; ++i) data[i] = static_cast<T>(rng.uniform(lo, hi));
 }
+// Fills `data[0..n)` with N(mean, stddev) samples.
 template <class T>
 void fill_normal(Rng& rng, T* data, index_t n, double mean, double stddev) noexcept {
   for (index_t i = 0; i < n; ++i) data[i] = static_cast<T>(rng.normal(mean, stddev));

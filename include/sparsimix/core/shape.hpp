@@ -10,11 +10,13 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The extents of a tensor: rank 0 to 4, outermost first, each >= 0.
 class Shape {
  public:
-  static constexpr int max_rank = 4;
+  static constexpr int max_rank = 4;  // the most dimensions a tensor has ([B, H, N, N] attention maps)
 
   constexpr Shape() = default;
+  // Extents outermost first, as {2, 197, 96}; throws shape_error on rank > 4 or a negative extent.
   Shape(std::initializer_list<index_t> dims) {
     if (dims.size() > max_rank)
       throw shape_error(detail::concat("Shape: rank ", dims.size(), " exceeds ", max_rank));
@@ -24,16 +26,20 @@ class Shape {
     }
   }
 
+  // Number of dimensions, 0 to 4.
   constexpr int rank() const noexcept { return rank_; }
+  // Extent of dimension `i`, 0 <= i < rank().
   index_t operator[](int i) const noexcept {
     SPARSIMIX_ASSERT(i >= 0 && i < rank_);
     return dims_[static_cast<std::size_t>(i)];
   }
+  // Element count: the product of the extents (1 for rank 0).
   index_t numel() const noexcept {
     index_t n = 1;
     for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
     return n;
   }
+  // Same rank and the same extents.
   friend bool operator==(const Shape& a, const Shape& b) noexcept {
     if (a.rank_ != b.rank_) return false;
     for (int i = 0; i < a.rank_; ++i)
@@ -41,6 +47,7 @@ class Shape {
     return true;
   }
 
+  // Printable form for error messages: "[2, 197, 96]".
   std::string str() const {
     std::string s = "[";
     for (int i = 0; i < rank_; ++i) {
@@ -49,6 +56,7 @@ class Shape {
     }
     return s + "]";
   }
+  // Writes str().
   friend std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
 
  private:
@@ -67,6 +75,7 @@ inline bool shape_matches(const Shape& actual, std::initializer_list<index_t> ex
   return true;
 }
 
+// A check_shape pattern as text: "[*, 197, 96]" (-1 prints as '*').
 inline std::string pattern_str(std::initializer_list<index_t> expected) {
   std::string s = "[";
   bool first = true;

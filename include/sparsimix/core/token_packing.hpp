@@ -14,6 +14,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The plan that packs the alive tokens of a [B, N, C] batch into [M, C] rows and scatters back.
 class token_packing {
  public:
   // Packs [B, N, *] under `mask` (nullptr: all tokens). Keeps its buffers' capacity, so a
@@ -44,18 +45,27 @@ class token_packing {
     return r;
   }
 
+  // False until the first plan().
   bool planned() const noexcept { return !offset_.empty(); }
+  // B of the last plan.
   index_t batch() const noexcept { return batch_; }
+  // N of the last plan.
   index_t tokens() const noexcept { return tokens_; }
+  // Whether the last plan had a mask (otherwise packed rows are the dense rows).
   bool masked() const noexcept { return masked_; }
+  // M, the packed rows of the last plan.
   index_t rows() const noexcept { return offset_.empty() ? 0 : offset_.back(); }
   // Sequence b owns packed rows [offset(b), offset(b + 1)).
   index_t offset(index_t b) const noexcept { return offset_[static_cast<std::size_t>(b)]; }
+  // The B + 1 sequence offsets as one array, for kernels that walk every sequence.
   const index_t* offsets() const noexcept { return offset_.data(); }  // [B + 1]
+  // Alive tokens of sequence b: its packed rows.
   index_t length(index_t b) const noexcept { return offset(b + 1) - offset(b); }
+  // The longest packed sequence (scratch sizes for per-sequence kernels).
   index_t max_length() const noexcept { return max_length_; }
   // The flat token b * N + n of packed row r.
   index_t source(index_t r) const noexcept { return masked_ ? source_[static_cast<std::size_t>(r)] : r; }
+  // Every packed row's flat token, for kernels that gather themselves; nullptr when not masked.
   const index_t* sources() const noexcept { return masked_ ? source_.data() : nullptr; }  // [M], masked only
 
   // packed [M, C] = the alive rows of dense [B, N, C].

@@ -1,5 +1,5 @@
 // IDX files (the MNIST / Fashion-MNIST format), read straight from .gz or plain files.
-// Format: magic 0x0000 0x08 <ndim>, ndim big-endian u32 extents, then unsigned bytes.
+// Format: magic 0x0000 0x08 and a rank byte, rank big-endian u32 extents, then unsigned bytes.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -67,19 +67,21 @@ inline Tensor<std::uint8_t> read_idx(const std::string& path) {
 
 // A labelled image set: images [N, 1, H, W] normalised as (x/255 - mean) / std, labels [N].
 struct image_dataset {
-  Tensor<float> images;
-  Tensor<std::int64_t> labels;
+  Tensor<float> images;         // [N, 1, H, W], normalised
+  Tensor<std::int64_t> labels;  // [N], class indices 0..9
+  // Number of examples N.
   index_t size() const noexcept { return labels.numel(); }
 };
 
 // Fashion-MNIST statistics of the training set (pixel values scaled to [0, 1]).
 inline constexpr float fashion_mnist_mean = 0.2860f;
-inline constexpr float fashion_mnist_std = 0.3530f;
+inline constexpr float fashion_mnist_std = 0.3530f;  // their standard deviation
+// Where Debian's dataset-fashion-mnist package installs the .gz files (the --data default).
 inline constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fashion-mnist";
 
 // Loads split "train" (60k) or "test" (10k) from `dir` (the layout of Debian's
-// dataset-fashion-mnist: <split>-images-idx3-ubyte.gz, <split>-labels-idx1-ubyte.gz; the
-// test split's files are named t10k-*). `limit` > 0 keeps only the first `limit` examples.
+// dataset-fashion-mnist: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, and the
+// same with t10k for the test split). `limit` > 0 keeps only the first `limit` examples.
 inline image_dataset load_fashion_mnist(const std::string& dir, const std::string& split, index_t limit = 0) {
   using sparsimix::detail::concat;
   if (split != "train" && split != "test") throw config_error(concat("fashion-mnist: unknown split '", split, "'"));

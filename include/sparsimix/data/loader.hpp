@@ -29,22 +29,27 @@ inline std::pair<image_dataset, image_dataset> split_tail(const image_dataset& d
   return {std::move(a), std::move(b)};
 }
 
+// How batch_loader cuts, orders and augments the batches.
 struct loader_options {
-  index_t batch = 128;
-  bool shuffle = true;
+  index_t batch = 128;     // examples per batch
+  bool shuffle = true;     // a new permutation each epoch (off: dataset order)
   bool drop_last = true;   // training: every step sees a full batch
   bool augment = false;    // random shift by up to 2 pixels and horizontal flip
-  std::uint64_t seed = 0;
+  std::uint64_t seed = 0;  // shuffling and augmentation stream; epoch e reseeds from (seed, e)
 };
 
+// Mini-batches over an image_dataset, reproducible from (seed, epoch, position). Keeps a pointer
+// to the dataset, which must outlive it.
 class batch_loader {
  public:
+  // Starts at epoch 0; throws config_error when opt.batch < 1.
   batch_loader(const image_dataset& ds, loader_options opt) : ds_(&ds), opt_(opt) {
     if (opt_.batch < 1) throw config_error(sparsimix::detail::concat("batch_loader: batch is ", opt_.batch, ", expected >= 1"));
     order_.resize(static_cast<std::size_t>(ds.size()));
     start_epoch(0);
   }
 
+  // Batches next() returns per epoch (the short last one only without drop_last).
   index_t batches_per_epoch() const noexcept {
     const index_t n = ds_->size();
     return opt_.drop_last ? n / opt_.batch : (n + opt_.batch - 1) / opt_.batch;
@@ -61,7 +66,9 @@ class batch_loader {
   // Where the loader stands within its epoch: the next example's position and the
   // augmentation stream. resume(epoch, position, rng) continues exactly from there.
   index_t position() const noexcept { return pos_; }
+  // The augmentation stream's state, for a checkpoint.
   Rng::state_type rng_state() const noexcept { return rng_.state(); }
+  // Continues a run saved with position() and rng_state() in the given epoch.
   void resume(index_t epoch, index_t position, const Rng::state_type& rng) {
     if (position < 0 || position > ds_->size())
       throw config_error(sparsimix::detail::concat("batch_loader::resume: position ", position, " is outside 0..",

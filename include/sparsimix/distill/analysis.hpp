@@ -11,8 +11,9 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// One layer's attention sparsity: over all heads, for the CLS row, and per head.
 struct layer_sparsity {
-  index_t layer = 0;
+  index_t layer = 0;                  // block index
   bool attention = false;             // false: the layer has no attention maps (stats unset)
   sparsity_stats all;                 // averaged over heads, every alive query row
   sparsity_stats cls;                 // CLS-row variant

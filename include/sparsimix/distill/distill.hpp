@@ -28,42 +28,48 @@ SPARSIMIX_ABI_BEGIN
 //   block_out: MSE between block outputs; cosine: 1 - cosine over channels of block outputs.
 enum class distill_target { pre_proj, mixer_out, block_out, cosine };
 
+// The names configs, the command line and reports use for each distillation target.
 inline constexpr detail::enum_table<distill_target, 4> distill_target_names{
     {{distill_target::pre_proj, "pre_proj"},
      {distill_target::mixer_out, "mixer_out"},
      {distill_target::block_out, "block_out"},
      {distill_target::cosine, "cosine"}}};
+// The target's name in configs and reports.
 constexpr std::string_view to_string(distill_target t) noexcept { return detail::enum_to_string(distill_target_names, t); }
+// The target named `s`; throws config_error naming the choices otherwise.
 inline distill_target parse_distill_target(std::string_view s) {
   return detail::enum_parse(distill_target_names, s, "distillation target");
 }
 
+// The two-stage distillation recipe: each stage's training, the stage-1 target, and loss weights.
 struct distill_options {
+  // The training of stage 1 (the new mixers) and stage 2 (the whole hybrid); steps 0 skips a stage.
   fit_options stage1, stage2;
-  distill_target target = distill_target::pre_proj;
+  distill_target target = distill_target::pre_proj;  // what stage 1 matches the student to
   // Teacher-forced: each replaced mixer sees the teacher's own block input (LN1 output),
   // so one teacher pass trains every replaced layer locally; the loss is the similarity
   // alone (no cross-entropy). Free-running (default, FAR's code): the student runs on its
   // own residual stream and cross-entropy is added.
   bool teacher_forced = false;
-  double sim_weight = 1.0;
-  double ce_weight = 1.0;
+  double sim_weight = 1.0;     // weight of the similarity loss (stage 1)
+  double ce_weight = 1.0;      // weight of the cross-entropy (stage 1, free-running)
   bool normalise_sim = false;  // divide the similarity sum by the number of replaced layers
   double kd_weight = 1.0;      // stage 2
-  double kd_temperature = 1.0;
+  double kd_temperature = 1.0;  // softening of both logits in the stage-2 KL (Hinton's T)
   // Mask-guided distillation of an A-ViT teacher (docs/method.md 2.4, 6.12): in stage 1 the
   // student runs under the teacher's token masks, the similarity counts alive tokens only, and
   // avit_weight * (sum_l BernoulliKL(hT_l || hS_l) + keep_weight * sum_l (keepS_l - keepT_l)^2)
   // is added; in stage 2 the student halts on its own and adds avit_weight * (its ponder and
   // prior losses, halting_loss below).
   bool mask_guided = false;
-  double avit_weight = 0.1;
-  double keep_weight = 5.0;
+  double avit_weight = 0.1;           // weight of the A-ViT terms (mask-guided stage 1, halting stage 2)
+  double keep_weight = 5.0;           // weight of the keep-ratio match inside the stage-1 A-ViT term
   halting_loss_options halting_loss;  // stage 2 of a halting student
 };
 
+// What distill() did in each stage.
 struct distill_result {
-  fit_result stage1, stage2;
+  fit_result stage1, stage2;  // the stage-1 and stage-2 fit() runs
 };
 
 // The A-ViT term of mask-guided distillation on the tape (models/halting.hpp,

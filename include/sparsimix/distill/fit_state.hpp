@@ -36,12 +36,12 @@ struct fit_checkpoint_options {
 // Everything fit() tracks besides the parameters and the optimizer.
 struct fit_run_state {
   index_t step = 0;  // updates done
-  index_t epoch = 0;
-  index_t loader_position = 0;
-  Rng::state_type loader_rng;
-  double loss_ema = 0;
-  double best_val_accuracy = -1;
-  index_t best_step = -1;
+  index_t epoch = 0;  // the loader's epoch
+  index_t loader_position = 0;  // the next example's position within the epoch
+  Rng::state_type loader_rng;  // the augmentation stream
+  double loss_ema = 0;  // smoothed loss, continued across the resume
+  double best_val_accuracy = -1;  // best validation accuracy so far (-1: none yet)
+  index_t best_step = -1;  // the step it was reached at (-1: none yet)
   double seconds = 0;  // training time of the processes before this one
 };
 

@@ -17,6 +17,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The three steps of prune(): regularised training, the global unit selection, the fine-tune.
 struct prune_options {
   fit_options regularise;         // step 1 (steps 0: skip, prune the weights as they are)
   double weight = 5e-5;           // the Hoyer-Square weight of step 1 (FAR's HEAD: 5e-5)
@@ -24,11 +25,12 @@ struct prune_options {
   fit_options finetune;           // step 3 (steps 0: skip)
 };
 
+// What prune() did: model sizes before and after, the pruned units, the regulariser, both runs.
 struct prune_result {
-  parameter_counts before, after;
-  pruning_summary pruning;
+  parameter_counts before, after;                        // parameter counts before step 1 and after step 3
+  pruning_summary pruning;                               // which units step 2 pruned, per block
   double regulariser_before = 0, regulariser_after = 0;  // Hoyer-Square R before and after step 1
-  fit_result regularise, finetune;
+  fit_result regularise, finetune;                       // the step-1 and step-3 fit() runs
 };
 
 // Prunes `model` in place. progress(phase, p) with phase "regularise" or "fine-tune".

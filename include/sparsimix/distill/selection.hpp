@@ -13,13 +13,17 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Which layers to replace: the k sparsest, the k densest, or a contiguous group.
 enum class layer_selection { sparsest, densest, group };
 
+// The names configs, the command line and reports use for each selection.
 inline constexpr detail::enum_table<layer_selection, 3> layer_selection_names{
     {{layer_selection::sparsest, "sparsest"}, {layer_selection::densest, "densest"}, {layer_selection::group, "group"}}};
+// The selection's name in configs and reports.
 constexpr std::string_view to_string(layer_selection s) noexcept {
   return detail::enum_to_string(layer_selection_names, s);
 }
+// The selection named `s`; throws config_error naming the choices otherwise.
 inline layer_selection parse_layer_selection(std::string_view s) {
   return detail::enum_parse(layer_selection_names, s, "layer selection");
 }
@@ -29,10 +33,11 @@ constexpr index_t default_group_size(index_t depth) noexcept { return std::max<i
 
 // The attention layers' sparsity and their order from sparsest to densest under `metric`.
 struct sparsity_ranking {
-  sparsity_metric metric = sparsity_metric::k90;
+  sparsity_metric metric = sparsity_metric::k90;  // the metric `order` ranks by
   std::vector<layer_sparsity> layers;  // per layer (attention == false: no maps, score 0)
   std::vector<index_t> order;          // sparsest first
 
+  // The ranking score of `layer` (larger is sparser); throws std::out_of_range for a bad layer.
   double score(index_t layer) const { return sparsity_score(layers.at(static_cast<std::size_t>(layer)).all, metric); }
 };
 
@@ -63,8 +68,9 @@ sparsity_ranking rank_by_sparsity(const HybridViT<T>& model, const data::image_d
   return r;
 }
 
+// A set of layers the experiment replaces together, and how it was chosen.
 struct layer_group {
-  layer_selection selection = layer_selection::group;
+  layer_selection selection = layer_selection::group;  // sparsest, densest or a contiguous group
   std::vector<index_t> layers;  // ascending
 };
 

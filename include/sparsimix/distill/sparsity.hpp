@@ -19,18 +19,25 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// How sparse attention rows are, by each of the four statistics (defined in the header comment).
 struct sparsity_stats {
+  // The header comment's four statistics (entropy, top_k_mass, k90, threshold), averaged over
+  // attention rows.
   double entropy = 0, top_k_mass = 0, k90 = 0, threshold = 0;
 };
 
+// Which statistic ranks layers by sparsity (defined in the header comment).
 enum class sparsity_metric { k90, entropy, top_k_mass, threshold };
 
+// The names configs, the command line and reports use for each metric.
 inline constexpr detail::enum_table<sparsity_metric, 4> sparsity_metric_names{
     {{sparsity_metric::k90, "k90"},
      {sparsity_metric::entropy, "entropy"},
      {sparsity_metric::top_k_mass, "top_k_mass"},
      {sparsity_metric::threshold, "threshold"}}};
+// The metric's name in configs and reports.
 constexpr std::string_view to_string(sparsity_metric m) noexcept { return detail::enum_to_string(sparsity_metric_names, m); }
+// The metric named `s`; throws config_error naming the choices otherwise.
 inline sparsity_metric parse_sparsity_metric(std::string_view s) {
   return detail::enum_parse(sparsity_metric_names, s, "sparsity metric");
 }
@@ -83,13 +90,17 @@ sparsity_stats row_sparsity(const T* a, index_t n, double* scratch) {
 // With a mask, dead queries are skipped and dead keys removed from each row (they are 0).
 class sparsity_accumulator {
  public:
+  // Averages `heads` heads (0: as many as the first maps have), over all query rows or the CLS row.
   explicit sparsity_accumulator(index_t heads = 0, bool cls_only = false) : cls_only_(cls_only) { reset(heads); }
+  // Forgets every row seen and sets the number of heads.
   void reset(index_t heads) {
     sums_.assign(static_cast<std::size_t>(heads), {});
     rows_ = 0;
   }
+  // Whether only the CLS query row (row 0) is measured.
   bool cls_only() const noexcept { return cls_only_; }
 
+  // Adds the rows of attention maps [B, H, N, N] (probabilities); with a mask, alive tokens only.
   template <class T>
   void add(TensorView<const T> maps, const TokenMask* mask = nullptr) {
     check_shape("sparsity_accumulator::add", "maps", maps.shape(), {-1, -1, -1, -1});
@@ -131,6 +142,7 @@ class sparsity_accumulator {
     s.threshold /= n;
     return s;
   }
+  // Number of heads measured.
   index_t heads() const noexcept { return static_cast<index_t>(sums_.size()); }
   // Mean over heads.
   sparsity_stats layer() const {

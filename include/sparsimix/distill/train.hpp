@@ -23,10 +23,11 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// A model's score on a dataset: accuracy, mean loss and, for A-ViT models, token retention.
 struct eval_result {
   double accuracy = 0;  // fraction in [0, 1]
   double loss = 0;      // mean cross-entropy
-  index_t count = 0;
+  index_t count = 0;    // examples evaluated
   // A-ViT models only (empty otherwise): per block, the fraction of patch tokens it processed
   // (FAR's keep_ratio), over the evaluated images.
   std::vector<double> retention;
@@ -117,16 +118,17 @@ double measure_throughput(const HybridViT<T>& model, const data::image_dataset& 
   return static_cast<double>(b) / s[static_cast<std::size_t>(runs / 2)];
 }
 
+// The training recipe of one fit(): budget, AdamW and schedule, data, validation, checkpoints.
 struct fit_options {
   index_t steps = 1000;          // optimizer updates (the fixed budget)
-  index_t batch = 128;
-  double lr = 1e-3;
-  double weight_decay = 0.05;
-  double warmup_fraction = 0.05;
-  double min_lr = 1e-5;
+  index_t batch = 128;           // examples per step
+  double lr = 1e-3;              // peak learning rate, reached after warm-up
+  double weight_decay = 0.05;    // AdamW's decoupled weight decay
+  double warmup_fraction = 0.05;  // share of `steps` spent in linear warm-up
+  double min_lr = 1e-5;          // where the cosine decay ends
   double clip_norm = 1.0;        // <= 0: no clipping
-  bool augment = false;
-  std::uint64_t seed = 0;
+  bool augment = false;          // random shifts and flips of the training images
+  std::uint64_t seed = 0;        // data order and augmentation
   index_t eval_every = 0;        // steps between validation runs (0: only at the end)
   index_t eval_limit = 0;        // validation examples per run (0: all)
   halting_loss_options halting;  // A-ViT loss weights, used when the model halts tokens
@@ -139,16 +141,19 @@ struct fit_options {
   fit_checkpoint_options checkpoint;
 };
 
+// What fit() reports about once a second (on_progress), for progress lines and logs.
 struct fit_progress {
-  index_t step = 0, steps = 0, epoch = 0;
+  index_t step = 0, steps = 0, epoch = 0;  // steps done of `steps`, in data epoch `epoch`
+  // Smoothed loss, last batch's accuracy, current lr, images/s, seconds left and seconds spent.
   double loss = 0, batch_accuracy = 0, lr = 0, images_per_second = 0, eta_seconds = 0, elapsed_seconds = 0;
 };
 
+// What a fit() run did: its length, speed, final loss and best validation run.
 struct fit_result {
-  index_t steps = 0;
-  double seconds = 0, images_per_second = 0, final_loss = 0;
+  index_t steps = 0;              // optimizer updates in total, resumed ones included
+  double seconds = 0, images_per_second = 0, final_loss = 0;  // time, throughput, smoothed loss
   double best_val_accuracy = -1;  // -1 without validation
-  index_t best_step = -1;
+  index_t best_step = -1;         // step of best_val_accuracy (-1 without validation)
 };
 
 // The loss of one batch on the tape; may set batch_accuracy (fraction) for progress lines.

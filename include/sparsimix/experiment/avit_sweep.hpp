@@ -34,62 +34,69 @@ SPARSIMIX_ABI_BEGIN
 // One A-ViT teacher of the sweep: its gate and training losses; `knob` is the value of the
 // knob that orders the levels (reported; docs/halting.md says which way is sparser).
 struct avit_level_spec {
-  std::string name;
-  double knob = 0;
-  halting_spec gate;
-  halting_loss_options loss;
+  std::string name;           // the level's label in reports and file names ("beta30")
+  double knob = 0;            // the knob's value at this level
+  halting_spec gate;          // the A-ViT gate of the teacher's halting
+  halting_loss_options loss;  // the ponder and prior loss weights of its fine-tune
 };
 
+// The teacher-sparsity sweep's settings: teachers, levels, students, replaced layers, timing.
 struct avit_sweep_options {
   vit_config teacher;               // the dense teacher (mixers set to attention)
   fit_options teacher_fit;          // its training
   fit_options avit_fit;             // each A-ViT teacher's fine-tune from the dense one
   distill_options distill;          // per student (mask_guided is set for A-ViT teachers)
   std::string knob = "beta";        // what avit_level_spec::knob means
-  std::vector<avit_level_spec> levels;
+  std::vector<avit_level_spec> levels;  // the A-ViT teachers, in knob order
   std::vector<mixer_spec> students;  // default: default_students()
   std::vector<index_t> replaced;     // empty: the dense teacher's sparsest depth/3 layers
   index_t calibration = 1000;        // validation images for the sparsity ranking
   int seeds = 2;                     // distillation seeds per (teacher, mixer)
-  int latency_runs = 30;
-  index_t throughput_batch = 64;
-  std::uint64_t seed = 0;
+  int latency_runs = 30;             // batch-1 forwards timed per teacher
+  index_t throughput_batch = 64;     // batch of the throughput measurement
+  std::uint64_t seed = 0;            // the dense teacher's initialisation and the students' seeds
 };
 
+// One distilled student of the sweep (also one JSON line in the run folder).
 struct avit_student_result {
-  std::string mixer;
-  std::vector<index_t> replaced;
-  std::uint64_t seed = 0;
-  double test_accuracy = 0, val_accuracy = 0, gap = 0;  // gap = teacher - student (test)
+  std::string mixer;                                      // the student mixer's kind
+  std::vector<index_t> replaced;                          // the replaced layers, ascending
+  std::uint64_t seed = 0;                                 // its distillation seed
+  double test_accuracy = 0, val_accuracy = 0, gap = 0;    // accuracies; gap = teacher - student (test)
   double mean_retention = 1;                              // the student's own, after stage 2
 };
 
+// One teacher of the sweep (the dense one or an A-ViT level) and its students.
 struct avit_level_result {
-  std::string name;
-  bool halting = false;
-  double knob = 0;
-  double mean_retention = 1;
+  std::string name;               // "dense" or the level's name
+  bool halting = false;           // false for the dense teacher
+  double knob = 0;                // the level's knob (NaN for the dense teacher)
+  double mean_retention = 1;      // mean of `retention` over blocks
   std::vector<double> retention;  // per block (all 1 for the dense teacher)
+  // The teacher's test and validation accuracy, batch-1 latency (ms) and batched images/s.
   double teacher_test_accuracy = 0, teacher_val_accuracy = 0, latency_ms = 0, images_per_s = 0;
-  std::vector<avit_student_result> students;
+  std::vector<avit_student_result> students;  // every seed of every student mixer
 };
 
+// Per student mixer, the sweep's claim: does the gap fall as the teacher gets sparser?
 struct avit_claim {
   double spearman = 0;        // Spearman(teacher sparsity = 1 - mean retention, mean gap) over levels
   std::optional<bool> holds;  // empty: cannot tell (the seeds' spread exceeds the trend)
-  std::string note;
+  std::string note;           // the verdict in words, with the numbers behind it
 };
 
+// Everything the sweep measured: the layers replaced, each level with its students, the claims.
 struct avit_report {
-  std::vector<index_t> replaced;
-  std::vector<avit_level_result> levels;
-  std::map<std::string, avit_claim> claims;
+  std::vector<index_t> replaced;             // the same layers for every teacher
+  std::vector<avit_level_result> levels;     // the dense teacher first, then the A-ViT levels
+  std::map<std::string, avit_claim> claims;  // per student kind
 };
 
+// Callbacks the sweep makes along the way (each may be empty).
 template <class T = float>
 struct avit_sweep_hooks {
-  std::function<void(const std::string&)> log;
-  std::function<void(const std::string& phase, const fit_progress&)> progress;
+  std::function<void(const std::string&)> log;                                  // one line of news
+  std::function<void(const std::string& phase, const fit_progress&)> progress;  // training progress
 };
 
 // Mean and sample standard deviation.
@@ -139,11 +146,13 @@ inline avit_claim teacher_sparsity_claim(const std::vector<avit_level_result>& l
   return c;
 }
 
+// One student result as a JSON line of the run folder.
 inline nlohmann::ordered_json to_json(const avit_student_result& s) {
   return {{"mixer", s.mixer},       {"replaced", s.replaced},     {"seed", s.seed},
           {"test_accuracy", s.test_accuracy}, {"val_accuracy", s.val_accuracy}, {"gap", s.gap},
           {"mean_retention", s.mean_retention}};
 }
+// Reads a student result back from its JSON line (the sweep's resume).
 inline avit_student_result avit_student_from_json(const nlohmann::json& j) {
   avit_student_result s;
   s.mixer = j.at("mixer").get<std::string>();
@@ -302,6 +311,7 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
   return rep;
 }
 
+// The sweep's part of report.json: the levels with their students, and the claims.
 inline nlohmann::ordered_json to_json(const avit_report& r, const std::string& knob) {
   nlohmann::ordered_json levels = nlohmann::ordered_json::array();
   for (const auto& l : r.levels) {

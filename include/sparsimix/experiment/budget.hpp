@@ -18,25 +18,29 @@ SPARSIMIX_ABI_BEGIN
 // quality run (about 2 hours on 2 cores).
 enum class budget_size { tiny, small, full };
 
+// The names the command line (--budget) and reports use for each size.
 inline constexpr detail::enum_table<budget_size, 3> budget_size_names{
     {{budget_size::tiny, "tiny"}, {budget_size::small, "small"}, {budget_size::full, "full"}}};
+// The size's name on the command line and in reports.
 constexpr std::string_view to_string(budget_size b) noexcept { return detail::enum_to_string(budget_size_names, b); }
+// The size named `s`; throws config_error naming the choices otherwise.
 inline budget_size parse_budget_size(std::string_view s) { return detail::enum_parse(budget_size_names, s, "budget"); }
 
+// Every step count and setting of one budget size: the teacher, its training, distillation, sweeps.
 struct budget {
-  budget_size size = budget_size::small;
-  vit_config teacher;
-  fit_options teacher_fit;
-  distill_options distill;
+  budget_size size = budget_size::small;    // which preset this is
+  vit_config teacher;                       // the teacher's architecture (demo_teacher_config())
+  fit_options teacher_fit;                  // the teacher's training
+  distill_options distill;                  // each demo variant's two-stage distillation
   index_t calibration = 1000;               // validation images for the sparsity measurement
   index_t val_size = 5000;                  // held out of the training split
   index_t train_limit = 0, test_limit = 0;  // 0: the whole split
-  int latency_runs = 30;
+  int latency_runs = 30;                    // batch-1 forwards timed per model (the median is reported)
   // The A-ViT sweep (demo --avit): each level's fine-tune from the dense teacher, the levels
   // (ordered by the gate centre beta: smaller is sparser) and distillation seeds per cell.
   fit_options avit_fit;
-  std::vector<avit_level_spec> avit_levels;
-  int avit_seeds = 2;
+  std::vector<avit_level_spec> avit_levels;  // the levels, ordered by beta
+  int avit_seeds = 2;                        // distillation seeds per (level, mixer) cell
   // Each sweep student's distillation: the sweep distils (levels + 1) x mixers x seeds students,
   // 16 at the defaults, so it gets a shorter budget than the demo's variants.
   distill_options avit_distill;
@@ -156,6 +160,7 @@ inline budget make_budget(budget_size size) {
   }
   return b;
 }
+// The preset named `name` ("tiny", "small" or "full"); throws config_error otherwise.
 inline budget make_budget(std::string_view name) { return make_budget(parse_budget_size(name)); }
 
 SPARSIMIX_ABI_END

@@ -29,52 +29,64 @@ inline std::vector<mixer_spec> default_students() {
   return {spec_for<MultiHeadLSTM>(), spec_for<SelectiveScan>({.d_state = 8, .expand = 1.0, .bidirectional = true})};
 }
 
+// The whole experiment's settings: the teacher, the students, the layer groups, measurement.
 struct experiment_options {
   vit_config teacher;              // mixers are set to attention
-  fit_options teacher_fit;
-  distill_options distill;
+  fit_options teacher_fit;         // the teacher's training (when run_experiment trains it)
+  distill_options distill;         // each student's two-stage distillation
   std::vector<mixer_spec> students;  // default: default_students()
   index_t group_size = 0;            // 0: default_group_size(depth)
   index_t calibration = 1000;        // validation images for the sparsity measurement
-  sparsity_metric metric = sparsity_metric::k90;
-  int latency_runs = 30;
+  sparsity_metric metric = sparsity_metric::k90;  // how layers are ranked by sparsity
+  int latency_runs = 30;             // batch-1 forwards timed per model in each round
   // Pruned mh_lstm variants (docs/pruning.md): the sparsest and the densest mh_lstm students
   // are also pruned by this fraction of their units (0: no pruned variants), with `prune`'s
   // regularised training and fine-tune.
   double prune_fraction = 0.5;
-  prune_options prune;
+  prune_options prune;  // the pruned variants' regularised training and fine-tune
   // Timing: images/s at this batch and batch-1 latency, medians over rounds that go through the
   // teacher and every variant in turn (a noisy moment cannot single one model out).
   index_t throughput_batch = 64;
-  int timing_rounds = 5;
-  std::uint64_t seed = 0;
+  int timing_rounds = 5;   // rounds over all models for the timing medians
+  std::uint64_t seed = 0;  // the teacher's initialisation and the students' new mixers
 };
 
+// One distilled (or pruned) student of the experiment: what it replaced and how it scores.
 struct variant_result {
+  // Its name ("mh_lstm/sparsest", "selective_scan/group/0-1"), student kind, and layer selection.
   std::string name, mixer, selection;
-  std::vector<index_t> replaced;
+  std::vector<index_t> replaced;  // the replaced layers, ascending
+  // Mean sparsity score of the replaced layers, test accuracy, the drop from the teacher's,
+  // batch-1 latency (ms) and distillation time (s).
   double mean_sparsity = 0, test_accuracy = 0, accuracy_drop = 0, latency_ms = 0, seconds = 0;
-  double val_accuracy = 0;
-  index_t params = 0, nonzero_params = 0, stored_params = 0;  // models/pruning.hpp
+  double val_accuracy = 0;                                    // reported only, never used to select
+  index_t params = 0, nonzero_params = 0, stored_params = 0;  // all, non-zero, stored (models/pruning.hpp)
   double images_per_s = 0;                                    // at experiment_options::throughput_batch
-  bool pruned = false;
-  double pruned_fraction = 0;
+  bool pruned = false;                                        // a pruned variant of a distilled mh_lstm
+  double pruned_fraction = 0;                                 // share of its LSTM units pruned
 };
 
+// Per student kind, the experiment's claim: is replacing the sparsest layers cheaper?
 struct claim_result {
+  // Test accuracy drops of the sparsest and the densest group, and Spearman's rho between
+  // sparsity and drop over the groups.
   double sparsest_drop = 0, densest_drop = 0, spearman = 0;
   bool holds = false;  // replacing the sparsest group cost less accuracy than the densest
 };
 
+// Everything run_experiment measured, written out as report.json, CSV tables and plots.
 struct experiment_report {
+  // The teacher's test and validation accuracy, batch-1 latency (ms) and training time (s).
   double teacher_test_accuracy = 0, teacher_val_accuracy = 0, teacher_latency_ms = 0, teacher_train_seconds = 0;
-  double teacher_images_per_s = 0;
+  double teacher_images_per_s = 0;  // at experiment_options::throughput_batch
+  // The teacher's parameter counts: all, non-zero, stored (models/pruning.hpp).
   index_t teacher_params = 0, teacher_nonzero_params = 0, teacher_stored_params = 0;
   sparsity_ranking sparsity;  // the teacher's, on the calibration images
-  std::vector<variant_result> variants;
-  std::map<std::string, claim_result> claims;
+  std::vector<variant_result> variants;  // every student, pruned variants included
+  std::map<std::string, claim_result> claims;  // per student kind
 };
 
+// Callbacks run_experiment makes along the way (each may be empty).
 template <class T = float>
 struct experiment_hooks {
   std::function<void(const std::string&)> log;                                  // one line of news

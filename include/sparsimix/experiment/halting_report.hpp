@@ -24,7 +24,7 @@ struct halting_summary {
   double mean_retention = 1;      // mean of retention over blocks
   Tensor<std::int64_t> depth;     // [K, N] blocks that processed each token (first K images)
   std::vector<index_t> depth_histogram;  // [L + 1]: patch tokens of the evaluated images by depth (0 unused)
-  index_t images = 0;
+  index_t images = 0;                    // images evaluated
 };
 
 // Runs a halting model on the first `count` images of `ds` (retention and the depth
@@ -68,6 +68,7 @@ halting_summary summarize_halting(const HybridViT<T>& model, const data::image_d
   return s;
 }
 
+// The summary for report.json: images, mean retention, retention per block, depth histogram.
 inline nlohmann::ordered_json to_json(const halting_summary& s) {
   return {{"images", s.images},
           {"mean_retention", s.mean_retention},

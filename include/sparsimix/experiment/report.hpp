@@ -19,10 +19,12 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The four statistics of one sparsity_stats as a JSON object.
 inline nlohmann::ordered_json stats_json(const sparsity_stats& s) {
   return {{"entropy", s.entropy}, {"top_k_mass", s.top_k_mass}, {"k90", s.k90}, {"threshold", s.threshold}};
 }
 
+// The fit options a run used, for report.json (hoyer_square only when on).
 inline nlohmann::ordered_json to_json(const fit_options& f) {
   nlohmann::ordered_json j = {{"steps", f.steps},         {"batch", f.batch},
                               {"lr", f.lr},               {"weight_decay", f.weight_decay},
@@ -33,6 +35,7 @@ inline nlohmann::ordered_json to_json(const fit_options& f) {
   return j;
 }
 
+// The distillation settings a run used, for report.json.
 inline nlohmann::ordered_json to_json(const distill_options& d) {
   return {{"stage1", to_json(d.stage1)},
           {"stage2", to_json(d.stage2)},
@@ -60,6 +63,7 @@ inline nlohmann::ordered_json to_json(const sparsity_ranking& r) {
   return {{"metric", to_string(r.metric)}, {"layers", layers}, {"ranking", r.order}};
 }
 
+// The report.json document: the teacher, the sparsity ranking, every variant and the claims.
 inline nlohmann::ordered_json to_json(const experiment_report& r) {
   nlohmann::ordered_json j;
   j["teacher"] = {{"test_accuracy", r.teacher_test_accuracy},

@@ -1,5 +1,5 @@
 // HybridViT checkpoints as safetensors (docs/formats.md sections 1-2): the PyTorch/timm
-// state_dict plus __metadata__ {"format": "pt", "sparsimix.config": <JSON>}.
+// state_dict plus __metadata__ {"format": "pt", "sparsimix.config": the config as JSON text}.
 #pragma once
 #include <algorithm>
 #include <map>
@@ -14,6 +14,7 @@
 namespace sparsimix::io {
 SPARSIMIX_ABI_BEGIN
 
+// How load_checkpoint reads a file: timm defaults and the finite-weights check.
 struct load_options {
   // Heads of a timm checkpoint without "sparsimix.config" (0 = embed_dim / 64, at least 1).
   index_t num_heads = 0;
@@ -127,6 +128,7 @@ HybridViT<T> load_checkpoint(const safetensors_file& f, const load_options& opt 
   return model;
 }
 
+// Reads the checkpoint file at `path` and loads it as above.
 template <class T = float>
 HybridViT<T> load_checkpoint(const std::string& path, const load_options& opt = {}) {
   return load_checkpoint<T>(safetensors_file::load(path), opt);

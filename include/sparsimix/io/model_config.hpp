@@ -38,7 +38,7 @@ inline double get_num(const nlohmann::json& obj, const char* key, const std::str
 }
 }  // namespace detail
 
-// {"kind": K, <option>: value, ...} -> the registered kind's spec, defaults filled in and
+// {"kind": K, "option": value, ...} -> the registered kind's spec, defaults filled in and
 // validated. JSON integers, numbers, booleans and the string "auto" map to the option types.
 inline mixer_spec mixer_spec_from_json(const nlohmann::json& m, const std::string& where) {
   using detail::concat;
@@ -60,6 +60,7 @@ inline mixer_spec mixer_spec_from_json(const nlohmann::json& m, const std::strin
   return normalize_spec(mixer_spec(kind, std::move(options)), where);
 }
 
+// The spec as {"kind": K, option: value, ...}, options in field order, "auto" for auto values.
 inline nlohmann::ordered_json to_json(const mixer_spec& s) {
   nlohmann::ordered_json o;
   o["kind"] = s.kind();
@@ -78,6 +79,7 @@ inline nlohmann::ordered_json to_json(const mixer_spec& s) {
   return o;
 }
 
+// Parses and validates a "sparsimix.config" object; throws config_error naming the bad field.
 inline vit_config vit_config_from_json(const nlohmann::json& j) {
   using detail::concat;
   const std::string where = "sparsimix.config";
@@ -112,6 +114,7 @@ inline vit_config vit_config_from_json(const nlohmann::json& j) {
   return c;
 }
 
+// Parses "sparsimix.config" JSON text; throws config_error on bad JSON or a bad field.
 inline vit_config vit_config_from_string(const std::string& s) {
   nlohmann::json j;
   try {
@@ -122,6 +125,7 @@ inline vit_config vit_config_from_string(const std::string& s) {
   return vit_config_from_json(j);
 }
 
+// The config as the "sparsimix.config" object (halting null when off).
 inline nlohmann::ordered_json to_json(const vit_config& c) {
   nlohmann::ordered_json j;
   j["img_size"] = c.img_size;
@@ -142,6 +146,7 @@ inline nlohmann::ordered_json to_json(const vit_config& c) {
   return j;
 }
 
+// The config as compact JSON text, the checkpoint's "sparsimix.config" metadata.
 inline std::string to_string(const vit_config& c) { return to_json(c).dump(); }
 
 SPARSIMIX_ABI_END

@@ -22,8 +22,10 @@
 namespace sparsimix::io {
 SPARSIMIX_ABI_BEGIN
 
+// Element types of a safetensors file sparsimix reads (all five) or writes (f32, f64, i64).
 enum class dtype { f32, f64, f16, bf16, i64 };
 
+// The type's name in the file's header ("F32", "BF16", ...).
 inline const char* dtype_name(dtype t) noexcept {
   switch (t) {
     case dtype::f32: return "F32";
@@ -34,6 +36,7 @@ inline const char* dtype_name(dtype t) noexcept {
   }
   return "?";
 }
+// Bytes per element.
 inline std::size_t dtype_size(dtype t) noexcept {
   switch (t) {
     case dtype::f32: return 4;
@@ -45,12 +48,14 @@ inline std::size_t dtype_size(dtype t) noexcept {
   return 0;
 }
 
+// Largest JSON header accepted, in bytes: a bigger length field marks a corrupt file.
 inline constexpr std::uint64_t max_header_bytes = 100'000'000;
 
+// One tensor's entry in the header: where its bytes are and how to read them.
 struct tensor_record {
-  std::string name;
-  dtype type = dtype::f32;
-  Shape shape;
+  std::string name;                  // state_dict name, like "blocks.0.attn.qkv.weight"
+  dtype type = dtype::f32;           // element type in the file
+  Shape shape;                       // extents, outermost first
   std::uint64_t begin = 0, end = 0;  // relative to the start of the data buffer
 };
 
@@ -83,6 +88,7 @@ inline float bf16_to_float(std::uint16_t h) noexcept {
 }
 }  // namespace detail
 
+// A safetensors file read into memory and validated; tensors are converted to T on request.
 class safetensors_file {
  public:
   // Reads and validates a whole file. Throws io_error (missing/unreadable) or format_error.
@@ -107,17 +113,23 @@ class safetensors_file {
     return f;
   }
 
+  // The file's path (or the `source` given to parse), for messages.
   const std::string& source() const noexcept { return source_; }
+  // Every tensor's entry, in the header's order.
   const std::vector<tensor_record>& records() const noexcept { return records_; }
+  // The __metadata__ strings (a checkpoint's "format" and "sparsimix.config").
   const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+  // Whether the file holds a tensor called `name`.
   bool contains(const std::string& name) const noexcept { return index_.count(name) != 0; }
   // Bytes of tensor data after the header.
   std::uint64_t data_size() const noexcept { return bytes_.size() - data_begin_; }
+  // Every tensor's name, in the header's order.
   std::vector<std::string> names() const {
     std::vector<std::string> n;
     for (const auto& r : records_) n.push_back(r.name);
     return n;
   }
+  // The entry of tensor `name`; throws format_error when there is none.
   const tensor_record& record(const std::string& name) const {
     auto it = index_.find(name);
     if (it == index_.end())
@@ -294,6 +306,8 @@ class safetensors_file {
 // Collects tensors (copied) and writes them atomically: F32 by default, F64 or I64 on request.
 class safetensors_writer {
  public:
+  // Adds a copy of `t` to be written as `as` (f32, f64 or i64); throws config_error on another
+  // type or a name already added.
   template <class T>
   void add(const std::string& name, TensorView<const T> t, dtype as = dtype::f32) {
     if (as != dtype::f32 && as != dtype::f64 && as != dtype::i64)
@@ -310,8 +324,10 @@ class safetensors_writer {
     }
     entries_.push_back(std::move(e));
   }
+  // Adds a copy of `t`; see the view overload.
   template <class T>
   void add(const std::string& name, const Tensor<T>& t, dtype as = dtype::f32) { add<T>(name, t.view(), as); }
+  // Sets one __metadata__ string (replacing an earlier value for `key`).
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
   // The complete file as bytes (header padded with spaces to a multiple of 8).

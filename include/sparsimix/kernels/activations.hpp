@@ -25,11 +25,13 @@ namespace sparsimix::kernels::simd {
 SPARSIMIX_ABI_BEGIN
 
 // ---- one batch ------------------------------------------------------------------------
+// Logistic sigmoid 1 / (1 + exp(-x)) of one batch (0 where exp(-x) overflows).
 template <class T, class A>
 vec<T, A> sigmoid(const vec<T, A>& x) noexcept {
   using V = vec<T, A>;
   return V(T(1)) / (V(T(1)) + simd::fast_exp(-x));  // exp(50) is finite in float; exp(-x) = inf gives 0
 }
+// SiLU x * sigmoid(x) of one batch (Mamba's gate activation).
 template <class T, class A>
 vec<T, A> silu(const vec<T, A>& x) noexcept {
   return x * sigmoid(x);
@@ -64,26 +66,32 @@ vec<T, A> silu_grad(const vec<T, A>& x) noexcept {
 }
 
 // ---- one arch, whole arrays -------------------------------------------------------------
+// y = exp(x) for one arch.
 template <class A, class T>
 [[gnu::flatten]] void exp(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return simd::fast_exp(v); });
 }
+// y = sigmoid(x) for one arch.
 template <class A, class T>
 [[gnu::flatten]] void sigmoid(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return sigmoid(v); });
 }
+// y = tanh(x) for one arch.
 template <class A, class T>
 [[gnu::flatten]] void tanh(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return simd::fast_tanh(v); });
 }
+// y = silu(x) for one arch.
 template <class A, class T>
 [[gnu::flatten]] void silu(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return silu(v); });
 }
+// y = softplus(x) for one arch.
 template <class A, class T>
 [[gnu::flatten]] void softplus(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return softplus(v); });
 }
+// y = gelu(x), exact erf form, for one arch.
 template <class A, class T>
 [[gnu::flatten]] void gelu(A, const T* x, T* y, index_t n) noexcept {
   map(A{}, x, y, n, [](const vec<T, A>& v) { return gelu(v); });
@@ -106,13 +114,21 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// y = exp(x) over n elements; y may alias x.
 template <class T> void exp(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(exp, x, y, n); }
+// y = sigmoid(x) over n elements; y may alias x.
 template <class T> void sigmoid(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(sigmoid, x, y, n); }
+// y = tanh(x) over n elements; y may alias x.
 template <class T> void tanh(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(tanh, x, y, n); }
+// y = silu(x) = x * sigmoid(x) over n elements; y may alias x.
 template <class T> void silu(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(silu, x, y, n); }
+// y = softplus(x) = log(1 + exp(x)) over n elements (PyTorch's threshold 20); y may alias x.
 template <class T> void softplus(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(softplus, x, y, n); }
+// y = gelu(x), exact erf form, over n elements; y may alias x.
 template <class T> void gelu(const T* x, T* y, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(gelu, x, y, n); }
+// dx = dy * gelu'(x) over n elements; dx may alias dy.
 template <class T> void gelu_backward(const T* x, const T* dy, T* dx, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(gelu_backward, x, dy, dx, n); }
+// dx = dy * silu'(x) over n elements; dx may alias dy.
 template <class T> void silu_backward(const T* x, const T* dy, T* dx, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(silu_backward, x, dy, dx, n); }
 
 SPARSIMIX_ABI_END

@@ -33,6 +33,7 @@ SPARSIMIX_ABI_BEGIN
 // within its 128 KB stack limit (no malloc). Measured at n = 197, d = 64: 256 keys beat 64
 // by about 15% (fewer, larger Eigen products).
 inline constexpr index_t attention_query_tile = 64;
+// Keys per score tile: 256 in float, 128 in double (the tile stays 64 KB).
 template <class T>
 inline constexpr index_t attention_key_tile = static_cast<index_t>(1024 / sizeof(T));
 

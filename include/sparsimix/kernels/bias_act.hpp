@@ -37,10 +37,12 @@ void bias_map(A, T* y, const T* bias, index_t rows, index_t cols, T* pre, F f) n
 }
 }  // namespace detail
 
+// y[r, c] += bias[c] for one arch.
 template <class A, class T>
 [[gnu::flatten]] void add_bias(A, T* y, const T* bias, index_t rows, index_t cols) noexcept {
   detail::bias_map(A{}, y, bias, rows, cols, static_cast<T*>(nullptr), [](const vec<T, A>& v) { return v; });
 }
+// y = gelu(y + bias) for one arch; pre (if not nullptr) receives y + bias for gelu_backward.
 template <class A, class T>
 [[gnu::flatten]] void bias_gelu(A, T* y, const T* bias, index_t rows, index_t cols, T* pre) noexcept {
   detail::bias_map(A{}, y, bias, rows, cols, pre, [](const vec<T, A>& v) { return gelu(v); });
@@ -52,10 +54,13 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// y[r, c] += bias[c] over a [rows, cols] buffer (a Linear's epilogue).
 template <class T>
 void add_bias(T* y, const T* bias, index_t rows, index_t cols) noexcept {
   SPARSIMIX_KERNELS_ENTRY(add_bias, y, bias, rows, cols);
 }
+// y = gelu(y + bias) over [rows, cols], in one pass; pre (if not nullptr) receives y + bias,
+// which gelu_backward needs.
 template <class T>
 void bias_gelu(T* y, const T* bias, index_t rows, index_t cols, T* pre) noexcept {
   SPARSIMIX_KERNELS_ENTRY(bias_gelu, y, bias, rows, cols, pre);

@@ -79,11 +79,15 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// The causal (reverse: anti-causal) depthwise conv of one sequence: xc [L, Di] from x, wt
+// [K, Di] and bias, as the arch-keyed kernel above.
 template <class T>
 void conv1d_depthwise_forward(const T* x, index_t ldx, const T* wt, const T* bias, T* xc, index_t L, index_t Di,
                               index_t K, bool reverse) noexcept {
   SPARSIMIX_KERNELS_ENTRY(conv1d_depthwise_forward, x, ldx, wt, bias, xc, L, Di, K, reverse);
 }
+// Adds dL/dx, dL/dwt and dL/dbias of one sequence given gxc = dL/dxc, as the arch-keyed
+// kernel above.
 template <class T>
 void conv1d_depthwise_backward(const T* x, index_t ldx, const T* wt, const T* gxc, T* gx, T* gwt, T* gb, index_t L,
                                index_t Di, index_t K, bool reverse) noexcept {

@@ -11,6 +11,7 @@
 #pragma once
 #include "../fwd.hpp"
 
+// Strips the parentheses of a parenthesised list: (a, b) -> a, b.
 #define SPARSIMIX_KERNELS_UNPAREN(...) __VA_ARGS__
 
 // X(name, return type, (parameters), (arguments)) for every dispatched kernel, for scalar T:
@@ -81,6 +82,7 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels::dispatched {
 SPARSIMIX_ABI_BEGIN
 
+// Declares one dispatched entry point (an X for SPARSIMIX_KERNELS_DISPATCH_LIST).
 #define SPARSIMIX_KERNELS_DISPATCH_DECLARE(name, ret, params, args) ret name params noexcept;
 SPARSIMIX_KERNELS_DISPATCH_LIST(SPARSIMIX_KERNELS_DISPATCH_DECLARE, float)
 SPARSIMIX_KERNELS_DISPATCH_LIST(SPARSIMIX_KERNELS_DISPATCH_DECLARE, double)
@@ -103,5 +105,7 @@ SPARSIMIX_ABI_END
 // every dispatched kernel for Arch, float and double.
 #define SPARSIMIX_KERNELS_INSTANTIATE_ONE(name, ret, params, args) \
   template ret sparsimix::kernels::simd::name(SPARSIMIX_KERNELS_ARCH, SPARSIMIX_KERNELS_UNPAREN params) noexcept;
+// The declaration twin of SPARSIMIX_KERNELS_INSTANTIATE_ONE: the dispatcher TU links the
+// arch TUs' instantiations instead of making its own.
 #define SPARSIMIX_KERNELS_EXTERN_ONE(name, ret, params, args) \
   extern template ret sparsimix::kernels::simd::name(SPARSIMIX_KERNELS_ARCH, SPARSIMIX_KERNELS_UNPAREN params) noexcept;

@@ -64,6 +64,7 @@ template <class A, class T>
   }
 }
 
+// LayerNorm backward for one arch: dx from dy and the saved mean and rstd; dgamma, dbeta +=.
 template <class A, class T>
 [[gnu::flatten]] void layernorm_backward(A, const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy, T* dx, T* dgamma,
                         T* dbeta, index_t rows, index_t cols) noexcept {
@@ -121,11 +122,13 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// y = LayerNorm(x) row by row (header conventions); mean, rstd saved for backward unless nullptr.
 template <class T>
 void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, index_t rows, index_t cols,
                        T eps) noexcept {
   SPARSIMIX_KERNELS_ENTRY(layernorm_forward, x, gamma, beta, y, mean, rstd, rows, cols, eps);
 }
+// dx = dL/dx from dy and the forward's mean and rstd; dgamma, dbeta += (each may be nullptr).
 template <class T>
 void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy, T* dx, T* dgamma,
                         T* dbeta, index_t rows, index_t cols) noexcept {

@@ -202,23 +202,28 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// hh[B, G] = hs[B, d] wt[d, G]: the recurrent product of one step for every sequence.
 template <class T>
 void lstm_hh_product(const T* hs, const T* wt, T* hh, index_t B, index_t d, index_t G) noexcept {
   SPARSIMIX_KERNELS_ENTRY(lstm_hh_product, hs, wt, hh, B, d, G);
 }
+// One fused LSTM step for one row: gate activations, c_t and h_t (contract above).
 template <class T>
 void lstm_cell_forward(T* gates, const T* c_prev, T* c, T* h, index_t d) noexcept {
   SPARSIMIX_KERNELS_ENTRY(lstm_cell_forward, gates, c_prev, c, h, d);
 }
+// The backward of one LSTM step for one row: dpre from dh and dc (contract above).
 template <class T>
 void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dpre, index_t d) noexcept {
   SPARSIMIX_KERNELS_ENTRY(lstm_cell_backward, gates, c_prev, c, dh, dc, dpre, d);
 }
+// The forward recurrence of one head and direction over a packed batch (contract above).
 template <class T>
 void lstm_recurrence_forward(const lstm_problem<T>& p, T* gates, const T* wt, T* cells, T* hid, index_t ldh, T* hh,
                              T* hs, T* cs) noexcept {
   SPARSIMIX_KERNELS_ENTRY(lstm_recurrence_forward, p, gates, wt, cells, hid, ldh, hh, hs, cs);
 }
+// Backpropagation through time of one head and direction over a packed batch (contract above).
 template <class T>
 void lstm_recurrence_backward(const lstm_problem<T>& p, const T* gates, const T* cells, const T* dhid, index_t ldh,
                               const T* whh, T* dg, T* dgs, T* dh, T* dc, T* zeros) noexcept {

@@ -35,12 +35,14 @@ vec<T, A> reduce4(A, const T* a, const T* b, index_t n, T fill, F f, J join) noe
 }
 }  // namespace detail
 
+// Sum of x[0..n) for one arch (0 for n == 0).
 template <class A, class T>
 [[gnu::flatten]] T sum(A, const T* x, index_t n) noexcept {
   using V = vec<T, A>;
   const auto add = [](const V& u, const V& v) { return u + v; };
   return xsimd::hadd(detail::reduce4(A{}, x, x, n, T(0), [](const V& s, const V& a, const V&) { return s + a; }, add));
 }
+// Dot product of a[0..n) and b[0..n) for one arch, fused multiply-adds.
 template <class A, class T>
 [[gnu::flatten]] T dot(A, const T* a, const T* b, index_t n) noexcept {
   using V = vec<T, A>;
@@ -49,6 +51,7 @@ template <class A, class T>
     return xsimd::fma(u, v, s);
   }, add));
 }
+// Sum of x[i]^2 over n elements for one arch (squared L2 norm).
 template <class A, class T>
 [[gnu::flatten]] T sum_squares(A, const T* x, index_t n) noexcept {
   using V = vec<T, A>;
@@ -73,9 +76,13 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// Sum of x[0..n) (0 for n == 0), lane-parallel: see the header on rounding.
 template <class T> T sum(const T* x, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(sum, x, n); }
+// Dot product of a[0..n) and b[0..n).
 template <class T> T dot(const T* a, const T* b, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(dot, a, b, n); }
+// Largest of x[0..n); -inf for n == 0.
 template <class T> T max(const T* x, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(max, x, n); }
+// Sum of x[i]^2 over n elements (the squared L2 norm gradient clipping needs).
 template <class T> T sum_squares(const T* x, index_t n) noexcept { SPARSIMIX_KERNELS_ENTRY(sum_squares, x, n); }
 
 SPARSIMIX_ABI_END

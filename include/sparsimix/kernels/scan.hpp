@@ -47,6 +47,7 @@ vec<T, A> ld(const T* p, index_t rem) noexcept {
   else
     return vec<T, A>::load_unaligned(p);
 }
+// The store twin of ld: all W lanes, or the first `rem` for the channel tail.
 template <bool Tail, class A, class T>
 void st(const vec<T, A>& v, T* p, index_t rem) noexcept {
   if constexpr (Tail)
@@ -230,6 +231,8 @@ template <class T>
 void scan_forward(const scan_problem<T>& p, T* h, T* states, T* y_pre, T* y, const T* gate, T scale) noexcept {
   SPARSIMIX_KERNELS_ENTRY(scan_forward, p, h, states, y_pre, y, gate, scale);
 }
+// The backward of scan_forward for one sequence and direction (see ref::scan_backward); acc
+// holds scan_backward_acc_size<T>(S) elements, 64-byte aligned.
 template <class T>
 void scan_backward(const scan_problem<T>& p, const T* states, const T* gy, T* lam, T* acc, T* gu, T* gdelta,
                    T* gbc, index_t ldgbc, T* ga, T* gd) noexcept {

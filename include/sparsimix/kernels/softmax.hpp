@@ -75,10 +75,12 @@ SPARSIMIX_ABI_END
 namespace sparsimix::kernels {
 SPARSIMIX_ABI_BEGIN
 
+// Softmax of each row of x [rows, cols] into y (the attention maps); y may alias x.
 template <class T>
 void softmax_rows(const T* x, T* y, index_t rows, index_t cols) noexcept {
   SPARSIMIX_KERNELS_ENTRY(softmax_rows, x, y, rows, cols);
 }
+// dx = y * (dy - sum(dy * y)) per row, the softmax backward; dx may alias dy.
 template <class T>
 void softmax_rows_backward(const T* y, const T* dy, T* dx, index_t rows, index_t cols) noexcept {
   SPARSIMIX_KERNELS_ENTRY(softmax_rows_backward, y, dy, dx, rows, cols);

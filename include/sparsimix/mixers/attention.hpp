@@ -38,11 +38,13 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Multi-head self-attention as in timm's ViT (header comment): the teachers' token mixer.
 template <class T = float>
 class Attention {
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, for generic code over mixers
 
+  // The width and head count (the mixer has no other settings).
   struct config {
     index_t dim = 0;        // C
     index_t num_heads = 1;  // H; C % H == 0
@@ -66,18 +68,25 @@ class Attention {
     }
   };
 
+  // Allocates the parameters (zero until init); throws config_error unless H > 0 divides C > 0.
   explicit Attention(const config& cfg);
 
+  // C, the token width.
   index_t dim() const noexcept { return cfg_.dim; }
+  // H, the number of heads.
   index_t num_heads() const noexcept { return cfg_.num_heads; }
+  // d = C / H, the width of one head.
   index_t head_dim() const noexcept { return cfg_.dim / cfg_.num_heads; }
+  // The softmax temperature d^-1/2.
   T scale() const noexcept { return T(1) / std::sqrt(static_cast<T>(head_dim())); }
+  // The configuration it was built with.
   const config& cfg() const noexcept { return cfg_; }
 
   // timm ViT init (init_weights_vit_timm): Linear weights trunc_normal(std 0.02) with timm's
   // absolute bounds [-2, 2] (at std 0.02 effectively a plain normal), biases 0.
   void init(Rng& rng);
 
+  // The parameters under timm's names: qkv.weight, qkv.bias, proj.weight, proj.bias.
   ParamList<T> parameters();
 
   // Inference: online softmax, no N x N buffer.
@@ -354,7 +363,7 @@ void Attention<T>::finish_proj(T* y) const {
 // No options of its own: the width and the heads come from the model.
 template <class T>
 struct mixer_traits<Attention<T>> : dims_only_traits<Attention<T>> {
-  static constexpr std::string_view kind = "attention";
+  static constexpr std::string_view kind = "attention";  // the registry and config name
 };
 
 // Compiled in src/compiled/mixers.cpp when SPARSIMIX_EXTERN_TEMPLATES is set (fwd.hpp).

@@ -10,6 +10,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// The mixers every registry knows from the start: attention, mh_lstm, selective_scan.
 using builtin_mixers = mixer_list<Attention, MultiHeadLSTM, SelectiveScan>;
 
 SPARSIMIX_ABI_END

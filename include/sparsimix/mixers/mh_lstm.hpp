@@ -61,13 +61,15 @@ auto lstm_strided(T* p, index_t rows, index_t cols, index_t ld) {
 
 }  // namespace detail
 
+// FAR's multi-head bidirectional LSTM token mixer (header comment), prunable by LSTM unit.
 template <class T = float>
 class MultiHeadLSTM {
   static_assert(std::is_floating_point_v<T>, "MultiHeadLSTM<T>: T must be float or double");
 
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, for generic code over mixers
 
+  // The width and head count; each head's LSTM has d = C / H units per direction.
   struct config {
     index_t dim = 0;        // C
     index_t num_heads = 1;  // H; d = C / H
@@ -77,7 +79,7 @@ class MultiHeadLSTM {
   struct state {
     token_packing pack;              // B, N, the M alive tokens packed in order, longest sequence
     bool training = false;           // filled by the training forward (gates, cells and u kept)
-    index_t dim = 0, heads = 0;      // of the mixer that filled it
+    index_t dim = 0, heads = 0;      // width and heads of the mixer that filled it
     Tensor<T> u;      // [M, C] mixer input (training only)
     Tensor<T> a;      // [M, C] pre_proj output
     Tensor<T> gates;  // [H, 2, M, 4d] input-to-hidden pre-activations, then activations i|f|g|o
@@ -89,17 +91,22 @@ class MultiHeadLSTM {
 
   // Activations kept by the training forward.
   struct cache_type {
-    state st;
+    state st;  // what the training forward produced
     // s = head_proj output (before post_proj), [B, N, C], 0 at dead tokens: the tensor FAR
     // distils against the teacher's pre-proj attention output (docs/method.md 1.7).
     Tensor<T> head_out;
   };
 
+  // Allocates the parameters (zero until init); throws config_error unless H > 0 divides C > 0.
   explicit MultiHeadLSTM(const config& cfg);
 
+  // C, the token width.
   index_t dim() const noexcept { return C_; }
+  // H, the number of heads.
   index_t num_heads() const noexcept { return H_; }
+  // d = C / H, the LSTM units per head and direction.
   index_t head_dim() const noexcept { return d_; }
+  // The configuration it was built with.
   const config& cfg() const noexcept { return cfg_; }
 
   // PyTorch defaults (docs/method.md 1.5): Linear W, b ~ U(+-1/sqrt(fan_in)); every LSTM weight and
@@ -115,6 +122,7 @@ class MultiHeadLSTM {
   //   head_proj.weight.blocks [H, d, 2d]: [h, r, dir*d + c] is dense [h*d + r, dir*C + h*d + c].
   ParamList<T> parameters();
 
+  // Zeroes every parameter gradient.
   void zero_grad() {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
   }
@@ -222,6 +230,7 @@ class MultiHeadLSTM {
   void prune_units(const std::vector<std::uint8_t>& keep);
   // Kept units per unit index (all 1 when unpruned; kept ones first in each (dir, head)).
   const std::vector<std::uint8_t>& unit_keep() const noexcept { return keep_; }
+  // Whether any unit is pruned.
   bool pruned() const noexcept { return std::find(keep_.begin(), keep_.end(), std::uint8_t{0}) != keep_.end(); }
   // Kept units per (dir, head), [2 * H], index dir * H + h: the widths the mixer computes at.
   const std::vector<index_t>& widths() const noexcept { return width_; }
@@ -240,6 +249,7 @@ class MultiHeadLSTM {
   // InitsFromTeacher: post_proj starts as the replaced attention's proj (FAR, docs/method.md 1.3);
   // returns the names copied (stage 1 of distillation keeps them frozen).
   std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher);
+  // The names init_from_teacher copies: post_proj.weight and post_proj.bias.
   std::vector<std::string> teacher_initialised() const { return {"post_proj.weight", "post_proj.bias"}; }
 
   // Inference: y = mixer(x), x, y: [B, N, C]; mask [B, N] or null.
@@ -867,7 +877,7 @@ std::vector<std::pair<std::string, Tensor<T>>> MultiHeadLSTM<T>::to_dense(bool g
 // No options of its own: the width and the heads come from the model.
 template <class T>
 struct mixer_traits<MultiHeadLSTM<T>> : dims_only_traits<MultiHeadLSTM<T>> {
-  static constexpr std::string_view kind = "mh_lstm";
+  static constexpr std::string_view kind = "mh_lstm";  // the registry and config name
 };
 
 // Compiled in src/compiled/mixers.cpp when SPARSIMIX_EXTERN_TEMPLATES is set (fwd.hpp).

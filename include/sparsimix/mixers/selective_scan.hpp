@@ -39,37 +39,49 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Mamba-1's selective-scan block as a SeqMixer, optionally bidirectional (Vim v2); see the header.
 template <class T = float>
 class SelectiveScan {
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, for generic code over mixers
 
+  // The block's sizes; validated by the constructor.
   struct config {
     index_t dim = 0;       // C
     index_t d_state = 16;  // S
     index_t d_conv = 4;    // K
     double expand = 2;     // D_in = floor(expand * C)
     index_t dt_rank = 0;   // R; 0 = ceil(C / 16)
-    bool bidirectional = false;
+    bool bidirectional = false;  // add the reversed branch (Vim v2)
   };
 
   // Activations backward reads, in gathered-token order (T_alive rows; all B*N without a mask).
   struct cache_type {
+    // One direction's activations: conv output, u, dt_low, B|C, delta before and after softplus,
+    // y_pre, A = -exp(A_log) transposed, and the per-step scan states.
     struct direction {
+      // Its activations per gathered row (A: [S, D_in]; states: [L, S, D_in] per sequence).
       Tensor<T> xc, u, dtl, bc, dpre, delta, ypre, at, states;
     };
     token_packing pack;  // sequence b owns gathered rows [pack.offset(b), pack.offset(b + 1))
+    // Gathered input, in_proj output [x | z], SiLU(z), the combined scan output, the reversed
+    // branch's output, and the out_proj output before the scatter.
     Tensor<T> xg, xz, gate, ycomb, ytmp, outg;
-    direction dir[2];
+    direction dir[2];  // forward and reversed branch
   };
 
+  // Allocates the parameters (zero until init); throws config_error on an invalid config.
   explicit SelectiveScan(const config& cfg);
 
+  // C, the token width.
   index_t dim() const noexcept { return cfg_.dim; }
+  // The configuration, dt_rank resolved.
   const config& cfg() const noexcept { return cfg_; }
   // True when the config asked for dt_rank "auto" (cfg().dt_rank then holds ceil(C / 16)).
   bool dt_rank_is_auto() const noexcept { return dt_rank_auto_; }
+  // D_in = floor(expand * C), the inner width.
   index_t d_inner() const noexcept { return inner_of(cfg_); }
+  // 2 when bidirectional, else 1.
   int directions() const noexcept { return cfg_.bidirectional ? 2 : 1; }
 
   // Inference: no allocation per call after warm-up (workspaces keep their capacity).
@@ -89,6 +101,7 @@ class SelectiveScan {
   // prior of 4.1 in both directions). Gradients are zeroed.
   void init(Rng& rng);
 
+  // Zeroes every parameter gradient.
   void zero_grad() noexcept;
 
  private:
@@ -495,12 +508,13 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
 // The per-block options of docs/formats.md section 1 (the width comes from the model), in the
 // order the config JSON writes them.
 struct selective_scan_options {
-  index_t d_state = 16;
-  index_t d_conv = 4;
-  double expand = 2.0;
+  index_t d_state = 16;  // S, the state size per channel
+  index_t d_conv = 4;    // K, the depthwise conv taps
+  double expand = 2.0;   // D_in = floor(expand * C)
   auto_index dt_rank{};  // auto: ceil(C / 16)
-  bool bidirectional = false;
+  bool bidirectional = false;  // add the reversed branch (Vim v2)
 
+  // Lists the fields in config JSON order (d_state, d_conv, expand, dt_rank, bidirectional).
   template <class F>
   void fields(F&& f) {
     f("d_state", d_state);
@@ -509,6 +523,7 @@ struct selective_scan_options {
     f("dt_rank", dt_rank);
     f("bidirectional", bidirectional);
   }
+  // Throws config_error naming `where` and the field for an out-of-range value.
   void validate(std::string_view where) const {
     auto bad = [&](const char* field, auto v, const char* want) {
       throw config_error(detail::concat(where, ": ", field, " is ", v, ", expected ", want));
@@ -520,13 +535,16 @@ struct selective_scan_options {
     if (!(std::isfinite(expand) && expand > 0 && expand <= 64)) bad("expand", expand, "a number in (0, 64]");
     if (dt_rank.value < 0 || dt_rank.value > 65536) bad("dt_rank", dt_rank.value, "1..65536 or \"auto\"");
   }
+  // Same values, "auto" included.
   friend bool operator==(const selective_scan_options&, const selective_scan_options&) = default;
 };
 
+// Registers SelectiveScan as "selective_scan" with selective_scan_options.
 template <class T>
 struct mixer_traits<SelectiveScan<T>> {
-  static constexpr std::string_view kind = "selective_scan";
-  using options = selective_scan_options;
+  static constexpr std::string_view kind = "selective_scan";  // the registry and config name
+  using options = selective_scan_options;                     // the per-block options
+  // Builds the mixer for the model's width (heads are unused) and initialises it from `rng`.
   static SelectiveScan<T> make(const options& o, const mixer_dims& d, Rng& rng) {
     typename SelectiveScan<T>::config c;
     c.dim = d.dim;
@@ -539,6 +557,7 @@ struct mixer_traits<SelectiveScan<T>> {
     m.init(rng);
     return m;
   }
+  // The options a checkpoint records, dt_rank "auto" if it was asked for.
   static options options_of(const SelectiveScan<T>& m) {
     const auto& c = m.cfg();
     return {c.d_state, c.d_conv, c.expand, auto_index{m.dt_rank_is_auto() ? 0 : c.dt_rank}, c.bidirectional};

@@ -1,17 +1,17 @@
 // What makes a SeqMixer a first-class citizen of sparsimix (configs, checkpoints, HybridViT,
 // distillation, the `sparsimix` command): a `mixer_traits<M>` block beside the class.
 //
-//   struct my_options {                       // the mixer's per-block options (JSON fields)
-//     index_t width = 4;
-//     template <class F> void fields(F&& f) { f("width", width); }
-//     void validate(std::string_view where) const;   // throws config_error
-//   };
-//   template <class T> struct sparsimix::mixer_traits<MyMixer<T>> {
-//     static constexpr std::string_view kind = "my_mixer";           // its name in configs
-//     using options = my_options;
-//     static MyMixer<T> make(const options&, const mixer_dims&, Rng&); // built and initialised
-//     static options options_of(const MyMixer<T>&);                   // what a checkpoint records
-//   };
+//     struct my_options {                       // the mixer's per-block options (JSON fields)
+//       index_t width = 4;
+//       template <class F> void fields(F&& f) { f("width", width); }
+//       void validate(std::string_view where) const;   // throws config_error
+//     };
+//     template <class T> struct sparsimix::mixer_traits<MyMixer<T>> {
+//       static constexpr std::string_view kind = "my_mixer";           // its name in configs
+//       using options = my_options;
+//       static MyMixer<T> make(const options&, const mixer_dims&, Rng&); // built and initialised
+//       static options options_of(const MyMixer<T>&);                   // what a checkpoint records
+//     };
 //
 // The built-in mixers (mixers/builtin.hpp) and a user's (models/registry.hpp's
 // register_mixer) are described the same way. A block's mixer is stored in configs as a
@@ -35,23 +35,27 @@ SPARSIMIX_ABI_BEGIN
 
 // What the model gives every block's mixer: the width C and the number of heads H.
 struct mixer_dims {
-  index_t dim = 0;
-  index_t num_heads = 1;
+  index_t dim = 0;        // C, the token width
+  index_t num_heads = 1;  // H, the model's attention heads (mixers with heads split C into H)
 };
 
 // An integer option that may be "auto" (stored as 0), e.g. selective_scan's dt_rank.
 struct auto_index {
-  index_t value = 0;
+  index_t value = 0;  // the integer, or 0 for "auto"
+  // True when the value is still "auto" (the mixer resolves it from the model's dims).
   bool is_auto() const noexcept { return value == 0; }
+  // Same value, "auto" included.
   friend bool operator==(const auto_index&, const auto_index&) = default;
 };
 
 // The value types an option field may have (each maps to one JSON type).
 using option_value = std::variant<index_t, double, bool, auto_index>;
 
+// One option value of a mixer_spec, by its field name.
 struct mixer_option {
-  std::string name;
-  option_value value;
+  std::string name;    // the options struct's field name, as in config JSON
+  option_value value;  // its value
+  // Same name and the same value (of the same type).
   friend bool operator==(const mixer_option&, const mixer_option&) = default;
 };
 
@@ -77,8 +81,10 @@ concept RegisteredMixer = SeqMixer<M> && requires(const M& m, Rng& rng) {
 
 // Options with no fields (attention, mh_lstm: everything comes from mixer_dims).
 struct no_options {
+  // Lists no fields.
   template <class F>
   void fields(F&&) {}
+  // Accepts everything: there is nothing to check.
   void validate(std::string_view) const {}
 };
 
@@ -86,12 +92,14 @@ struct no_options {
 // derive from it and add `kind`.
 template <class M>
 struct dims_only_traits {
-  using options = no_options;
+  using options = no_options;  // no per-block options
+  // Builds the mixer for the model's width and heads and initialises it from `rng`.
   static M make(const options&, const mixer_dims& d, Rng& rng) {
     M m({d.dim, d.num_heads});
     m.init(rng);
     return m;
   }
+  // Nothing to record beyond the kind.
   static options options_of(const M&) { return {}; }
 };
 
@@ -119,6 +127,7 @@ inline std::string option_value_str(const option_value& v) {
 class mixer_spec {
  public:
   mixer_spec() = default;  // attention
+  // A spec of `kind` with options as given (not validated; see get and normalize_spec).
   explicit mixer_spec(std::string kind, std::vector<mixer_option> options = {})
       : kind_(std::move(kind)), options_(std::move(options)) {}
 
@@ -135,7 +144,9 @@ class mixer_spec {
     return mixer_spec(std::move(kind), std::move(out));
   }
 
+  // The registered kind's name, like "selective_scan".
   const std::string& kind() const noexcept { return kind_; }
+  // The option values, in the options' field order once normalised.
   const std::vector<mixer_option>& options() const noexcept { return options_; }
 
   // The typed options: defaults, overwritten by every value given here, then validated.
@@ -185,6 +196,7 @@ class mixer_spec {
     return o;
   }
 
+  // Same kind and the same options in the same order.
   friend bool operator==(const mixer_spec&, const mixer_spec&) = default;
 
  private:

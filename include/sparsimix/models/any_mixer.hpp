@@ -19,6 +19,7 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// Holds any SeqMixer of scalar T behind one type (header comment): HybridViT's user-mixer slot.
 template <class T = float>
 class AnyMixer {
   struct cache_base {
@@ -46,8 +47,9 @@ class AnyMixer {
   };
   template <class M>
   struct model final : concept_base {
+    // The held type's training cache, behind the type-erased cache_type.
     struct cache final : cache_base {
-      typename M::cache_type value{};
+      typename M::cache_type value{};  // the held mixer's own cache_type
     };
     M m;
     explicit model(M mm) : m(std::move(mm)) {}
@@ -111,43 +113,63 @@ class AnyMixer {
   };
 
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, for generic code over mixers
+  // A training forward's cache for whatever type is held (reused when the type stays the same).
   struct cache_type {
-    std::unique_ptr<cache_base> impl;
+    std::unique_ptr<cache_base> impl;  // the held type's cache; empty before the first training forward
   };
 
+  // Takes `m` (moved or copied); M must be a SeqMixer of the same scalar type.
   template <class M>
     requires(!std::is_same_v<std::remove_cvref_t<M>, AnyMixer> && SeqMixer<std::remove_cvref_t<M>> &&
              std::is_same_v<typename std::remove_cvref_t<M>::scalar_type, T>)
   AnyMixer(M&& m) : impl_(std::make_unique<model<std::remove_cvref_t<M>>>(std::forward<M>(m))) {}
+  // Copies the held mixer (config_error if its type is not copyable).
   AnyMixer(const AnyMixer& o) : impl_(o.impl_ ? o.impl_->clone() : nullptr) {}
+  // Takes the held mixer over; `o` holds nothing afterwards.
   AnyMixer(AnyMixer&&) noexcept = default;
+  // Replaces the held mixer with a copy of o's.
   AnyMixer& operator=(const AnyMixer& o) {
     if (this != &o) impl_ = o.impl_ ? o.impl_->clone() : nullptr;
     return *this;
   }
+  // Takes o's held mixer over.
   AnyMixer& operator=(AnyMixer&&) noexcept = default;
 
+  // C, the held mixer's token width.
   index_t dim() const { return impl_->dim(); }
+  // Inference forward of the held mixer.
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const { impl_->forward(x, y, mask); }
+  // Training forward of the held mixer; `c` keeps what backward reads.
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& c, const TokenMask* mask) { impl_->forward(x, y, c.impl, mask); }
+  // Backward of the held mixer from a training forward's cache.
   void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) { impl_->backward(held(c, "backward"), dy, dx); }
+  // The held mixer's parameters.
   ParamList<T> parameters() { return impl_->parameters(); }
 
   // Capabilities, forwarded (a held type without one: init does nothing,
   // provides_pre_proj_output() is false, the dense layout is its parameters(),
   // init_from_teacher copies nothing, spec() is empty).
   void init(Rng& rng) { impl_->init(rng); }
+  // Whether the held type has a pre-projection output (HasPreProjOutput).
   bool provides_pre_proj_output() const { return impl_->has_pre_proj(); }
+  // The held mixer's pre-projection output of a training forward (empty if it has none).
   ConstSeq<T> pre_proj_output(const cache_type& c) const { return impl_->pre_proj_output(held(c, "pre_proj_output")); }
+  // Backward with an extra gradient ds on the pre-projection output (config_error if it has none).
   void backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx, ConstSeq<T> ds) {
     impl_->backward(held(c, "backward"), dy, dx, ds);
   }
+  // The held mixer's tensors in its dense checkpoint layout (its parameters if it has none).
   named_tensors<T> export_dense() const { return impl_->state(false); }
+  // The gradients in the same layout.
   named_tensors<T> export_dense_grads() const { return impl_->state(true); }
+  // The names export_dense writes, in order.
   std::vector<std::string> dense_names() const { return impl_->state_names(); }
+  // Loads the dense layout: lookup(name) returns each tensor of dense_names().
   void import_dense(const lookup_fn& lookup) { impl_->load_state(lookup); }
+  // Copies from the teacher's attention what the held type initialises from; returns the names.
   std::vector<std::string> init_from_teacher(const named_tensors<T>& teacher) { return impl_->init_from_teacher(teacher); }
+  // The names init_from_teacher copies (empty for a type that copies nothing).
   std::vector<std::string> teacher_initialised() const { return impl_->teacher_initialised(); }
   // The spec a checkpoint records, if the held type is registered (has a mixer_traits block).
   std::optional<mixer_spec> spec() const { return impl_->spec(); }

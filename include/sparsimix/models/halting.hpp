@@ -53,24 +53,29 @@ struct halting_loss_options {
   double ponder_weight = 5e-4;  // alpha_p: larger halts tokens earlier (sparser)
   double prior_weight = 1e-3;   // alpha_d: pull of the halting-depth distribution towards the prior
   index_t target_depth = 0;     // centre of the Gaussian prior, 1..L; 0: ceil(2L/3) (8 of 12)
+  // The prior's centre for a model of `layers` blocks: target_depth, or ceil(2L/3) when 0.
   index_t effective_target_depth(index_t layers) const noexcept {
     return target_depth > 0 ? target_depth : (2 * layers + 2) / 3;
   }
 };
 
+// A-ViT's halting state across the blocks of one forward pass: scores, masks and losses.
 template <class T = float>
 class HaltingController {
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, the model's scalar type
 
+  // The halting gate h = sigmoid(gamma * y[..., 0] - beta) and its threshold.
   struct config {
     double gamma = 10;   // gate_scale
     double beta = 30;    // gate_center (Tiny; 75 for Small)
     double eps = 0.01;   // a patch token dies once its cumulative score c >= 1 - eps
   };
 
+  // Throws config_error for a non-finite gate or eps outside (0, 1).
   explicit HaltingController(const config& cfg);
 
+  // The gate it was built with.
   const config& cfg() const noexcept { return cfg_; }
 
   // Starts a forward pass of L blocks over [B, N] tokens (token 0 is CLS): all alive.
@@ -79,7 +84,9 @@ class HaltingController {
   // y: [B, N, C], block `layer`'s masked output (layers in order 0, 1, ..., L-1).
   void update(index_t layer, ConstSeq<T> y);
 
+  // L, the blocks of the current forward pass.
   index_t layers() const noexcept { return L_; }
+  // Blocks updated so far in this pass (L once the forward is complete).
   index_t layers_done() const noexcept { return done_; }
   // The alive mask for the next block (after update(l): the tokens block l + 1 processes).
   const TokenMask& mask() const noexcept { return mask_; }
@@ -96,6 +103,7 @@ class HaltingController {
   // Fraction of patch tokens block `layer` processed (FAR statistics.py keep_ratio).
   double keep_ratio(index_t layer) const;
 
+  // ponder_loss = mean over patch tokens of rho = depth + remainder (header comment).
   T ponder_loss() const;
 
   // target_depth: the prior's centre, 1..L (0: ceil(2L/3)).
@@ -107,6 +115,7 @@ class HaltingController {
     loss_grad(alpha_p, alpha_d, g.view(), target_depth);
     return g;
   }
+  // loss_grad written into `out` [L, B, N] instead of a new tensor.
   void loss_grad(double alpha_p, double alpha_d, TensorView<T> out, index_t target_depth = 0) const;
 
   // A-ViT's distributional target (utils.py get_distribution_target, gaussian) with its centre

@@ -24,9 +24,10 @@ SPARSIMIX_ABI_BEGIN
 // what a compact model needs); stored_params: what the checkpoint holds (PyTorch's dense
 // layouts, masked zeros included).
 struct parameter_counts {
-  index_t params = 0, nonzero_params = 0, stored_params = 0;
+  index_t params = 0, nonzero_params = 0, stored_params = 0;  // the three counts defined above
 };
 
+// The model's parameter_counts (its parameters and state_dict, as they are now).
 template <class T>
 parameter_counts count_parameters(HybridViT<T>& model) {
   parameter_counts c;
@@ -77,13 +78,16 @@ struct unit_selection {
   double threshold = 0;   // keep iff ||G|| > threshold
 };
 
+// How much of a model's LSTM is pruned, per block and in total.
 struct pruning_summary {
-  index_t units = 0, pruned_units = 0;
+  index_t units = 0, pruned_units = 0;  // LSTM units of every prunable block, and those pruned
   // Per prunable block: its index and kept units per (dir, head), dir * H + h.
   std::vector<std::pair<index_t, std::vector<index_t>>> widths;
+  // pruned_units / units (0 without prunable units).
   double pruned_fraction() const { return units ? static_cast<double>(pruned_units) / static_cast<double>(units) : 0.0; }
 };
 
+// The pruning state of every prunable block of `model`.
 template <class T>
 pruning_summary summarize_pruning(const HybridViT<T>& model) {
   pruning_summary s;
@@ -97,6 +101,8 @@ pruning_summary summarize_pruning(const HybridViT<T>& model) {
   return s;
 }
 
+// Prunes the units `sel` picks across all mh_lstm blocks and returns the new state; throws
+// config_error without an mh_lstm block or for a bad selection.
 template <class T>
 pruning_summary prune_units(HybridViT<T>& model, const unit_selection& sel) {
   const auto blocks = prunable_blocks(model);

@@ -41,21 +41,25 @@ inline constexpr bool is_alternative<M, std::variant<Ts...>> = (std::is_same_v<M
 template <class T = float>
 using Mixer = typename detail::mixer_variant<builtin_mixers, T>::type;
 
+// Every mixer kind a config may name: how its options are read and how its mixer is built.
 class mixer_registry {
  public:
+  // Builds a block's mixer of scalar T from its normalised spec and the model's dims.
   template <class T>
   using factory = Mixer<T> (*)(const mixer_spec&, const mixer_dims&, Rng&);
 
+  // One registered kind.
   struct entry {
-    std::string kind;
-    bool builtin = false;
+    std::string kind;                     // its name in configs ("mh_lstm")
+    bool builtin = false;                 // one of builtin_mixers (held in Mixer directly, not via AnyMixer)
     std::type_index type = typeid(void);  // the registered C++ type (float instance)
     // The spec with every option present (defaults filled in) and validated; config_error
     // names `where` and the field otherwise.
     mixer_spec (*normalize)(const mixer_spec&, std::string_view where) = nullptr;
-    factory<float> make_float = nullptr;
-    factory<double> make_double = nullptr;
+    factory<float> make_float = nullptr;    // builds the float mixer (nullptr: not registered for float)
+    factory<double> make_double = nullptr;  // builds the double mixer (nullptr: not registered for double)
 
+    // Builds the kind's mixer for T from a normalised spec; config_error when T is not registered.
     template <class T>
     Mixer<T> make(const mixer_spec& spec, const mixer_dims& dims, Rng& rng) const {
       const factory<T> f = [&] {
@@ -79,6 +83,7 @@ class mixer_registry {
     return r;
   }
 
+  // The entry of `kind`, or nullptr when no such kind is registered.
   const entry* find(std::string_view kind) const {
     for (const auto& e : entries_)
       if (e.kind == kind) return &e;
@@ -89,6 +94,7 @@ class mixer_registry {
     if (const entry* e = find(kind)) return *e;
     throw config_error(detail::concat(where, ": unknown kind '", kind, "' (expected ", choices(), ")"));
   }
+  // Every registered kind, in registration order (built-ins first).
   std::vector<std::string> kinds() const {
     std::vector<std::string> k;
     for (const auto& e : entries_) k.push_back(e.kind);

@@ -36,8 +36,10 @@ SPARSIMIX_ABI_BEGIN
 // output [B, N, C] (before the residual add), and for attention blocks the maps [B, H, N, N].
 template <class T>
 struct vit_capture {
+  // Which of the outputs below the forward fills: block outputs, mixer outputs, attention
+  // maps, mixer inputs, pre-projection outputs.
   bool blocks = false, mixers = false, maps = false, mixer_inputs = false, pre_proj = false;
-  std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // attn_map[i] empty if not attention
+  std::vector<Tensor<T>> block_out, mixer_out, attn_map;  // per block; attn_map[i] empty if not attention
   std::vector<Tensor<T>> mixer_in;                        // LN1 outputs (the mixers' inputs)
   // Attention blocks: the output before proj, concat_heads(softmax(q k^T / sqrt d) v)
   // (FAR's distillation target, docs/method.md 1.7); empty for other blocks.
@@ -48,13 +50,13 @@ struct vit_capture {
 // block output (masked under halting), and, when asked for, the pre-projection output of
 // mixers that have one (HasPreProjOutput: mh_lstm's head_proj output; invalid Var otherwise).
 struct vit_trace {
-  bool want_pre_proj = false;
+  bool want_pre_proj = false;  // also record the pre-projection outputs
   // Mask-guided distillation (docs/method.md 2.4): a halting model runs block l under
   // (*forced_masks)[l] ([L, B, N], e.g. a teacher's HaltingController::layer_masks()) instead of
   // its own mask; its controller still computes its own scores (for the distillation KL).
   const Tensor<std::uint8_t>* forced_masks = nullptr;
-  std::vector<Var> mixer_in, mixer_out, block_out, pre_proj;
-  Var logits;
+  std::vector<Var> mixer_in, mixer_out, block_out, pre_proj;  // per block, as described above
+  Var logits;                                                 // the classifier output [B, classes]
 };
 
 // A loss computed outside the tape from channel 0 of every block output (the A-ViT terms):
@@ -78,14 +80,16 @@ Var channel0_loss(Tp& tape, const vit_trace& trace, typename Tp::scalar_type val
   return total;
 }
 
+// A timm ViT whose every block holds any token mixer: the teacher, the students and the hybrids.
 template <class T = float>
 class HybridViT {
  public:
-  using scalar_type = T;
+  using scalar_type = T;  // T, the scalar type of every tensor
 
   // Builds every parameter (zeros) and the mixers of cfg.mixers; call init() or load weights.
   explicit HybridViT(vit_config cfg);
 
+  // The architecture, with each block's current mixer spec.
   const vit_config& config() const noexcept { return cfg_; }
   // The A-ViT halting state of the last forward (masks, depth, ponder, prior); throws
   // config_error when the model has no halting.
@@ -93,7 +97,9 @@ class HybridViT {
     if (!halting_) throw config_error("HybridViT::halting: the model was configured without halting");
     return *halting_;
   }
+  // Number of blocks L.
   index_t depth() const noexcept { return cfg_.depth; }
+  // Token width C.
   index_t dim() const noexcept { return cfg_.embed_dim; }
 
   // timm's default init: Linear weights N(0, 0.02) (truncated at +-2, as timm's absolute
@@ -101,7 +107,9 @@ class HybridViT {
   // conv PyTorch's default U(+-1/sqrt(fan_in)); each mixer's own init.
   void init(Rng& rng);
 
+  // Block i's mixer (throws std::out_of_range for a bad i).
   Mixer<T>& mixer(index_t i) { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
+  // Block i's mixer, read-only.
   const Mixer<T>& mixer(index_t i) const { return blocks_.at(static_cast<std::size_t>(i)).mixer; }
 
   // Swaps block i's mixer, keeping every other weight. The config records the spec of the
@@ -116,6 +124,7 @@ class HybridViT {
   // Every trainable tensor with its PyTorch name (MultiHeadLSTM's compact ".blocks" storage
   // under its own names; see mixer_state for the dense layout).
   ParamList<T> parameters();
+  // Zeroes every parameter gradient.
   void zero_grad() {
     for (auto& p : parameters()) std::fill(p.grad.begin(), p.grad.end(), T(0));
   }

@@ -11,28 +11,38 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
+// A-ViT's halting gate of a model (HaltingController::config; docs/formats.md section 1).
 struct halting_spec {
-  double gamma = 10, beta = 30, eps = 0.01;
+  double gamma = 10, beta = 30, eps = 0.01;  // gate scale and centre; tokens halt at cumulative 1 - eps
+  // Same gate values.
   friend bool operator==(const halting_spec&, const halting_spec&) = default;
 };
 
+// The architecture of a HybridViT: sizes, each block's mixer and the optional halting.
 struct vit_config {
   // Bounds of validate(): far above any ViT in use (ViT-g: 1408 x 40 blocks, about 1e9
   // parameters), low enough that no product of sizes overflows.
   static constexpr index_t max_img_size = 16384, max_in_chans = 1024, max_num_classes = 1'000'000,
                            max_embed_dim = 16384, max_depth = 1024, max_patches = 1 << 20;
+  // Bounds of validate() on mlp_ratio and on the attention-equivalent parameter count.
   static constexpr double max_mlp_ratio = 64, max_params = 4e9;
+  // Input image side (square, pixels), patch side, image channels, and classes.
   index_t img_size = 28, patch_size = 4, in_chans = 1, num_classes = 10;
-  index_t embed_dim = 96, depth = 6, num_heads = 3;
-  double mlp_ratio = 4.0;
-  double ln_eps = 1e-6;
+  index_t embed_dim = 96, depth = 6, num_heads = 3;  // token width C, blocks, and attention heads
+  double mlp_ratio = 4.0;                // MLP hidden width = mlp_ratio * C
+  double ln_eps = 1e-6;                  // LayerNorm epsilon (timm's ViT value)
   std::vector<mixer_spec> mixers;        // exactly `depth` entries (kinds and options: models/registry.hpp)
   std::optional<halting_spec> halting;   // A-ViT token halting, off by default
 
+  // Patches per side: img_size / patch_size.
   index_t grid() const noexcept { return img_size / patch_size; }
+  // Patch tokens per image, grid()^2.
   index_t num_patches() const noexcept { return grid() * grid(); }
+  // Tokens per image: the patches plus CLS.
   index_t num_tokens() const noexcept { return num_patches() + 1; }  // CLS first
+  // The MLP's hidden width, mlp_ratio * C rounded down.
   index_t mlp_hidden() const noexcept { return static_cast<index_t>(static_cast<double>(embed_dim) * mlp_ratio); }
+  // The width of one attention head, C / num_heads.
   index_t head_dim() const noexcept { return embed_dim / num_heads; }
 
   // Throws config_error naming the field and the offending value. The mixers' kinds and

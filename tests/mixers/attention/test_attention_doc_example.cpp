@@ -1,5 +1,5 @@
 // The example of docs/mixers/attention.md, compiled and run (STYLE.md section 10). Keep the
-// two in sync: the page quotes the block between the BEGIN/END markers.
+// two in sync: the page quotes the block between the two [example] markers.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -11,7 +11,7 @@
 using namespace sparsimix;
 
 TEST_CASE("docs/mixers/attention.md example runs", "[mixer][attention][docs]") {
-  // BEGIN example
+  // [example]
   Attention<float> attn({/*dim=*/192, /*num_heads=*/3});  // DeiT-Tiny: head_dim 64, scale 1/8
   Rng rng(0);
   attn.init(rng);  // timm ViT init: weights N(0, 0.02), biases 0
@@ -44,7 +44,7 @@ TEST_CASE("docs/mixers/attention.md example runs", "[mixer][attention][docs]") {
   const auto file = io::safetensors_file::parse(std::vector<char>(bytes.begin(), bytes.end()), "teacher");
   Attention<float> teacher({192, 3});
   for (auto& p : teacher.parameters()) file.read_into<float>("blocks.0.attn." + p.name, p.value);
-  // END example
+  // [example]
 
   REQUIRE(target.shape() == x.shape());
 

@@ -1,5 +1,5 @@
 // The example of docs/mixers/mh_lstm.md, compiled and run (the page quotes the part between
-// the "example begin/end" markers).
+// the two "[example]" markers).
 #include <catch2/catch.hpp>
 
 #include <sparsimix/io/safetensors.hpp>
@@ -8,7 +8,7 @@
 using namespace sparsimix;
 
 TEST_CASE("docs/mixers/mh_lstm.md example", "[mixer][lstm][docs]") {
-  // example begin
+  // [example]
   MultiHeadLSTM<float> lstm({/*dim=*/192, /*num_heads=*/3});  // d = 64 per head
   Rng rng(0);
   lstm.init(rng);  // PyTorch defaults; post_proj usually gets the teacher's attn.proj next
@@ -33,7 +33,7 @@ TEST_CASE("docs/mixers/mh_lstm.md example", "[mixer][lstm][docs]") {
       [&] { const auto b = w.serialize(); return std::vector<char>(b.begin(), b.end()); }(), "in-memory");
   MultiHeadLSTM<float> copy({192, 3});
   copy.import_dense([&](const std::string& name) { return file.get<float>("blocks.3.attn." + name); });
-  // example end
+  // [example]
 
   Tensor<float> y2(x.shape());
   copy.forward(x.view(), y2.view(), nullptr);

@@ -1,13 +1,21 @@
 // A user's program against the installed sparsimix: a Linear layer through the GEMM helper,
-// checked against a plain loop, and a safetensors round trip.
+// checked against a plain loop, a safetensors round trip, and the headers' version against
+// the one the build system found (EXPECTED_VERSION: CMake's package version or pkg-config's).
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include <sparsimix/sparsimix.hpp>
 
 int main() {
   using namespace sparsimix;
+#ifdef EXPECTED_VERSION
+  if (std::strcmp(version_string, EXPECTED_VERSION) != 0) {
+    std::printf("version mismatch: headers %s, package %s\n", version_string, EXPECTED_VERSION);
+    return 1;
+  }
+#endif
   Rng rng(1);
   Tensor<float> x(Shape{5, 7}), w(Shape{3, 7}), b(Shape{3}), y(Shape{5, 3});
   fill_normal(rng, x.data(), x.numel(), 0, 1);
@@ -28,6 +36,6 @@ int main() {
   std::filesystem::remove(path);
   for (index_t i = 0; i < y.numel(); ++i)
     if (back.data()[i] != y.data()[i]) { std::printf("round trip mismatch\n"); return 1; }
-  std::printf("consumer ok: y[0] = %.5f %.5f %.5f\n", double(y(0, 0)), double(y(0, 1)), double(y(0, 2)));
+  std::printf("consumer ok (sparsimix %s): y[0] = %.5f %.5f %.5f\n", version_string, double(y(0, 0)), double(y(0, 1)), double(y(0, 2)));
   return 0;
 }

@@ -20,7 +20,7 @@ struct lstm_problem {
   index_t d = 0;                    // hidden units of the head (gates: G = 4d)
   const index_t* offset = nullptr;  // [B + 1]
   index_t max_len = 0;              // longest sequence
-  bool reverse = false;
+  bool reverse = false;             // walk each sequence backwards (the reverse direction)
 };
 
 SPARSIMIX_ABI_END

@@ -7,18 +7,21 @@
 namespace sparsimix::kernels::ref {
 SPARSIMIX_ABI_BEGIN
 
+// Sum of x[0..n), accumulated in order.
 template <class T>
 T sum(const T* x, index_t n) noexcept {
   T s = 0;
   for (index_t i = 0; i < n; ++i) s += x[i];
   return s;
 }
+// Dot product of a[0..n) and b[0..n), accumulated in order.
 template <class T>
 T dot(const T* a, const T* b, index_t n) noexcept {
   T s = 0;
   for (index_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
+// Sum of x[i]^2 over n elements, accumulated in order.
 template <class T>
 T sum_squares(const T* x, index_t n) noexcept {
   T s = 0;

@@ -31,7 +31,7 @@ struct scan_problem {
 SPARSIMIX_ABI_END
 }  // namespace sparsimix::kernels
 
-// Same namespace layout as every other ref/ header (kernels::ref::v0_1), so that
+// Same namespace layout as every other ref/ header (kernels::ref::v0_2, the ABI namespace), so that
 // kernels::ref names one namespace in a TU that includes several of them.
 namespace sparsimix::kernels::ref {
 SPARSIMIX_ABI_BEGIN
