@@ -2,6 +2,9 @@
 // ones. Note [GEMM threading] in core/linalg.hpp.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include <sparsimix/autograd/tape.hpp>
 #include <sparsimix/core/linalg.hpp>
 #include <sparsimix/models/vit.hpp>
@@ -60,21 +63,27 @@ TEST_CASE("row-chunked GEMMs over 2 threads equal a plain reference", "[parallel
   }
 }
 
-TEST_CASE("a hybrid ViT training step gives the same loss and gradients with 1 and 2 threads", "[parallel][vit]") {
+namespace {
+
+// 16x16 images in 4x4 patches, 4 classes, 3 heads: attention, mh_lstm, a bidirectional scan.
+vit_config three_mixer_config(index_t embed_dim) {
   vit_config c;
   c.img_size = 16;
   c.patch_size = 4;
   c.in_chans = 1;
   c.num_classes = 4;
-  c.embed_dim = 24;
+  c.embed_dim = embed_dim;
   c.num_heads = 3;
   c.mlp_ratio = 2;
   c.depth = 3;
-  mixer_spec lstm, scan;
-  lstm = mixer_spec("mh_lstm");
-  scan = spec_for<SelectiveScan>({.bidirectional = true});
-  c.mixers = {mixer_spec{}, lstm, scan};
-  HybridViT<double> m(c);
+  c.mixers = {mixer_spec{}, mixer_spec("mh_lstm"), spec_for<SelectiveScan>({.bidirectional = true})};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a hybrid ViT training step gives the same loss and gradients with 1 and 2 threads", "[parallel][vit]") {
+  HybridViT<double> m(three_mixer_config(24));
   Rng rng(2);
   m.init(rng);
   Tensor<double> img(Shape{32, 1, 16, 16});
@@ -94,4 +103,39 @@ TEST_CASE("a hybrid ViT training step gives the same loss and gradients with 1 a
   const auto g1 = step(1), g2 = step(2);
   REQUIRE(g1.size() == g2.size());
   for (std::size_t i = 0; i < g1.size(); ++i) REQUIRE(g2[i] == Approx(g1[i]).margin(1e-12));
+}
+
+// Determinism (docs/errors.md, "Resuming"): with a fixed thread count a float run repeats bit
+// for bit (what resuming relies on). Across thread counts results differ in the last bits:
+// the GEMMs are chunked by rows and Eigen's blocking, and the order of the weight-gradient
+// sums over rows, follow the chunk sizes; they agree to float rounding.
+TEST_CASE("float training and inference repeat bit for bit at a fixed thread count", "[parallel][vit][determinism]") {
+  HybridViT<float> m(three_mixer_config(48));
+  Rng rng(5);
+  m.init(rng);
+  Tensor<float> img(Shape{64, 1, 16, 16});
+  fill_normal(rng, img.data(), img.numel(), 0, 1);
+  std::vector<index_t> labels(64);
+  for (index_t i = 0; i < 64; ++i) labels[static_cast<std::size_t>(i)] = (i * 7) % 4;
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    std::vector<float> out(static_cast<std::size_t>(64 * 4));
+    m.forward(img.view(), TensorView<float>(out.data(), Shape{64, 4}));
+    m.zero_grad();
+    Tape<float> tape;
+    const Var loss = tape.cross_entropy(m.forward(tape, img.view()), labels);
+    tape.backward(loss);
+    out.push_back(tape.item(loss));
+    for (const auto& p : m.parameters()) out.insert(out.end(), p.grad.begin(), p.grad.end());
+    return out;
+  };
+  const auto two = run(2), two_again = run(2), one = run(1), one_again = run(1);
+  CHECK(two == two_again);
+  CHECK(one == one_again);
+  REQUIRE(one.size() == two.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < one.size(); ++i)
+    worst = std::max(worst, std::abs(double(one[i]) - double(two[i])) / (std::abs(double(one[i])) + 1e-3));
+  CHECK(worst < 1e-3);
+  set_num_threads(2);
 }

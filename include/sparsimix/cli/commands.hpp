@@ -196,6 +196,8 @@ struct distill_args {
   bool mask_guided = false;            // A-ViT teacher: the student follows its token masks
   std::optional<double> prune;         // then prune this fraction of the student's LSTM units
   std::uint64_t seed = 0;
+  index_t checkpoint_every = 0;        // resumable phases: OUT.<phase>.state every N steps
+  bool resume = false;
 };
 
 inline int run_distill(const distill_args& a) {
@@ -219,7 +221,11 @@ inline int run_distill(const distill_args& a) {
   o.mask_guided = a.mask_guided;
   o.stage1.seed = a.seed + 1;
   o.stage2.seed = a.seed + 2;
+  checked_at_least("distill", "--checkpoint-every", a.checkpoint_every, 0);
   io::require_output_file(a.out, "--out");
+  resumable_phases phases("distill", a.out, a.checkpoint_every, a.resume);
+  phases.attach(o.stage1, "stage1");
+  phases.attach(o.stage2, "stage2");
   const auto teacher = io::load_checkpoint<float>(a.teacher);
   if (a.mask_guided && !teacher.config().halting)
     throw config_error("distill: --mask-guided needs an A-ViT teacher; " + a.teacher +
@@ -248,6 +254,8 @@ inline int run_distill(const distill_args& a) {
     po.regularise.seed = a.seed + 3;
     po.finetune.seed = a.seed + 4;
     po.select = {*a.prune, 0};
+    phases.attach(po.regularise, "regularise");
+    phases.attach(po.finetune, "finetune");
     pruned = prune(student, d.train, &d.val, po, [](const std::string& phase, const fit_progress& p) {
       print_progress(phase.c_str(), p);
     });
@@ -274,6 +282,7 @@ inline int run_distill(const distill_args& a) {
     add_retention(j, s_test);
   }
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  phases.remove_states();
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }
@@ -287,6 +296,8 @@ struct prune_args {
   std::optional<index_t> steps, finetune_steps;      // unset: the budget's (0 skips the phase)
   std::optional<double> lr;                          // unset: the budget's (both phases scale with it)
   std::uint64_t seed = 0;
+  index_t checkpoint_every = 0;                      // resumable phases: OUT.<phase>.state every N steps
+  bool resume = false;
 };
 
 inline int run_prune(const prune_args& a) {
@@ -315,6 +326,10 @@ inline int run_prune(const prune_args& a) {
   o.regularise.seed = a.seed + 1;
   o.finetune.seed = a.seed + 2;
   o.select = a.threshold ? unit_selection{-1, *a.threshold} : unit_selection{a.fraction ? *a.fraction : 0.5, 0};
+  checked_at_least("prune", "--checkpoint-every", a.checkpoint_every, 0);
+  resumable_phases phases("prune", a.out, a.checkpoint_every, a.resume);
+  phases.attach(o.regularise, "regularise");
+  phases.attach(o.finetune, "finetune");
   auto model = io::load_checkpoint<float>(a.model);
   if (prunable_blocks(model).empty())
     throw config_error("prune: " + a.model + " has no mh_lstm block (distil one first: `sparsimix distill --mixer mh_lstm`)");
@@ -346,6 +361,7 @@ inline int run_prune(const prune_args& a) {
   if (o.select.fraction > 0) j["fraction"] = o.select.fraction;
   else j["threshold"] = o.select.threshold;
   io::write_text_atomically(a.out + ".json", j.dump(2) + "\n");
+  phases.remove_states();
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -26,6 +26,7 @@ struct demo_args {
   std::string data = data::fashion_mnist_default_dir, out = "runs/demo", budget = "small";
   std::uint64_t seed = 0;
   bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
+  index_t checkpoint_every = 200;  // --avit: each phase's state in the run folder every N steps
 };
 
 // The data of a demo run, announced; and the part of its config.json both demos share.
@@ -88,6 +89,8 @@ inline int run_avit_demo(const demo_args& a) {
   o.calibration = b.calibration;
   o.latency_runs = b.latency_runs;
   o.seed = a.seed;
+  checked_at_least("demo", "--checkpoint-every", a.checkpoint_every, 0);
+  o.checkpoint_every = a.checkpoint_every;  // not in config.json: it changes no number
   nlohmann::ordered_json config = demo_config("demo --avit", a, b);
   config["avit_fit"] = to_json(b.avit_fit);
   nlohmann::ordered_json levels = nlohmann::ordered_json::array();

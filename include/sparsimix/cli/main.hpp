@@ -55,6 +55,10 @@ inline int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(budget_check);
   demo->add_option("--seed", da.seed, "RNG seed (same seed, same numbers on one machine)")->capture_default_str();
+  demo->add_option("--checkpoint-every", da.checkpoint_every,
+                   "--avit: every training phase keeps its state in the run folder every N steps, so a killed "
+                   "sweep continues mid-phase (0: only finished phases are kept)")
+      ->capture_default_str();
   demo->add_flag("--avit", da.avit,
                  "The A-ViT teacher-sparsity sweep: a dense teacher, A-ViT teachers of increasing sparsity, "
                  "mask-guided students of each (resumes from the run folder)");
@@ -132,6 +136,10 @@ inline int main(int argc, char** argv) {
   add_optional(distill, "--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
   distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   distill->add_option("--seed", di.seed, "RNG seed")->capture_default_str();
+  distill->add_option("--checkpoint-every", di.checkpoint_every,
+                      "Write each phase's full training state to OUT.<phase>.state every N steps (and on SIGINT/SIGTERM)")
+      ->capture_default_str();
+  distill->add_flag("--resume", di.resume, "Continue each phase from its OUT.<phase>.state (same options)");
 
   prune_args pa;
   auto* prune = app.add_subcommand(
@@ -148,6 +156,10 @@ inline int main(int argc, char** argv) {
   add_optional(prune, "--lr", pa.lr, "Peak learning rate of the regularised phase (the fine-tune's scales with it)");
   prune->add_option("--budget", pa.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   prune->add_option("--seed", pa.seed, "RNG seed")->capture_default_str();
+  prune->add_option("--checkpoint-every", pa.checkpoint_every,
+                    "Write each phase's full training state to OUT.<phase>.state every N steps (and on SIGINT/SIGTERM)")
+      ->capture_default_str();
+  prune->add_flag("--resume", pa.resume, "Continue each phase from its OUT.<phase>.state (same options)");
 
   eval_args ea;
   auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");

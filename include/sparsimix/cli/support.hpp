@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -48,6 +49,38 @@ inline void print_progress(const std::string& phase, const fit_progress& p) {
 }
 
 inline void log_line(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
+
+// Resumable commands (--checkpoint-every N --resume): each training phase of a command keeps
+// its whole state in OUT.<phase>.state (fit_options::checkpoint); after a kill, --resume
+// reruns the command, and each phase continues from its file (a finished phase reruns only the
+// steps after its last state, which gives the same weights). The files go once the command has
+// written its outputs.
+class resumable_phases {
+ public:
+  resumable_phases(std::string command, std::string out, index_t every, bool resume)
+      : command_(std::move(command)), out_(std::move(out)), every_(every), resume_(resume) {}
+  // Makes the phase `f` resumable under OUT.<phase>.state when the command asked for it.
+  void attach(fit_options& f, const std::string& phase) {
+    if (every_ <= 0 && !resume_) return;
+    const std::string path = out_ + "." + phase + ".state";
+    f.checkpoint = {path, every_, resume_};
+    files_.push_back(path);
+    if (resume_ && std::filesystem::exists(path)) log_line(command_ + ": resuming " + phase + " from " + path);
+  }
+  // The run is complete: nothing to resume.
+  void remove_states() const {
+    for (const auto& f : files_) {
+      std::error_code ignored;
+      std::filesystem::remove(f, ignored);
+    }
+  }
+
+ private:
+  std::string command_, out_;
+  index_t every_ = 0;
+  bool resume_ = false;
+  std::vector<std::string> files_;
+};
 
 inline std::string read_text_file(const std::string& path, std::string_view what) {
   io::require_input_file(path, what);

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -156,6 +158,38 @@ struct fit_result {
   index_t best_step = -1;         // step of best_val_accuracy (-1 without validation)
 };
 
+namespace detail {
+
+// Where the forward pass on `images` first overflows, for the error that stops a diverging
+// run: "the output of block 2's mixer (mh_lstm)", "the output of block 2 (after its MLP)" or
+// "the logits"; empty when the inference forward stays in range (the trouble is then in the
+// loss itself). An activation overflows when it is not finite or beyond sqrt(max) (1.8e19 in
+// float), where the next layernorm's variance does: the block that produced it is named,
+// not the one whose layernorm turned it into NaN.
+template <class T>
+std::string first_nonfinite_activation(const HybridViT<T>& model, const Tensor<T>& images) {
+  vit_capture<T> cap;
+  cap.blocks = cap.mixers = true;
+  Tensor<T> logits(Shape{images.size(0), model.config().num_classes});
+  model.forward(images.view(), logits.view(), &cap);
+  const T limit = std::sqrt(std::numeric_limits<T>::max());
+  auto finite = [limit](const Tensor<T>& t) {
+    return std::all_of(t.begin(), t.end(), [limit](T v) { return std::isfinite(v) && std::abs(v) <= limit; });
+  };
+  for (index_t l = 0; l < model.depth(); ++l) {
+    const auto i = static_cast<std::size_t>(l);
+    if (!finite(cap.mixer_out[i])) {
+      const std::optional<mixer_spec> spec = spec_of(model.mixer(l));
+      return sparsimix::detail::concat("the output of block ", l, "'s mixer (",
+                                       spec ? spec->kind() : std::string("an unregistered mixer"), ")");
+    }
+    if (!finite(cap.block_out[i])) return sparsimix::detail::concat("the output of block ", l, " (after its MLP)");
+  }
+  return finite(logits) ? std::string() : std::string("the logits (final norm and head)");
+}
+
+}  // namespace detail
+
 // The loss of one batch on the tape; may set batch_accuracy (fraction) for progress lines.
 template <class T>
 using batch_loss_fn = std::function<Var(Tape<T>&, const Tensor<T>& images, const std::vector<index_t>& labels,
@@ -250,8 +284,12 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     double batch_acc = 0;
     const Var loss = batch_loss(tape, images, labels, batch_acc);
     const double lv = static_cast<double>(tape.item(loss));
-    if (!std::isfinite(lv))
-      throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")"));
+    if (!std::isfinite(lv)) {
+      // Name the layer too: "the loss is NaN" alone leaves a user to bisect the model.
+      const std::string where = detail::first_nonfinite_activation(model, images);
+      throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")",
+                                         where.empty() ? std::string() : "; the forward pass first overflows at " + where));
+    }
     tape.backward(loss);
     // A finite loss can still give an Inf/NaN gradient (an overflow inside backward): stop
     // here, naming the parameter (and so the layer), before AdamW spreads it into every weight.

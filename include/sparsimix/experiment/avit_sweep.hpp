@@ -55,6 +55,10 @@ struct avit_sweep_options {
   int latency_runs = 30;             // batch-1 forwards timed per teacher
   index_t throughput_batch = 64;     // batch of the throughput measurement
   std::uint64_t seed = 0;            // the dense teacher's initialisation and the students' seeds
+  // Every training phase (a teacher, a student's stage) keeps its whole state in the run folder
+  // every this many steps (0: never), so a killed sweep continues mid-phase, bit for bit; a
+  // finished phase's state file is removed. It changes no number, so no result depends on it.
+  index_t checkpoint_every = 0;
 };
 
 // One distilled student of the sweep (also one JSON line in the run folder).
@@ -185,11 +189,19 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
   fs::create_directories(run_dir);
   const auto path = [&](const std::string& f) { return (fs::path(run_dir) / f).string(); };
   avit_report rep;
+  // The state file of a phase writing `file` (fit_state.hpp), when the sweep keeps states.
+  const auto resumable = [&](fit_options& f, const std::string& file) {
+    if (opt.checkpoint_every > 0) f.checkpoint = {path(file + ".state"), opt.checkpoint_every, true};
+  };
+  const auto remove_state = [](const fit_options& f) {
+    std::error_code ignored;
+    if (!f.checkpoint.path.empty()) fs::remove(f.checkpoint.path, ignored);
+  };
 
   // ---- the dense teacher ---------------------------------------------------------------
   opt.teacher.mixers.assign(static_cast<std::size_t>(opt.teacher.depth), mixer_spec{});
   opt.teacher.halting.reset();
-  auto trained = [&](const std::string& file, const vit_config& cfg, const fit_options& fit, const HybridViT<T>* from,
+  auto trained = [&](const std::string& file, const vit_config& cfg, fit_options fit, const HybridViT<T>* from,
                      const std::string& phase) {
     if (fs::exists(path(file))) {
       auto m = io::load_checkpoint<T>(path(file));
@@ -209,9 +221,13 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
       for (const auto& [name, t] : src) by_name[name] = &t;
       m.load_state_dict([&](const std::string& name) { return *by_name.at(name); });
     }
-    log(detail::concat(phase, ": training ", fit.steps, " steps of batch ", fit.batch));
+    resumable(fit, file);
+    const bool resuming = !fit.checkpoint.path.empty() && fs::exists(fit.checkpoint.path);
+    log(detail::concat(phase, ": training ", fit.steps, " steps of batch ", fit.batch,
+                       resuming ? " (resuming from " + fit.checkpoint.path + ")" : std::string()));
     train_classifier(m, train, &val, fit, 0.0, progress(phase));
     io::save_checkpoint(m, path(file));
+    remove_state(fit);
     return m;
   };
   const HybridViT<T> dense = trained("teacher_dense.safetensors", opt.teacher, opt.teacher_fit, nullptr, "dense teacher");
@@ -265,6 +281,10 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
         const auto seed = opt.seed + 1000 * static_cast<std::uint64_t>(s + 1);
         d.stage1.seed = seed + 1;
         d.stage2.seed = seed + 2;
+        std::string file = key;  // "beta5/mh_lstm/0" -> "student_beta5_mh_lstm_0"
+        std::replace(file.begin(), file.end(), '/', '_');
+        resumable(d.stage1, "student_" + file + ".stage1");
+        resumable(d.stage2, "student_" + file + ".stage2");
         Rng rng(seed);
         HybridViT<T> student = make_student(teacher, rep.replaced, spec, rng);
         distill(teacher, student, rep.replaced, train, nullptr, d, [&](int stage, const fit_progress& p) {
@@ -286,6 +306,8 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
         out << nlohmann::json{{"key", key}, {"result", to_json(r)}}.dump() << "\n";
         out.flush();
         if (!out) throw io_error(done_file + ": cannot append a student's result");
+        remove_state(d.stage1);
+        remove_state(d.stage2);
       }
   };
 
