@@ -10,3 +10,5 @@ endif()
 find_dependency(xsimd 8.1)
 find_dependency(nlohmann_json 3.11)
 find_dependency(ZLIB)  # data/idx.hpp reads the .gz IDX files directly
+find_dependency(JPEG)  # data/image_decode.hpp: libjpeg-turbo, the decoder PIL uses
+find_dependency(PNG)   # data/image_decode.hpp: libpng

@@ -5,8 +5,11 @@
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config
       libeigen3-dev libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev zlib1g-dev libcli11-dev
+      libjpeg62-turbo-dev libpng-dev   # image folders (data/image_decode.hpp)
+      libopenmpi-dev openmpi-bin       # data-parallel training (SPARSIMIX_MPI, sparsimix_mpi)
       dataset-fashion-mnist   # the real data of the examples
       python3-torch           # reference for golden tests only (under /usr/bin/python3)
+      python3-torchvision python3-pil  # preprocessing goldens and the image-folder tests
       binutils                # objdump, for the runtime-dispatch instruction check
       doxygen                 # the API reference (target sparsimix_docs, test docs.api_reference)
       libopenblas0-pthread    # PyTorch's BLAS: the reference BLAS makes the guide's teacher 4x slower

@@ -26,11 +26,15 @@ if [ "${1:-}" = "--sanitize" ]; then
   # they make run here in test_distill and example.custom_mixer; so does docs.distillation_guide
   # (its commands run here in cli.pipeline_steps), and docs.snippet.guide (15+ min at -O0 with
   # ASan; its calls run here in test_distill). The API reference does not depend on it.
+  # cli.own_data and docs.own_data_guide run a 12-block 224x224 model (tens of minutes at -O0
+  # with ASan); the decoder, preprocessing, folders and the streaming loader run here in
+  # test_data, and the decoder under the fuzzer.
   (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^example\.custom_mixer_cli$|^cli\.train_kill_and_resume$|^example\.train_vit$|^example\.distill_checkpoint$|^docs\.distillation_guide$|^docs\.api_reference$|^docs\.snippet\.guide$')
+     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^example\.custom_mixer_cli$|^cli\.train_kill_and_resume$|^example\.train_vit$|^example\.distill_checkpoint$|^docs\.distillation_guide$|^docs\.api_reference$|^docs\.snippet\.guide$|^cli\.own_data$|^docs\.own_data_guide$')
 else
   build="$root/build"
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARSIMIX_WERROR=$werror >/dev/null
+  # SPARSIMIX_MPI adds the sparsimix_mpi program and its test (cli.mpi: mpirun -np 2).
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARSIMIX_WERROR=$werror -DSPARSIMIX_MPI=ON >/dev/null
   cmake --build "$build" -j "$jobs"
   (cd "$build" && ctest --no-tests=error --output-on-failure -j "$jobs")
 fi

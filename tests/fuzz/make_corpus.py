@@ -56,6 +56,31 @@ def main():
     write("idx", "seed-images.idx", idx)
     write("idx", "seed-images-gzip.idx", gzip.compress(idx, mtime=0))  # no .gz name: gzip is detected by content
     write("idx", "seed-labels.idx", bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes([0, 9, 4]))
+    write_image_seeds()
+
+
+def write_image_seeds():
+    """Small JPEG and PNG files of every mode the decoder takes, and two it refuses."""
+    import io
+    from PIL import Image
+    g = torch.Generator().manual_seed(0)
+    rgb = (torch.rand(9, 13, 3, generator=g) * 255).to(torch.uint8).numpy()
+    gray = rgb[:, :, 0].copy()
+
+    def encoded(img, fmt, **kw):
+        b = io.BytesIO()
+        img.save(b, fmt, **kw)
+        return b.getvalue()
+    write("image", "seed-rgb.jpg", encoded(Image.fromarray(rgb, "RGB"), "JPEG", quality=80))
+    write("image", "seed-gray.jpg", encoded(Image.fromarray(gray, "L"), "JPEG"))
+    write("image", "seed-progressive.jpg", encoded(Image.fromarray(rgb, "RGB"), "JPEG", progressive=True))
+    write("image", "seed-cmyk.jpg", encoded(Image.fromarray(rgb, "RGB").convert("CMYK"), "JPEG"))
+    write("image", "seed-rgb.png", encoded(Image.fromarray(rgb, "RGB"), "PNG"))
+    write("image", "seed-gray.png", encoded(Image.fromarray(gray, "L"), "PNG"))
+    write("image", "seed-palette.png", encoded(Image.fromarray(rgb, "RGB").quantize(colors=5), "PNG"))
+    write("image", "seed-rgba-interlaced.png", encoded(Image.fromarray(rgb, "RGB").convert("RGBA"), "PNG",
+                                                       interlace=1))
+    write("image", "seed-one-bit.png", encoded(Image.fromarray(gray > 127), "PNG"))
 
 
 if __name__ == "__main__":

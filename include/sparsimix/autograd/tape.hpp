@@ -23,6 +23,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -58,7 +59,17 @@ class Tape : private detail::tape_core<T> {
 
   // Forgets every node and var; keeps all buffers (and mixer caches of the same type at the
   // same position), so a training loop stops allocating after its first step.
-  void clear() noexcept { this->clear_core(); }
+  void clear() noexcept {
+    this->clear_core();
+    grad_positions_.clear();
+  }
+
+  // Where each parameter gradient this forward bound was first read: (grad storage, node
+  // index). Nodes only read a parameter after it is bound, so once backward() has run every
+  // node from the last down to that index, the gradient is final (data-parallel training
+  // starts summing it across processes then, while backward goes on: distill/data_parallel.hpp).
+  // A mixer's parameters are bound at its node.
+  const std::vector<std::pair<const T*, index_t>>& grad_positions() const noexcept { return grad_positions_; }
 
   // Values on the tape (inputs, parameters and op results), for tests and diagnostics.
   index_t num_vars() const noexcept { return core_type::num_vars(); }
@@ -144,7 +155,9 @@ class Tape : private detail::tape_core<T> {
   template <SeqMixer M>
     requires std::is_same_v<typename M::scalar_type, T>
   Var mixer(M& m, Var x, const TokenMask* mask = nullptr) {
-    return detail::mixer(core(), m, x, mask);
+    const Var y = detail::mixer(core(), m, x, mask);
+    note_mixer_params(m);
+    return y;
   }
   // Like mixer(), with the mixer's pre-projection output s [B, N, C] as a second output of
   // the same node, so a loss can read it: {y, s}. Backward feeds both gradients to the mixer
@@ -152,7 +165,9 @@ class Tape : private detail::tape_core<T> {
   template <HasPreProjOutput M>
     requires std::is_same_v<typename M::scalar_type, T>
   std::pair<Var, Var> mixer_pre_proj(M& m, Var x, const TokenMask* mask = nullptr) {
-    return detail::mixer_pre_proj(core(), m, x, mask);
+    auto ys = detail::mixer_pre_proj(core(), m, x, mask);
+    note_mixer_params(m);
+    return ys;
   }
 
   // ---- losses, each a scalar (ops/losses.hpp) -----------------------------------------
@@ -186,11 +201,20 @@ class Tape : private detail::tape_core<T> {
   // ---- backward -----------------------------------------------------------------------
 
   // dL/d(every var) for the one-element `loss`, in one reverse loop over the nodes.
-  // Parameter and leaf-input gradients accumulate; call once per forward.
-  void backward(Var loss);
+  // Parameter and leaf-input gradients accumulate; call once per forward. `node_done(i)`, when
+  // given, runs after node i's backward (i falls from num_nodes() - 1 to 0).
+  void backward(Var loss, const std::function<void(index_t)>& node_done = {});
 
  private:
   core_type& core() noexcept { return *this; }
+
+  template <class M>
+  void note_mixer_params(M& m) {
+    const index_t at = num_nodes() - 1;
+    for (const auto& p : m.parameters()) grad_positions_.emplace_back(p.grad.data(), at);
+  }
+
+  std::vector<std::pair<const T*, index_t>> grad_positions_;
 
   // Whether a gradient reached the node's output (mixer nodes: either of their outputs).
   template <class Node>
@@ -219,6 +243,7 @@ Var Tape<T>::param(TensorView<T> value, TensorView<T> grad) {
   if (!(value.shape() == grad.shape()))
     throw shape_error(detail::concat("Tape::param: grad is ", grad.shape().str(), ", expected ",
                                      value.shape().str(), " like value"));
+  grad_positions_.emplace_back(grad.data(), num_nodes());
   return this->external_var(value.shape(), value.data(), grad.data());
 }
 
@@ -292,7 +317,7 @@ Var Tape<T>::external_loss(T value, Var x, TensorView<const T> dloss_dx) {
 }
 
 template <class T>
-void Tape<T>::backward(Var loss) {
+void Tape<T>::backward(Var loss, const std::function<void(index_t)>& node_done) {
   auto& lv = this->info(loss);
   if (lv.shape.numel() != 1)
     throw shape_error(detail::concat("Tape::backward: loss is ", lv.shape.str(), ", expected one element"));
@@ -307,13 +332,15 @@ void Tape<T>::backward(Var loss) {
   lv.grad[0] = T(1);
   lv.grad_ready = true;
   auto& c = core();
-  for (auto it = this->nodes_.rbegin(); it != this->nodes_.rend(); ++it)
+  for (auto it = this->nodes_.rbegin(); it != this->nodes_.rend(); ++it) {
     std::visit(
         [&](const auto& nd) {
           if (!receives(c, nd)) return;  // nothing flows through this node
           detail::backward(c, nd, static_cast<const T*>(c.info(nd.y).grad));
         },
         *it);
+    if (node_done) node_done(static_cast<index_t>(this->nodes_.rend() - it) - 1);
+  }
 }
 
 SPARSIMIX_EXTERN_TEMPLATE(class Tape<float>)

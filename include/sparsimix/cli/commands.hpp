@@ -35,6 +35,7 @@ SPARSIMIX_ABI_BEGIN
 
 struct train_args {
   std::string data = data::fashion_mnist_default_dir, out = "teacher.safetensors", config, budget = "small";
+  data_options data_opt;        // preprocessing of image folders and CIFAR
   std::optional<index_t> steps, batch;  // unset: the budget's
   std::optional<double> lr;              // unset: the budget's
   bool augment = false;
@@ -106,7 +107,8 @@ inline int run_train(const train_args& a) {
   if (f.eval_every == 0) f.eval_every = std::max<index_t>(1, f.steps / 8);
   f.restore_best = true;
   if (a.checkpoint_every > 0 || a.resume) f.checkpoint = {state_file, a.checkpoint_every, a.resume};
-  const auto d = load_splits(a.data, b);
+  f.parallel = parallel_group();
+  const auto d = load_splits(a.data, b, a.data_opt, cfg);
   check_model_fits_data("train", cfg, d.train);
   HybridViT<float> model(cfg);
   Rng rng(a.seed);
@@ -137,10 +139,18 @@ inline int run_train(const train_args& a) {
       });
   const double best = r.best_val_accuracy;
   const auto test = evaluate(model, d.test);
+  if (!is_writer()) return 0;  // process 0 of a data-parallel run writes the results
   io::save_checkpoint(model, a.out);
   nlohmann::ordered_json j{{"checkpoint", a.out},       {"best_val_accuracy", best}, {"best_step", r.best_step},
                            {"test_accuracy", test.accuracy}, {"train_seconds", r.seconds},
-                           {"images_per_second", r.images_per_second}, {"fit", to_json(f)}};
+                           {"images_per_second", r.images_per_second}, {"fit", to_json(f)},
+                           {"data", data_json(a.data, a.data_opt, cfg)}};
+  if (d.train.streamed()) {
+    // Decoding runs beside training: it keeps up when its rate exceeds the training rate.
+    j["decode_images_per_second"] = r.decode_images_per_second;
+    j["data_wait_seconds"] = r.data_wait_seconds;
+  }
+  add_parallel(j, r);
   if (cfg.halting)
     j["halting"] = {{"gamma", cfg.halting->gamma},
                     {"beta", cfg.halting->beta},
@@ -160,6 +170,7 @@ inline int run_train(const train_args& a) {
 
 struct sparsity_args {
   std::string model, data = data::fashion_mnist_default_dir, out = "sparsity";
+  data_options data_opt;
   index_t count = 1000;
   std::string metric = "k90";
 };
@@ -170,9 +181,10 @@ inline int run_sparsity(const sparsity_args& a) {
   const auto metric = parse_sparsity_metric(a.metric);
   io::require_output_folder(a.out, "--out");
   const auto model = io::load_checkpoint<float>(a.model);
-  const auto ds = data::load_fashion_mnist(a.data, "train");
-  check_model_fits_data("sparsity", model.config(), ds);
-  const auto [train, val] = data::split_tail(ds, 5000);  // calibrate on held-out training images, never test
+  // Calibrate on held-out training images, never test.
+  auto [train, val] = data::load_train_val(a.data, preprocess_for(a.data, a.data_opt, model.config()), 5000);
+  val.decode_threads = a.data_opt.decode_threads;
+  check_model_fits_data("sparsity", model.config(), val);
   const auto ranking = rank_by_sparsity(model, val, a.count, metric);
   fs::create_directories(a.out);
   const auto j = to_json(ranking);
@@ -186,6 +198,7 @@ inline int run_sparsity(const sparsity_args& a) {
 
 struct distill_args {
   std::string teacher, data = data::fashion_mnist_default_dir, out = "student.safetensors";
+  data_options data_opt;
   std::string mixer = "mh_lstm";       // KIND[:option=value,...]
   std::string layers;                  // "0,2"; or chosen by `select`
   std::string select;                  // sparsest | densest
@@ -198,6 +211,8 @@ struct distill_args {
   std::uint64_t seed = 0;
   index_t checkpoint_every = 0;        // resumable phases: OUT.<phase>.state every N steps
   bool resume = false;
+  std::optional<index_t> batch;        // unset: the budget's (both stages)
+  bool layer_parallel = false;         // MPI: split stage 1's layers over the processes
 };
 
 inline int run_distill(const distill_args& a) {
@@ -213,7 +228,19 @@ inline int run_distill(const distill_args& a) {
   checked_at_least("distill", "--k", a.k, 1);
   checked_at_least("distill", "--stage1-steps", a.stage1, 1);
   checked_at_least("distill", "--stage2-steps", a.stage2, 0);
+  checked_at_least("distill", "--batch", a.batch, 1);
   distill_options o = b.distill;
+  if (a.batch) o.stage1.batch = o.stage2.batch = *a.batch;
+  o.stage1.parallel = o.stage2.parallel = parallel_group();
+  if (a.layer_parallel) {
+    if (!a.teacher_forced)
+      throw config_error("distill: --layer-parallel trains each layer on the teacher's block inputs: give --teacher-forced");
+    if (!parallel_group())
+      throw config_error("distill: --layer-parallel splits the layers over MPI processes: run sparsimix_mpi under mpirun "
+                         "(docs/distributed.md)");
+    o.stage1.parallel = nullptr;
+    o.layer_parallel = parallel_group();
+  }
   o.target = parse_distill_target(a.target);
   if (a.stage1) o.stage1.steps = *a.stage1;
   if (a.stage2) o.stage2.steps = *a.stage2;
@@ -234,7 +261,7 @@ inline int run_distill(const distill_args& a) {
     throw config_error("distill: --mask-guided and --teacher-forced exclude each other");
   std::vector<index_t> layers;
   if (!a.layers.empty()) layers = parse_layer_list("distill", a.layers, teacher.depth());
-  const auto d = load_splits(a.data, b);
+  const auto d = load_splits(a.data, b, a.data_opt, teacher.config());
   check_model_fits_data("distill", teacher.config(), d.train);
   if (layers.empty()) {
     const auto ranking = rank_by_sparsity(teacher, d.val, b.calibration);
@@ -254,12 +281,15 @@ inline int run_distill(const distill_args& a) {
     po.regularise.seed = a.seed + 3;
     po.finetune.seed = a.seed + 4;
     po.select = {*a.prune, 0};
+    if (a.batch) po.regularise.batch = po.finetune.batch = *a.batch;
+    po.regularise.parallel = po.finetune.parallel = parallel_group();
     phases.attach(po.regularise, "regularise");
     phases.attach(po.finetune, "finetune");
     pruned = prune(student, d.train, &d.val, po, [](const std::string& phase, const fit_progress& p) {
       print_progress(phase.c_str(), p);
     });
   }
+  if (!is_writer()) return 0;  // process 0 of a data-parallel run writes the results
   io::save_checkpoint(student, a.out);
   const auto t_test = evaluate(teacher, d.test), s_test = evaluate(student, d.test);
   const double t_acc = t_test.accuracy, s_acc = s_test.accuracy;
@@ -268,7 +298,9 @@ inline int run_distill(const distill_args& a) {
   nlohmann::ordered_json j{{"student", a.out},          {"mixer", spec.kind()},    {"replaced", layers},
                            {"teacher_val_accuracy", t_val}, {"val_accuracy", s_val},
                            {"teacher_test_accuracy", t_acc}, {"test_accuracy", s_acc}, {"accuracy_drop", t_acc - s_acc},
-                           {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds}};
+                           {"stage1_seconds", r.stage1.seconds}, {"stage2_seconds", r.stage2.seconds},
+                           {"data", data_json(a.data, a.data_opt, teacher.config())}};
+  add_parallel(j, r.stage1);
   add_parameter_counts(j, student);
   if (pruned) {
     j["pruned"] = true;
@@ -291,6 +323,8 @@ inline int run_distill(const distill_args& a) {
 
 struct prune_args {
   std::string model, data = data::fashion_mnist_default_dir, out = "pruned.safetensors", budget = "small";
+  data_options data_opt;
+  std::optional<index_t> batch;  // unset: the budget's (both phases)
   double weight = 5e-5;
   std::optional<double> fraction, threshold;         // neither given: fraction 0.5
   std::optional<index_t> steps, finetune_steps;      // unset: the budget's (0 skips the phase)
@@ -312,11 +346,14 @@ inline int run_prune(const prune_args& a) {
   checked_positive("prune", "--lr", a.lr);
   checked_at_least("prune", "--steps", a.steps, 0);
   checked_at_least("prune", "--finetune-steps", a.finetune_steps, 0);
+  checked_at_least("prune", "--batch", a.batch, 1);
   io::require_output_file(a.out, "--out");
   prune_options o;
   o.weight = a.weight;
   o.regularise = b.prune_regularise;
   o.finetune = b.prune_finetune;
+  if (a.batch) o.regularise.batch = o.finetune.batch = *a.batch;
+  o.regularise.parallel = o.finetune.parallel = parallel_group();
   if (a.steps) o.regularise.steps = *a.steps;
   if (a.finetune_steps) o.finetune.steps = *a.finetune_steps;
   if (a.lr) {
@@ -333,12 +370,13 @@ inline int run_prune(const prune_args& a) {
   auto model = io::load_checkpoint<float>(a.model);
   if (prunable_blocks(model).empty())
     throw config_error("prune: " + a.model + " has no mh_lstm block (distil one first: `sparsimix distill --mixer mh_lstm`)");
-  const auto d = load_splits(a.data, b);
+  const auto d = load_splits(a.data, b, a.data_opt, model.config());
   check_model_fits_data("prune", model.config(), d.train);
   const double val_before = evaluate(model, d.val).accuracy;
   const auto r = prune(model, d.train, &d.val, o, [](const std::string& phase, const fit_progress& p) {
     print_progress(phase.c_str(), p);
   });
+  if (!is_writer()) return 0;  // process 0 of a data-parallel run writes the results
   io::save_checkpoint(model, a.out);
   const auto test = evaluate(model, d.test);
   nlohmann::ordered_json j{{"model", a.out},
@@ -370,19 +408,21 @@ inline int run_prune(const prune_args& a) {
 
 struct eval_args {
   std::string model, data = data::fashion_mnist_default_dir;
+  data_options data_opt;
   std::optional<index_t> limit;  // unset: the whole test split
 };
 
 inline int run_eval(const eval_args& a) {
   checked_at_least("eval", "--limit", a.limit, 1);
   auto model = io::load_checkpoint<float>(a.model);
-  const auto test = data::load_fashion_mnist(a.data, "test", a.limit.value_or(0));
+  const auto test = load_split(a.data, "test", a.data_opt, model.config(), a.limit.value_or(0));
   check_model_fits_data("eval", model.config(), test);
   const auto r = evaluate(model, test);
   nlohmann::ordered_json j{{"model", a.model},
                            {"test_accuracy", r.accuracy},
                            {"test_loss", r.loss},
-                           {"images", r.count}};
+                           {"images", r.count},
+                           {"data", data_json(a.data, a.data_opt, model.config())}};
   add_parameter_counts(j, model);
   if (const auto ps = summarize_pruning(model); ps.pruned_units > 0) {
     j["pruned_fraction"] = ps.pruned_fraction();
@@ -398,6 +438,7 @@ inline int run_eval(const eval_args& a) {
 
 struct retention_args {
   std::string model, data = data::fashion_mnist_default_dir, out = "retention";
+  data_options data_opt;
   index_t count = 1000, images = 8;
 };
 
@@ -412,7 +453,7 @@ inline int run_retention(const retention_args& a) {
   const auto model = io::load_checkpoint<float>(a.model);
   if (!model.config().halting)
     throw config_error(a.model + ": the model has no halting (train one with `sparsimix train --halting`)");
-  const auto test = data::load_fashion_mnist(a.data, "test", std::max(a.count, a.images));
+  const auto test = load_split(a.data, "test", a.data_opt, model.config(), std::max(a.count, a.images));
   check_model_fits_data("retention", model.config(), test);
   const auto s = summarize_halting(model, test, a.count, a.images);
   fs::create_directories(a.out);

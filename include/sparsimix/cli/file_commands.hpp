@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,11 +76,62 @@ struct infer_args {
   std::string model, input, out;
   bool capture = false;
   std::optional<index_t> heads;  // of a timm checkpoint without sparsimix.config
+  data_options data_opt;         // preprocessing when --input is an image or a folder of images
 };
 
-// `infer`: logits (and with capture, block outputs and attention maps) of a checkpoint.
+// The images of `input` when it is a JPEG/PNG file or a folder of them (recursively, in
+// sorted order), with the evaluation transform; their paths in `files`.
+inline Tensor<float> read_image_files(const std::string& input, const data_options& o, const vit_config& c,
+                                      std::vector<std::string>& files) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(input, ec)) {
+    files = data::detail::image_files_under(input);
+    if (files.empty()) throw format_error("infer: --input '" + input + "' holds no .jpg, .jpeg or .png files");
+  } else {
+    files = {input};
+  }
+  data::preprocess_options p;
+  p.img_size = c.img_size;
+  p.channels = c.in_chans;
+  p.crop_pct = o.crop_pct.value_or(0.875);
+  p.interp = data::parse_interpolation(o.interpolation);
+  p.rounding = data::parse_resize_rounding(o.rounding);
+  if (!o.mean.empty()) p.mean = parse_float_list("--mean", o.mean);
+  if (!o.std.empty()) p.std = parse_float_list("--std", o.std);
+  p.check();
+  Tensor<float> images(Shape{static_cast<index_t>(files.size()), c.in_chans, c.img_size, c.img_size});
+  const index_t per = images.numel() / images.size(0);
+  parallel_for(images.size(0), [&](index_t i) {
+    const auto img = data::convert_channels(data::decode_image_file(files[static_cast<std::size_t>(i)]), c.in_chans);
+    data::preprocess_eval(img, p, images.data() + i * per);
+  });
+  return images;
+}
+
+// True when `input` names images rather than a .safetensors file.
+inline bool is_image_input(const std::string& input) {
+  std::error_code ec;
+  return std::filesystem::is_directory(input, ec) || data::detail::is_image_file_name(input);
+}
+
+// `infer`: logits (and with capture, block outputs and attention maps) of a checkpoint, on
+// the 'images' of a .safetensors file or on JPEG/PNG files (then also 'images', the model's
+// preprocessed input, and the file list as metadata "files").
 inline int run_infer(const infer_args& a) {
-  auto [model, in, images] = load_model_and_images("infer", a.model, a.input, a.out, a.heads);
+  std::vector<std::string> files;
+  std::optional<HybridViT<float>> loaded;
+  Tensor<float> images;
+  if (is_image_input(a.input)) {
+    io::require_output_file(a.out, "--out");
+    loaded.emplace(io::load_checkpoint<float>(a.model, load_options_with_heads("infer", a.heads)));
+    images = read_image_files(a.input, a.data_opt, loaded->config(), files);
+  } else {
+    auto mi = load_model_and_images("infer", a.model, a.input, a.out, a.heads);
+    loaded.emplace(std::move(mi.model));
+    images = std::move(mi.images);
+  }
+  auto& model = *loaded;
   const auto& c = model.config();
   Tensor<float> logits(Shape{images.size(0), c.num_classes});
   vit_capture<float> cap;
@@ -95,6 +147,12 @@ inline int run_infer(const infer_args& a) {
       if (cap.attn_map[k].numel()) w.add("blocks." + std::to_string(i) + ".attn_map", cap.attn_map[k]);
     }
     if (c.halting) w.add("halting.depth", model.halting().depth(), io::dtype::i64);
+  }
+  if (!files.empty()) {
+    w.add("images", images);
+    std::string list;
+    for (const auto& f : files) list += (list.empty() ? "" : "\n") + f;
+    w.set_metadata("files", list);
   }
   w.write(a.out);
   return 0;

@@ -12,6 +12,9 @@
 
 #include "../core/malloc_tuning.hpp"
 #include "commands.hpp"
+#if defined(SPARSIMIX_USE_MPI)
+#include "../distill/mpi_process_group.hpp"
+#endif
 
 namespace sparsimix::cli {
 SPARSIMIX_ABI_BEGIN
@@ -38,12 +41,68 @@ CLI::Validator parses_as(Parse parse, std::string description) {
       std::move(description));
 }
 
+// --data and the preprocessing options of image folders and CIFAR (docs/own-data.md).
+inline void add_data_options(CLI::App* app, std::string& dir, data_options& o) {
+  app->add_option("--data", dir,
+                  "Data folder: Fashion-MNIST IDX files, CIFAR-10/100 .bin files, or an image folder "
+                  "(train/<class>/*.jpg, val/<class>/*.jpg)")
+      ->capture_default_str();
+  auto* g = app->add_option_group("Image preprocessing", "Image folders and CIFAR (Fashion-MNIST ignores these)");
+  add_optional(g, "--crop-pct", o.crop_pct,
+               "Evaluation: resize the shorter side to img_size / crop_pct, centre crop (default 0.875 for image "
+               "folders, 1 for CIFAR)");
+  g->add_option("--interpolation", o.interpolation, "Resize filter: bicubic or bilinear (antialiased)")
+      ->capture_default_str()
+      ->check(parses_as(data::parse_interpolation, "bicubic|bilinear"));
+  g->add_option("--mean", o.mean, "Per-channel mean, e.g. 0.485,0.456,0.406 (default ImageNet's; 0.5 for gray)");
+  g->add_option("--std", o.std, "Per-channel std, e.g. 0.229,0.224,0.225 (default ImageNet's; 0.5 for gray)");
+  g->add_option("--crop-scale-min", o.crop_scale_min,
+                "Training with --augment: smallest area fraction of the random resized crop")
+      ->capture_default_str();
+  g->add_option("--resize-rounding", o.rounding,
+                "pil: PIL's 8-bit resize, as timm's transforms run; tensor: torchvision's float resize (antialias=True)")
+      ->capture_default_str()
+      ->check(parses_as(data::parse_resize_rounding, "pil|tensor"));
+  g->add_option("--decode-threads", o.decode_threads, "Threads decoding images (0: one per core)")->capture_default_str();
+}
+
+#if defined(SPARSIMIX_USE_MPI)
+// MPI for the life of the program (the sparsimix_mpi build): train, distill and prune run
+// data-parallel over MPI_COMM_WORLD; an error on any process ends the whole job (MPI_Abort)
+// rather than leaving the others waiting.
+struct mpi_session {
+  mpi_session(int* argc, char*** argv) {
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    group.emplace();
+    parallel_group() = &*group;
+  }
+  ~mpi_session() {
+    parallel_group() = nullptr;
+    MPI_Finalize();
+  }
+  mpi_session(const mpi_session&) = delete;
+  mpi_session& operator=(const mpi_session&) = delete;
+  // Prints the error (naming the process when there are several) and stops every process.
+  [[noreturn]] void abort(const char* what) const {
+    std::fprintf(stderr, "sparsimix: process %d of %d: %s\n", group->rank(), group->size(), what);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::abort();
+  }
+  std::optional<mpi_process_group> group;
+};
+#endif
+
 inline int main(int argc, char** argv) {
+#if defined(SPARSIMIX_USE_MPI)
+  const mpi_session mpi(&argc, &argv);
+#endif
   // Training-size GEMMs otherwise mmap/munmap their packing buffers on every call.
   keep_large_allocations_in_heap();
   CLI::App app{"sparsimix: distil ViT attention layers into multi-head LSTMs and selective scans"};
   app.require_subcommand(1);
-  const std::string data_help = "Folder with the Fashion-MNIST .gz files";
+  const std::string data_help = "Folder with the Fashion-MNIST .gz files";  // the demo's data
   const auto budget_check = parses_as(parse_budget_size, "tiny|small|full");
   const std::string kinds = mixer_registry::instance().choices();
 
@@ -65,7 +124,7 @@ inline int main(int argc, char** argv) {
 
   train_args ta;
   auto* train = app.add_subcommand("train", "Train a ViT teacher on Fashion-MNIST, keeping the best checkpoint");
-  train->add_option("--data", ta.data, data_help)->capture_default_str();
+  add_data_options(train, ta.data, ta.data_opt);
   train->add_option("--out", ta.out, "Checkpoint to write (best validation accuracy)")->capture_default_str();
   train->add_option("--config", ta.config, "Model config JSON (default: the demo teacher)");
   train->add_option("--budget", ta.budget, "Preset for steps and learning rate: tiny, small, full")
@@ -74,7 +133,8 @@ inline int main(int argc, char** argv) {
   add_optional(train, "--steps", ta.steps, "Optimizer steps (overrides the budget)");
   add_optional(train, "--batch", ta.batch, "Batch size (overrides the budget)");
   add_optional(train, "--lr", ta.lr, "Peak learning rate (overrides the budget)");
-  train->add_flag("--augment", ta.augment, "Random shifts and horizontal flips");
+  train->add_flag("--augment", ta.augment,
+                  "Fashion-MNIST: random shifts and horizontal flips; images: random resized crop and flip");
   train->add_option("--seed", ta.seed, "RNG seed")->capture_default_str();
   train->add_option("--checkpoint-every", ta.checkpoint_every,
                     "Write the full training state to OUT.state every N steps (and on SIGINT/SIGTERM)")
@@ -102,7 +162,7 @@ inline int main(int argc, char** argv) {
   sparsity_args sa;
   auto* sparsity = app.add_subcommand("sparsity", "Attention sparsity per layer and head on held-out training images");
   sparsity->add_option("--model", sa.model, "Teacher checkpoint")->required();
-  sparsity->add_option("--data", sa.data, data_help)->capture_default_str();
+  add_data_options(sparsity, sa.data, sa.data_opt);
   sparsity->add_option("--out", sa.out, "Folder for sparsity.json and sparsity_heatmap.svg")->capture_default_str();
   sparsity->add_option("--count", sa.count, "Calibration images")->capture_default_str();
   sparsity->add_option("--metric", sa.metric, "Ranking metric: k90, entropy, top_k_mass or threshold")
@@ -112,7 +172,7 @@ inline int main(int argc, char** argv) {
   distill_args di;
   auto* distill = app.add_subcommand("distill", "Replace attention layers by another mixer and distil them");
   distill->add_option("--teacher", di.teacher, "Teacher checkpoint")->required();
-  distill->add_option("--data", di.data, data_help)->capture_default_str();
+  add_data_options(distill, di.data, di.data_opt);
   distill->add_option("--out", di.out, "Student checkpoint to write")->capture_default_str();
   distill->add_option("--mixer", di.mixer,
                       "Student mixer: " + kinds + ", optionally with options, e.g. selective_scan:d_state=8")
@@ -134,6 +194,10 @@ inline int main(int argc, char** argv) {
                       "--budget)");
   add_optional(distill, "--stage1-steps", di.stage1, "Stage-1 steps (default from --budget)");
   add_optional(distill, "--stage2-steps", di.stage2, "Stage-2 steps (default from --budget; 0 skips it)");
+  add_optional(distill, "--batch", di.batch, "Batch size of both stages (default from --budget)");
+  distill->add_flag("--layer-parallel", di.layer_parallel,
+                    "With --teacher-forced under mpirun (sparsimix_mpi): the processes split stage 1's layers, then "
+                    "share them; stage 2 runs data-parallel");
   distill->add_option("--budget", di.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   distill->add_option("--seed", di.seed, "RNG seed")->capture_default_str();
   distill->add_option("--checkpoint-every", di.checkpoint_every,
@@ -146,13 +210,14 @@ inline int main(int argc, char** argv) {
       "prune", "FAR's structured pruning of a hybrid's mh_lstm units: Hoyer-Square training, prune, fine-tune");
   prune->add_option("--model", pa.model, "Checkpoint with mh_lstm blocks (e.g. from distill --mixer mh_lstm)")
       ->required();
-  prune->add_option("--data", pa.data, data_help)->capture_default_str();
+  add_data_options(prune, pa.data, pa.data_opt);
   prune->add_option("--out", pa.out, "Pruned checkpoint to write (report beside it as OUT.json)")->capture_default_str();
   add_optional(prune, "--fraction", pa.fraction, "Prune this fraction of all LSTM units, lowest group norm first (default 0.5)");
   add_optional(prune, "--threshold", pa.threshold, "Or prune every unit whose group norm is <= this (FAR: 1e-4)");
   prune->add_option("--weight", pa.weight, "Hoyer-Square regulariser weight of the first phase")->capture_default_str();
   add_optional(prune, "--steps", pa.steps, "Regularised training steps (default from --budget; 0 skips it)");
   add_optional(prune, "--finetune-steps", pa.finetune_steps, "Masked fine-tune steps (default from --budget; 0 skips it)");
+  add_optional(prune, "--batch", pa.batch, "Batch size of both phases (default from --budget)");
   add_optional(prune, "--lr", pa.lr, "Peak learning rate of the regularised phase (the fine-tune's scales with it)");
   prune->add_option("--budget", pa.budget, "Preset: tiny, small, full")->capture_default_str()->check(budget_check);
   prune->add_option("--seed", pa.seed, "RNG seed")->capture_default_str();
@@ -164,13 +229,13 @@ inline int main(int argc, char** argv) {
   eval_args ea;
   auto* eval = app.add_subcommand("eval", "Test accuracy, parameter count and latency of a checkpoint");
   eval->add_option("--model", ea.model, "Checkpoint")->required();
-  eval->add_option("--data", ea.data, data_help)->capture_default_str();
+  add_data_options(eval, ea.data, ea.data_opt);
   add_optional(eval, "--limit", ea.limit, "Evaluate on the first N test images only (N >= 1)");
 
   retention_args ra;
   auto* retention = app.add_subcommand("retention", "How an A-ViT model halts: retention per block, depth per patch");
   retention->add_option("--model", ra.model, "A-ViT checkpoint (trained with train --halting)")->required();
-  retention->add_option("--data", ra.data, data_help)->capture_default_str();
+  add_data_options(retention, ra.data, ra.data_opt);
   retention->add_option("--out", ra.out, "Folder for retention.json, retention.svg, halting_depth.svg")
       ->capture_default_str();
   retention->add_option("--count", ra.count, "Test images to average over")->capture_default_str();
@@ -182,12 +247,27 @@ inline int main(int argc, char** argv) {
   inspect->add_option("file", inspect_path, "A .safetensors file")->required();
 
   infer_args ia;
-  auto* infer = app.add_subcommand("infer", "Logits of a checkpoint on images (F32 [B, C, H, W] tensor 'images')");
+  auto* infer = app.add_subcommand("infer", "Logits of a checkpoint on images (a .safetensors tensor, or JPEG/PNG files)");
   infer->add_option("--model", ia.model, "Model checkpoint (.safetensors; sparsimix or timm names)")->required();
-  infer->add_option("--input", ia.input, "Input .safetensors holding 'images'")->required();
+  infer->add_option("--input", ia.input,
+                    "Input .safetensors holding F32 'images' [B, C, H, W], or a .jpg/.png file or a folder of them "
+                    "(sorted; preprocessed with the evaluation transform)")
+      ->required();
   infer->add_option("--out", ia.out, "Output .safetensors: 'logits' [B, classes]")->required();
   infer->add_flag("--capture", ia.capture, "Also write blocks.{i}.out and, for attention blocks, blocks.{i}.attn_map");
   add_optional(infer, "--heads", ia.heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
+  {
+    auto* g = infer->add_option_group("Image preprocessing", "When --input names images");
+    add_optional(g, "--crop-pct", ia.data_opt.crop_pct, "Resize the shorter side to img_size / crop_pct, centre crop (0.875)");
+    g->add_option("--interpolation", ia.data_opt.interpolation, "bicubic or bilinear (antialiased)")
+        ->capture_default_str()
+        ->check(parses_as(data::parse_interpolation, "bicubic|bilinear"));
+    g->add_option("--resize-rounding", ia.data_opt.rounding, "pil (timm's) or tensor (torchvision's float path)")
+        ->capture_default_str()
+        ->check(parses_as(data::parse_resize_rounding, "pil|tensor"));
+    g->add_option("--mean", ia.data_opt.mean, "Per-channel mean (default ImageNet's; 0.5 for gray)");
+    g->add_option("--std", ia.data_opt.std, "Per-channel std (default ImageNet's; 0.5 for gray)");
+  }
 
   grad_args ga;
   auto* grad = app.add_subcommand("grad", "Mean cross-entropy and its gradient for every parameter");
@@ -226,6 +306,11 @@ inline int main(int argc, char** argv) {
     return 1;
   }
   try {
+#if defined(SPARSIMIX_USE_MPI)
+    if (mpi.group->size() > 1 && !*train && !*distill && !*prune)
+      throw config_error(detail::concat(app.get_subcommands().front()->get_name(), ": only train, distill and prune run ",
+                                        "data-parallel; run it as one process (without mpirun, or with -np 1)"));
+#endif
     if (*demo) return run_demo(da);
     if (*train) return run_train(ta);
     if (*sparsity) return run_sparsity(sa);
@@ -238,6 +323,9 @@ inline int main(int argc, char** argv) {
     if (*grad) return run_grad(ga);
     if (*init) return run_init(na);
   } catch (const std::exception& e) {
+#if defined(SPARSIMIX_USE_MPI)
+    if (mpi.group->size() > 1) mpi.abort(e.what());
+#endif
     std::fprintf(stderr, "sparsimix: %s\n", e.what());
     return 1;
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../data/loader.hpp"
+#include "../data/open.hpp"
 #include "../distill/prune.hpp"
 #include "../experiment/budget.hpp"
 #include "../io/file_checks.hpp"
@@ -35,8 +36,18 @@ inline std::string clock_str(double s) {
   return b;
 }
 
+// Data-parallel runs (`mpirun -np N sparsimix_mpi train|distill|prune`, docs/distributed.md):
+// the process group the training phases share; null in a single process.
+inline process_group*& parallel_group() noexcept {
+  static process_group* group = nullptr;
+  return group;
+}
+// Whether this process writes files and prints: the only one, or process 0 of a group.
+inline bool is_writer() noexcept { return !parallel_group() || parallel_group()->rank() == 0; }
+
 // One updating line on a terminal; a line every 10 s otherwise (logs stay readable).
 inline void print_progress(const std::string& phase, const fit_progress& p) {
+  if (!is_writer()) return;
   static const bool tty = ::isatty(2) != 0;
   static auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
   const auto now = std::chrono::steady_clock::now();
@@ -48,7 +59,9 @@ inline void print_progress(const std::string& phase, const fit_progress& p) {
                p.images_per_second, clock_str(p.eta_seconds).c_str(), (done || !tty) ? "\n" : "");
 }
 
-inline void log_line(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
+inline void log_line(const std::string& s) {
+  if (is_writer()) std::fprintf(stderr, "%s\n", s.c_str());
+}
 
 // Resumable commands (--checkpoint-every N --resume): each training phase of a command keeps
 // its whole state in OUT.<phase>.state (fit_options::checkpoint); after a kill, --resume
@@ -139,25 +152,130 @@ struct data_splits {
   data::image_dataset train, val, test;
 };
 
-// Fashion-MNIST from `dir`, with the budget's validation images held out of the training split.
+// How --data's images become model inputs: image folders and CIFAR (docs/own-data.md);
+// Fashion-MNIST keeps its own 28x28 normalisation and ignores them.
+struct data_options {
+  std::optional<double> crop_pct;      // unset: the format's (0.875 for folders, 1 for CIFAR)
+  std::string interpolation = "bicubic";
+  std::string rounding = "pil";        // pil (timm's) or tensor (torchvision's float path)
+  std::string mean, std;               // "0.485,0.456,0.406"; empty: ImageNet's (0.5 for gray)
+  double crop_scale_min = 0.08;        // training crop (--augment): smallest area fraction
+  int decode_threads = 0;              // 0: one per core
+};
+
+// "0.5,0.5,0.5" as floats; throws config_error naming the option.
+inline std::vector<float> parse_float_list(std::string_view option, const std::string& text) {
+  std::vector<float> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t end = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, end - pos);
+    char* stop = nullptr;
+    const float v = std::strtof(item.c_str(), &stop);
+    if (item.empty() || stop != item.c_str() + item.size() || !std::isfinite(v))
+      throw config_error(detail::concat(option, " '", text, "': '", item, "' is not a number (expected e.g. 0.5,0.5,0.5)"));
+    out.push_back(v);
+    pos = end + 1;
+  }
+  return out;
+}
+
+// The preprocessing of `dir`'s images for a model of config `c`, checked.
+inline data::preprocess_options preprocess_for(const std::string& dir, const data_options& o, const vit_config& c) {
+  data::preprocess_options p;
+  p.img_size = c.img_size;
+  p.channels = c.in_chans;
+  const auto format = data::detect_dataset_format(dir);
+  p.crop_pct = o.crop_pct.value_or(data::default_crop_pct(format));
+  p.interp = data::parse_interpolation(o.interpolation);
+  p.rounding = data::parse_resize_rounding(o.rounding);
+  if (!o.mean.empty()) p.mean = parse_float_list("--mean", o.mean);
+  if (!o.std.empty()) p.std = parse_float_list("--std", o.std);
+  p.scale_min = o.crop_scale_min;
+  if (format != data::dataset_format::fashion_mnist) {
+    if (c.in_chans != 1 && c.in_chans != 3)
+      throw config_error(detail::concat("--data '", dir, "': the model takes ", c.in_chans,
+                                        " input channels; images can give 1 (gray) or 3 (RGB)"));
+    p.check();
+  }
+  return p;
+}
+
+// A data-parallel run's processes and how its gradient sums went (docs/distributed.md).
+inline void add_parallel(nlohmann::ordered_json& j, const fit_result& r) {
+  if (!parallel_group()) return;
+  j["processes"] = parallel_group()->size();
+  j["gradient_sync_wait_seconds"] = r.sync_wait_seconds;
+  j["gradient_buckets_overlapped"] = r.overlapped_buckets;
+}
+
+// Float option values as typed (0.485, not 0.48500001430511475).
+inline std::vector<double> rounded(const std::vector<float>& v) {
+  std::vector<double> out;
+  for (float x : v) out.push_back(std::strtod(detail::concat(x).c_str(), nullptr));
+  return out;
+}
+
+// The data and its preprocessing as reports record them (config.json, OUT.json).
+inline nlohmann::ordered_json data_json(const std::string& dir, const data_options& o, const vit_config& c) {
+  const auto format = data::detect_dataset_format(dir);
+  nlohmann::ordered_json j{{"dir", dir}, {"format", std::string(to_string(format))}};
+  if (format == data::dataset_format::fashion_mnist) {
+    j["preprocessing"] = {{"normalize", {{"mean", data::fashion_mnist_mean}, {"std", data::fashion_mnist_std}}}};
+    return j;
+  }
+  const auto p = preprocess_for(dir, o, c);
+  j["preprocessing"] = {{"img_size", p.img_size},
+                        {"channels", p.channels},
+                        {"eval", {{"resize", p.resize_size()}, {"crop_pct", p.crop_pct}, {"center_crop", p.img_size}}},
+                        {"augment_transform", {{"random_resized_crop", {{"scale", {p.scale_min, p.scale_max}},
+                                                                      {"ratio", {p.ratio_min, p.ratio_max}}}},
+                                           {"horizontal_flip", 0.5}}},
+                        {"interpolation", std::string(to_string(p.interp))},
+                        {"antialias", true},
+                        {"resize_rounding", std::string(to_string(p.rounding))},
+                        {"mean", rounded(p.effective_mean())},
+                        {"std", rounded(p.effective_std())}};
+  return j;
+}
+
+// Training images with the budget's validation images held out, and the test split, of the
+// data in `dir` preprocessed for a model of config `c` (data/open.hpp).
+inline data_splits load_splits(const std::string& dir, const budget& b, const data_options& o, const vit_config& c) {
+  const auto pre = preprocess_for(dir, o, c);
+  auto [tr, va] = data::load_train_val(dir, pre, b.val_size, b.train_limit);
+  data_splits d{std::move(tr), std::move(va), data::load_dataset(dir, "test", pre, b.test_limit)};
+  for (auto* ds : {&d.train, &d.val, &d.test}) ds->decode_threads = o.decode_threads;
+  return d;
+}
+
+// The demo's data: Fashion-MNIST only (its teacher is a 28x28 gray model).
 inline data_splits load_splits(const std::string& dir, const budget& b) {
-  const auto all = data::load_fashion_mnist(dir, "train", b.train_limit > 0 ? b.train_limit + b.val_size : 0);
-  auto [tr, va] = data::split_tail(all, b.val_size);
-  return {std::move(tr), std::move(va), data::load_fashion_mnist(dir, "test", b.test_limit)};
+  if (data::detect_dataset_format(dir) != data::dataset_format::fashion_mnist)
+    throw config_error(detail::concat("--data '", dir, "': the demo runs on Fashion-MNIST; for your own images use "
+                                      "train, sparsity, distill and eval (docs/own-data.md)"));
+  return load_splits(dir, b, data_options{}, b.teacher);
+}
+
+// One split ("train" or "test") of `dir` for a model of config `c`; `limit` > 0 keeps the first.
+inline data::image_dataset load_split(const std::string& dir, const std::string& split, const data_options& o,
+                                      const vit_config& c, index_t limit = 0) {
+  auto ds = data::load_dataset(dir, split, preprocess_for(dir, o, c), limit);
+  ds.decode_threads = o.decode_threads;
+  return ds;
 }
 
 // The model reads the data's images and labels: [in_chans, img, img] and classes
 // 0..num_classes-1 (checked before any work; the forward pass would say it later, in
 // terms of tensors rather than of the model and the data).
 inline void check_model_fits_data(std::string_view where, const vit_config& c, const data::image_dataset& ds) {
-  const Shape& is = ds.images.shape();
+  const Shape is = ds.image_shape();
   std::int64_t max_label = -1;
   for (index_t i = 0; i < ds.labels.numel(); ++i) max_label = std::max(max_label, ds.labels.data()[i]);
-  const bool shape_ok = is.rank() == 4 && is[1] == c.in_chans && is[2] == c.img_size && is[3] == c.img_size;
+  const bool shape_ok = is.rank() == 3 && is[0] == c.in_chans && is[1] == c.img_size && is[2] == c.img_size;
   if (!shape_ok || max_label >= c.num_classes)
     throw config_error(detail::concat(where, ": the model takes [", c.in_chans, ", ", c.img_size, ", ", c.img_size,
-                                      "] images of ", c.num_classes, " classes; the data has ",
-                                      is.rank() == 4 ? Shape{is[1], is[2], is[3]}.str() : is.str(), " images of ",
+                                      "] images of ", c.num_classes, " classes; the data has ", is.str(), " images of ",
                                       max_label + 1, " classes"));
 }
 

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "../core/tensor.hpp"
+#include "dataset.hpp"
 #include "../io/file_checks.hpp"
 
 namespace sparsimix::data {
@@ -65,17 +66,6 @@ inline Tensor<std::uint8_t> read_idx(const std::string& path) {
   return out;
 }
 
-// A labelled image set: images [N, 1, H, W] normalised as (x/255 - mean) / std, labels [N].
-struct image_dataset {
-  Tensor<float> images;         // [N, 1, H, W], normalised
-  Tensor<std::int64_t> labels;  // [N], class indices 0..9
-  // Number of examples N.
-  index_t size() const noexcept { return labels.numel(); }
-};
-
-// Fashion-MNIST statistics of the training set (pixel values scaled to [0, 1]).
-inline constexpr float fashion_mnist_mean = 0.2860f;
-inline constexpr float fashion_mnist_std = 0.3530f;  // their standard deviation
 // Where Debian's dataset-fashion-mnist package installs the .gz files (the --data default).
 inline constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fashion-mnist";
 
@@ -105,7 +95,7 @@ inline image_dataset load_fashion_mnist(const std::string& dir, const std::strin
   index_t n = raw_labels.size(0);
   if (limit > 0 && limit < n) n = limit;
   const index_t h = raw_images.size(1), w = raw_images.size(2);
-  image_dataset ds{Tensor<float>(Shape{n, 1, h, w}), Tensor<std::int64_t>(Shape{n})};
+  image_dataset ds(Tensor<float>(Shape{n, 1, h, w}), Tensor<std::int64_t>(Shape{n}));
   const float scale = 1.0f / (255.0f * fashion_mnist_std), shift = fashion_mnist_mean / fashion_mnist_std;
   for (index_t i = 0; i < n * h * w; ++i) ds.images.data()[i] = float(raw_images.data()[i]) * scale - shift;
   for (index_t i = 0; i < n; ++i) {

@@ -40,15 +40,14 @@ std::vector<layer_sparsity> measure_sparsity(const HybridViT<T>& model, const da
   const index_t n = std::min(count, ds.size()), L = model.depth();
   std::vector<sparsity_accumulator> all(static_cast<std::size_t>(L)), cls;
   for (index_t l = 0; l < L; ++l) cls.emplace_back(0, true);
-  const Shape is = ds.images.shape();
-  const index_t per = is[1] * is[2] * is[3];
+  const Shape is = ds.image_shape();
   Tensor<T> images, logits;
   vit_capture<T> cap;
   cap.maps = true;
   for (index_t start = 0; start < n; start += batch) {
     const index_t b = std::min(batch, n - start);
-    images.resize(Shape{b, is[1], is[2], is[3]});
-    for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
+    images.resize(Shape{b, is[0], is[1], is[2]});
+    ds.copy_images(start, b, images.data());
     logits.resize(Shape{b, model.config().num_classes});
     model.forward(images.view(), logits.view(), &cap);
     for (index_t l = 0; l < L; ++l) {

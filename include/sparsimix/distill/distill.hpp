@@ -65,6 +65,11 @@ struct distill_options {
   double avit_weight = 0.1;           // weight of the A-ViT terms (mask-guided stage 1, halting stage 2)
   double keep_weight = 5.0;           // weight of the keep-ratio match inside the stage-1 A-ViT term
   halting_loss_options halting_loss;  // stage 2 of a halting student
+  // Layer-parallel teacher-forced stage 1 (docs/distributed.md): the processes of this group
+  // split the replaced layers (process r trains the layers at positions r, r + P, ... of the
+  // sorted list, on the whole of every batch), then share the trained mixers, so each ends
+  // with the student serial stage 1 gives. Needs teacher_forced; stage1.parallel must be null.
+  process_group* layer_parallel = nullptr;
 };
 
 // What distill() did in each stage.
@@ -140,6 +145,19 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       throw config_error("distill: mask-guided distillation runs the student free (not teacher-forced)");
   }
   const std::set<index_t> replaced(layers.begin(), layers.end());
+  // Layer-parallel stage 1: the layers this process trains.
+  process_group* const lp = opt.layer_parallel && opt.layer_parallel->size() > 1 ? opt.layer_parallel : nullptr;
+  if (opt.layer_parallel && !opt.teacher_forced)
+    throw config_error("distill: layer-parallel stage 1 needs teacher-forced distillation (each layer on the teacher's "
+                       "block inputs)");
+  if (lp && opt.stage1.parallel)
+    throw config_error("distill: stage 1 is either layer-parallel or data-parallel, not both");
+  std::set<index_t> mine;
+  {
+    index_t pos = 0;
+    for (index_t l : replaced)
+      if (!lp || pos++ % lp->size() == lp->rank()) mine.insert(l);
+  }
   distill_result res;
   vit_capture<T> cap;
   const bool pre = opt.target == distill_target::pre_proj;
@@ -170,7 +188,7 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
     const std::set<std::string> from_teacher = teacher_initialised_params(student, replaced);
     for (auto& p : student.parameters()) {
       bool in_replaced = false;
-      for (index_t l : replaced)
+      for (index_t l : mine)
         if (p.name.rfind("blocks." + std::to_string(l) + ".attn.", 0) == 0) in_replaced = true;
       if (in_replaced && !from_teacher.count(p.name)) params.push_back(p);
     }
@@ -182,7 +200,7 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       Var total;
       auto add = [&](Var v) { total = total.valid() ? tape.add(total, v) : v; };
       if (opt.teacher_forced) {
-        for (index_t l : replaced) {
+        for (index_t l : mine) {
           const auto k = static_cast<std::size_t>(l);
           const Var x = tape.input(cap.mixer_in[k].view());
           const Var sim = std::visit(
@@ -238,9 +256,27 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
                        static_cast<T>(opt.avit_weight)));
       return total;
     };
-    res.stage1 = fit(student, optimizer, train, val, opt.stage1, loss,
+    fit_options f1 = opt.stage1;
+    if (lp) {
+      f1.shared_norm = lp;  // clip by the norm over every process's layers, as one process would
+      if (!f1.checkpoint.path.empty()) f1.checkpoint.path += ".rank" + std::to_string(lp->rank());
+    }
+    res.stage1 = fit(student, optimizer, train, val, f1, loss,
                      on_progress ? std::function<void(const fit_progress&)>([&](const fit_progress& p) { on_progress(1, p); })
                                  : std::function<void(const fit_progress&)>{});
+    if (lp) {
+      // Each layer's trained mixer goes from its process to all: the others add zeros.
+      index_t pos = 0;
+      for (index_t l : replaced) {
+        const bool owner = pos++ % lp->size() == lp->rank();
+        for (auto& p : std::visit([](auto& m) { return m.parameters(); }, student.mixer(l))) {
+          std::vector<double> v(static_cast<std::size_t>(p.value.numel()), 0.0);
+          if (owner) std::copy(p.value.begin(), p.value.end(), v.begin());
+          lp->sum(v.data(), static_cast<index_t>(v.size()));
+          std::transform(v.begin(), v.end(), p.value.begin(), [](double x) { return static_cast<T>(x); });
+        }
+      }
+    }
   }
 
   // ---- stage 2: everything, cross-entropy + KL to the teacher's logits ---------------

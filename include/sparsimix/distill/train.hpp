@@ -20,6 +20,7 @@
 #include "../models/pruning.hpp"
 #include "../data/loader.hpp"
 #include "../io/model_config.hpp"
+#include "data_parallel.hpp"
 #include "fit_state.hpp"
 
 namespace sparsimix {
@@ -49,16 +50,15 @@ template <class T>
 eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
   const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
   const index_t classes = model.config().num_classes;
-  const Shape is = ds.images.shape();
-  const index_t per = is[1] * is[2] * is[3];
+  const Shape is = ds.image_shape();
   Tensor<T> images, logits;
   eval_result r;
   double loss = 0;
   index_t correct = 0;
   for (index_t start = 0; start < n; start += batch) {
     const index_t b = std::min(batch, n - start);
-    images.resize(Shape{b, is[1], is[2], is[3]});
-    for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
+    images.resize(Shape{b, is[0], is[1], is[2]});
+    ds.copy_images(start, b, images.data());
     logits.resize(Shape{b, classes});
     model.forward(images.view(), logits.view());
     if (model.config().halting) {
@@ -85,12 +85,39 @@ eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, i
   return r;
 }
 
+// evaluate() split over the processes of `group`: each runs its contiguous share of the
+// first `limit` examples (0: all) and the counts are summed, so every process gets the
+// accuracy one process would (the loss and retention to float rounding).
+template <class T>
+eval_result evaluate_shared(const HybridViT<T>& model, const data::image_dataset& ds, process_group& group,
+                            index_t limit = 0) {
+  const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
+  const index_t p = group.size(), r = group.rank();
+  std::vector<index_t> mine;
+  for (index_t i = n * r / p; i < n * (r + 1) / p; ++i) mine.push_back(i);
+  eval_result part = mine.empty() ? eval_result{} : evaluate(model, ds.subset(mine), 500);
+  const std::size_t L = static_cast<std::size_t>(model.depth());
+  std::vector<double> sums(2 + (model.config().halting ? L : 0), 0.0);
+  const double count = static_cast<double>(mine.size());
+  sums[0] = part.accuracy * count;
+  sums[1] = part.loss * count;
+  for (std::size_t l = 0; l + 2 < sums.size() && l < part.retention.size(); ++l) sums[2 + l] = part.retention[l] * count;
+  group.sum(sums.data(), static_cast<index_t>(sums.size()));
+  eval_result all;
+  all.count = n;
+  const double total = static_cast<double>(std::max<index_t>(n, 1));
+  all.accuracy = std::round(sums[0]) / total;  // a count of correct images
+  all.loss = sums[1] / total;
+  for (std::size_t l = 2; l < sums.size(); ++l) all.retention.push_back(sums[l] / total);
+  return all;
+}
+
 // Median wall-clock milliseconds of a batch-1 inference forward (after warm-up).
 template <class T>
 double measure_latency_ms(const HybridViT<T>& model, const data::image_dataset& ds, int runs = 50) {
-  const Shape is = ds.images.shape();
-  Tensor<T> image(Shape{1, is[1], is[2], is[3]}), logits(Shape{1, model.config().num_classes});
-  for (index_t i = 0; i < image.numel(); ++i) image.data()[i] = static_cast<T>(ds.images.data()[i]);
+  const Shape is = ds.image_shape();
+  Tensor<T> image(Shape{1, is[0], is[1], is[2]}), logits(Shape{1, model.config().num_classes});
+  ds.copy_images(0, 1, image.data());
   for (int i = 0; i < 5; ++i) model.forward(image.view(), logits.view());
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
@@ -106,9 +133,9 @@ double measure_latency_ms(const HybridViT<T>& model, const data::image_dataset& 
 template <class T>
 double measure_throughput(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch, int runs = 5) {
   const index_t b = std::min(batch, ds.size());
-  const Shape is = ds.images.shape();
-  Tensor<T> images(Shape{b, is[1], is[2], is[3]}), logits(Shape{b, model.config().num_classes});
-  for (index_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<T>(ds.images.data()[i]);
+  const Shape is = ds.image_shape();
+  Tensor<T> images(Shape{b, is[0], is[1], is[2]}), logits(Shape{b, model.config().num_classes});
+  ds.copy_images(0, b, images.data());
   model.forward(images.view(), logits.view());
   std::vector<double> s;
   for (int r = 0; r < runs; ++r) {
@@ -141,6 +168,14 @@ struct fit_options {
   bool restore_best = false;
   // Resumable runs: the state file, how often to write it, whether to continue from it.
   fit_checkpoint_options checkpoint;
+  // Data-parallel training (distill/data_parallel.hpp): each process of the group trains on
+  // its slice of every batch and gradients are averaged across them, giving the run one
+  // process would (the same global batch and learning rate); only process 0 writes state
+  // files. Null: one process. Not owned.
+  process_group* parallel = nullptr;
+  // Layer-parallel training (distill_options::layer_parallel): the processes train different
+  // parameters on the same batches; gradient clipping uses the norm over all of them. Not owned.
+  process_group* shared_norm = nullptr;
 };
 
 // What fit() reports about once a second (on_progress), for progress lines and logs.
@@ -156,6 +191,12 @@ struct fit_result {
   double seconds = 0, images_per_second = 0, final_loss = 0;  // time, throughput, smoothed loss
   double best_val_accuracy = -1;  // -1 without validation
   index_t best_step = -1;         // step of best_val_accuracy (-1 without validation)
+  // Streamed data (image folders, CIFAR): images decoded per second of decoding wall time (in
+  // the background, overlapping training) and the seconds training waited for a batch.
+  double decode_images_per_second = 0, data_wait_seconds = 0;
+  // Data-parallel runs: seconds waiting for gradient sums after backward, and the share of
+  // gradient buckets whose sum started while backward was still running.
+  double sync_wait_seconds = 0, overlapped_buckets = 0;
 };
 
 namespace detail {
@@ -226,12 +267,21 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
   lo.batch = opt.batch;
   lo.augment = opt.augment;
   lo.seed = opt.seed;
+  if (opt.parallel) {
+    if (opt.batch % opt.parallel->size() != 0)
+      throw config_error(detail::concat("fit: batch ", opt.batch, " does not split over ", opt.parallel->size(),
+                                        " processes (give a batch that is a multiple of the process count)"));
+    lo.shard = opt.parallel->rank();
+    lo.shards = opt.parallel->size();
+  }
   data::batch_loader loader(train, lo);
   if (loader.batches_per_epoch() < 1)
     throw config_error(detail::concat("fit: ", train.size(), " examples make no batch of ", opt.batch));
   const auto warmup = static_cast<index_t>(std::lround(opt.warmup_fraction * static_cast<double>(opt.steps)));
   const cosine_schedule schedule(opt.lr, opt.steps, std::min(warmup, opt.steps), std::min(opt.min_lr, opt.lr));
   const ParamList<T> trainable = optimizer.trainable();
+  std::optional<gradient_buckets<T>> sync;
+  if (opt.parallel) sync.emplace(*opt.parallel, trainable);
   Tape<T> tape;
   Tensor<float> images_f;
   Tensor<T> images;
@@ -283,14 +333,27 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     optimizer.zero_grad();
     double batch_acc = 0;
     const Var loss = batch_loss(tape, images, labels, batch_acc);
-    const double lv = static_cast<double>(tape.item(loss));
+    double lv = static_cast<double>(tape.item(loss));
+    if (opt.parallel) {
+      // Every process reports (and stops on) the global batch's loss, the mean of the slices'.
+      double both[2] = {lv, batch_acc};
+      opt.parallel->sum(both, 2);
+      lv = both[0] / opt.parallel->size();
+      batch_acc = both[1] / opt.parallel->size();
+    }
     if (!std::isfinite(lv)) {
       // Name the layer too: "the loss is NaN" alone leaves a user to bisect the model.
       const std::string where = detail::first_nonfinite_activation(model, images);
       throw numeric_error(detail::concat("fit: loss is ", lv, " at step ", step, " (lr ", schedule(step), ")",
                                          where.empty() ? std::string() : "; the forward pass first overflows at " + where));
     }
-    tape.backward(loss);
+    if (sync) {
+      sync->prepare(tape);
+      tape.backward(loss, [&](index_t i) { sync->node_done(i); });
+      sync->finish();
+    } else {
+      tape.backward(loss);
+    }
     // A finite loss can still give an Inf/NaN gradient (an overflow inside backward): stop
     // here, naming the parameter (and so the layer), before AdamW spreads it into every weight.
     for (const auto& p : trainable) {
@@ -302,7 +365,20 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     }
     // The regulariser depends on the weights alone: its gradient goes straight to the grads.
     const double reg = opt.hoyer_square > 0 ? opt.hoyer_square * add_hoyer_square_grad(model, opt.hoyer_square) : 0.0;
-    if (opt.clip_norm > 0) clip_grad_norm(trainable, opt.clip_norm);
+    if (opt.clip_norm > 0) {
+      if (opt.shared_norm) {
+        double ss = 0;
+        for (const auto& p : trainable)
+          for (const T g : p.grad) ss += static_cast<double>(g) * static_cast<double>(g);
+        opt.shared_norm->sum(&ss, 1);
+        const double coef = opt.clip_norm / (std::sqrt(ss) + 1e-6);  // clip_grad_norm's rule
+        if (coef < 1 || std::isnan(coef))
+          for (const auto& p : trainable)
+            for (T& g : p.grad) g *= static_cast<T>(coef);
+      } else {
+        clip_grad_norm(trainable, opt.clip_norm);
+      }
+    }
     optimizer.set_lr(schedule(step));
     optimizer.step();
     apply_pruning(model);  // AdamW's moments would move pruned weights off 0
@@ -326,7 +402,8 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     }
     const bool eval_now = val && ((opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || step + 1 == opt.steps);
     if (eval_now) {
-      const auto r = evaluate(model, *val, 500, opt.eval_limit);
+      const auto r = opt.parallel ? evaluate_shared(model, *val, *opt.parallel, opt.eval_limit)
+                                  : evaluate(model, *val, 500, opt.eval_limit);
       if (r.accuracy > res.best_val_accuracy) {
         res.best_val_accuracy = r.accuracy;
         res.best_step = step + 1;
@@ -344,7 +421,9 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     if (checkpointing) {
       const int sig = detail::stop_signal().load();
       const bool last = step + 1 == opt.steps;
-      if (sig != 0 || (!last && opt.checkpoint.every > 0 && (step + 1) % opt.checkpoint.every == 0)) save_state(step + 1);
+      const bool writer = !opt.parallel || opt.parallel->rank() == 0;
+      if (writer && (sig != 0 || (!last && opt.checkpoint.every > 0 && (step + 1) % opt.checkpoint.every == 0)))
+        save_state(step + 1);
       if (sig != 0)
         throw interrupted_error(detail::concat("fit: stopped by signal ", sig, " after step ", step + 1, " of ",
                                                opt.steps, "; the state is in ", opt.checkpoint.path,
@@ -359,6 +438,14 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
   const double seconds_here = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.seconds = seconds_before + seconds_here;
   res.images_per_second = static_cast<double>((opt.steps - first_step) * opt.batch) / seconds_here;
+  res.decode_images_per_second = loader.stats().decode_images_per_second();
+  res.data_wait_seconds = loader.stats().wait_seconds;
+  if (sync) {
+    res.sync_wait_seconds = sync->stats().wait_seconds;
+    res.overlapped_buckets = sync->stats().buckets ? static_cast<double>(sync->stats().buckets_in_backward) /
+                                                         static_cast<double>(sync->stats().buckets)
+                                                   : 0.0;
+  }
   return res;
 }
 

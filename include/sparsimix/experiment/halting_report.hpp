@@ -42,13 +42,12 @@ halting_summary summarize_halting(const HybridViT<T>& model, const data::image_d
   s.depth_histogram.assign(static_cast<std::size_t>(L + 1), 0);
   const index_t kept = std::min(keep_depth, n);
   s.depth = Tensor<std::int64_t>(Shape{kept, N});
-  const Shape is = ds.images.shape();
-  const index_t per = is[1] * is[2] * is[3];
+  const Shape is = ds.image_shape();
   Tensor<T> images, logits;
   for (index_t start = 0; start < n; start += batch) {
     const index_t b = std::min(batch, n - start);
-    images.resize(Shape{b, is[1], is[2], is[3]});
-    for (index_t i = 0; i < b * per; ++i) images.data()[i] = static_cast<T>(ds.images.data()[start * per + i]);
+    images.resize(Shape{b, is[0], is[1], is[2]});
+    ds.copy_images(start, b, images.data());
     logits.resize(Shape{b, model.config().num_classes});
     model.forward(images.view(), logits.view());
     const auto& h = model.halting();
@@ -135,15 +134,18 @@ inline std::string halting_depth_svg(const data::image_dataset& ds, const Tensor
   for (index_t k = 0; k < K; ++k) {
     const int x0 = 10 + static_cast<int>(k % 4) * (side + 16), y0 = 50 + static_cast<int>(k / 4) * (side + 16);
     // The image (first channel), min-max scaled to grey.
+    std::vector<float> img(static_cast<std::size_t>(ds.image_numel()));
+    ds.copy_images(k, 1, img.data());
+    const auto pixel = [&](index_t y, index_t x) { return img[static_cast<std::size_t>(y * c.img_size + x)]; };
     float lo = 1e30f, hi = -1e30f;
     for (index_t y = 0; y < c.img_size; ++y)
       for (index_t x = 0; x < c.img_size; ++x) {
-        lo = std::min(lo, ds.images(k, 0, y, x));
-        hi = std::max(hi, ds.images(k, 0, y, x));
+        lo = std::min(lo, pixel(y, x));
+        hi = std::max(hi, pixel(y, x));
       }
     for (index_t y = 0; y < c.img_size; ++y)
       for (index_t x = 0; x < c.img_size; ++x) {
-        const float v = hi > lo ? (ds.images(k, 0, y, x) - lo) / (hi - lo) : 0.f;
+        const float v = hi > lo ? (pixel(y, x) - lo) / (hi - lo) : 0.f;
         const int grey = static_cast<int>(255 * v);
         s << "<rect x='" << x0 + x * px << "' y='" << y0 + y * px << "' width='" << px << "' height='" << px
           << "' fill='rgb(" << grey << "," << grey << "," << grey << ")'/>";
