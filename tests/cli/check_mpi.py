@@ -7,6 +7,8 @@
            accuracy is the same; distill --teacher-forced --layer-parallel (the processes split
            stage 1's layers) gives the serial teacher-forced student
   faults   a process killed mid-run ends the whole job within seconds with a message naming it;
+           the same command with --resume continues from process 0's state file to the
+           uninterrupted run's weights;
            an error on the processes (a missing --data folder) ends the job with the error
            (MPI_Abort, no hang); neither writes --out
 
@@ -137,6 +139,28 @@ with open(work / "killed.log", "w") as log:
 text = (work / "killed.log").read_text()
 check(rc not in (None, 0) and took < 30 and "rank 1" in text and not (work / "killed.safetensors").exists(),
       f"killing process 1 ends the job in {took:.1f} s (exit {rc}) with mpirun's message naming rank 1")
+
+# --resume after a killed job: the rerun continues from process 0's state file and ends with
+# the uninterrupted run's weights, byte for byte
+resumable = ["train", "--budget", "tiny", "--steps", "200", "--batch", "64", "--seed", "4", "--checkpoint-every", "20"]
+run(MPIRUN + ["-np", "2", mpi_exe, *resumable, "--out", "whole.safetensors"], "whole.log")
+for f in work.glob("pid.*"):
+    f.unlink()
+with open(work / "resumed_kill.log", "w") as log:
+    p = subprocess.Popen(MPIRUN + ["-np", "2", str(wrapper), mpi_exe, *resumable, "--out", "resumed.safetensors"],
+                         cwd=work, stdout=log, stderr=subprocess.STDOUT, env=ENV)
+    deadline = time.time() + 120
+    while not (work / "resumed.safetensors.state").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    killed_midway = p.poll() is None
+    if killed_midway:
+        os.kill(int((work / "pid.1").read_text()), signal.SIGKILL)
+    p.wait(timeout=60)
+run(MPIRUN + ["-np", "2", mpi_exe, *resumable, "--resume", "--out", "resumed.safetensors"], "resumed.log")
+check(killed_midway and "resuming from" in (work / "resumed.log").read_text()
+      and (work / "whole.safetensors").read_bytes() == (work / "resumed.safetensors").read_bytes(),
+      "a job killed after its first state file, rerun with --resume, ends with the uninterrupted run's weights "
+      "byte for byte")
 
 # an error on the processes: MPI_Abort with the message, not a hang
 r = run(MPIRUN + ["-np", "2", mpi_exe, "train", "--budget", "tiny", "--data", str(work / "missing"), "--out",
