@@ -64,12 +64,14 @@ class Tape : private detail::tape_core<T> {
     grad_positions_.clear();
   }
 
-  // Where each parameter gradient this forward bound was first read: (grad storage, node
-  // index). Nodes only read a parameter after it is bound, so once backward() has run every
-  // node from the last down to that index, the gradient is final (data-parallel training
-  // starts summing it across processes then, while backward goes on: distill/data_parallel.hpp).
-  // A mixer's parameters are bound at its node.
+  // With tracking on (off by default), where each parameter gradient a forward bound was
+  // first read: (grad storage, node index). Nodes only read a parameter after it is bound, so
+  // once backward() has run every node from the last down to that index, the gradient is final
+  // (data-parallel training starts summing it across processes then, while backward goes on:
+  // distill/data_parallel.hpp). A mixer's parameters are bound at its node.
   const std::vector<std::pair<const T*, index_t>>& grad_positions() const noexcept { return grad_positions_; }
+  // Turns the recording of grad_positions() on or off (from the next binding on).
+  void track_grad_positions(bool on) noexcept { track_positions_ = on; }
 
   // Values on the tape (inputs, parameters and op results), for tests and diagnostics.
   index_t num_vars() const noexcept { return core_type::num_vars(); }
@@ -210,11 +212,13 @@ class Tape : private detail::tape_core<T> {
 
   template <class M>
   void note_mixer_params(M& m) {
+    if (!track_positions_) return;
     const index_t at = num_nodes() - 1;
     for (const auto& p : m.parameters()) grad_positions_.emplace_back(p.grad.data(), at);
   }
 
   std::vector<std::pair<const T*, index_t>> grad_positions_;
+  bool track_positions_ = false;
 
   // Whether a gradient reached the node's output (mixer nodes: either of their outputs).
   template <class Node>
@@ -243,7 +247,7 @@ Var Tape<T>::param(TensorView<T> value, TensorView<T> grad) {
   if (!(value.shape() == grad.shape()))
     throw shape_error(detail::concat("Tape::param: grad is ", grad.shape().str(), ", expected ",
                                      value.shape().str(), " like value"));
-  grad_positions_.emplace_back(grad.data(), num_nodes());
+  if (track_positions_) grad_positions_.emplace_back(grad.data(), num_nodes());
   return this->external_var(value.shape(), value.data(), grad.data());
 }
 

@@ -91,15 +91,7 @@ inline Tensor<float> read_image_files(const std::string& input, const data_optio
   } else {
     files = {input};
   }
-  data::preprocess_options p;
-  p.img_size = c.img_size;
-  p.channels = c.in_chans;
-  p.crop_pct = o.crop_pct.value_or(0.875);
-  p.interp = data::parse_interpolation(o.interpolation);
-  p.rounding = data::parse_resize_rounding(o.rounding);
-  if (!o.mean.empty()) p.mean = parse_float_list("--mean", o.mean);
-  if (!o.std.empty()) p.std = parse_float_list("--std", o.std);
-  p.check();
+  const auto p = make_preprocess(o, c, 0.875);  // image files: DeiT's crop
   Tensor<float> images(Shape{static_cast<index_t>(files.size()), c.in_chans, c.img_size, c.img_size});
   const index_t per = images.numel() / images.size(0);
   parallel_for(images.size(0), [&](index_t i) {

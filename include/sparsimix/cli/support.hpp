@@ -180,25 +180,29 @@ inline std::vector<float> parse_float_list(std::string_view option, const std::s
   return out;
 }
 
-// The preprocessing of `dir`'s images for a model of config `c`, checked.
-inline data::preprocess_options preprocess_for(const std::string& dir, const data_options& o, const vit_config& c) {
+// The preprocessing the options ask for, for a model of config `c` (crop_pct unset:
+// `default_crop_pct`), checked.
+inline data::preprocess_options make_preprocess(const data_options& o, const vit_config& c, double default_crop_pct) {
   data::preprocess_options p;
   p.img_size = c.img_size;
   p.channels = c.in_chans;
-  const auto format = data::detect_dataset_format(dir);
-  p.crop_pct = o.crop_pct.value_or(data::default_crop_pct(format));
+  p.crop_pct = o.crop_pct.value_or(default_crop_pct);
   p.interp = data::parse_interpolation(o.interpolation);
   p.rounding = data::parse_resize_rounding(o.rounding);
   if (!o.mean.empty()) p.mean = parse_float_list("--mean", o.mean);
   if (!o.std.empty()) p.std = parse_float_list("--std", o.std);
   p.scale_min = o.crop_scale_min;
-  if (format != data::dataset_format::fashion_mnist) {
-    if (c.in_chans != 1 && c.in_chans != 3)
-      throw config_error(detail::concat("--data '", dir, "': the model takes ", c.in_chans,
-                                        " input channels; images can give 1 (gray) or 3 (RGB)"));
-    p.check();
-  }
+  if (c.in_chans != 1 && c.in_chans != 3)
+    throw config_error(detail::concat("the model takes ", c.in_chans, " input channels; images can give 1 (gray) or 3 (RGB)"));
+  p.check();
   return p;
+}
+
+// The preprocessing of `dir`'s images for a model of config `c` (Fashion-MNIST ignores it).
+inline data::preprocess_options preprocess_for(const std::string& dir, const data_options& o, const vit_config& c) {
+  const auto format = data::detect_dataset_format(dir);
+  if (format == data::dataset_format::fashion_mnist) return data::preprocess_options{};
+  return make_preprocess(o, c, data::default_crop_pct(format));
 }
 
 // A data-parallel run's processes and how its gradient sums went (docs/distributed.md).

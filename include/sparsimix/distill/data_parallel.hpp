@@ -81,15 +81,23 @@ class gradient_buckets {
       order.emplace_back(it == first_use.end() ? tape.num_nodes() : it->second, k);
     }
     std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    buckets_.clear();
+    std::vector<bucket> fresh;
     for (const auto& [at, k] : order) {
       const index_t n = trainable_[k].grad.numel();
-      if (buckets_.empty() || buckets_.back().values + n > bucket_values_) buckets_.push_back(bucket{});
-      bucket& b = buckets_.back();
+      if (fresh.empty() || fresh.back().values + n > bucket_values_) fresh.push_back(bucket{});
+      bucket& b = fresh.back();
       b.params.push_back(k);
       b.values += n;
       b.ready_at = std::min(b.ready_at, at);  // ready when its earliest-bound gradient is
     }
+    // The same layout as the last step (the usual case): keep the buffers.
+    const bool same = fresh.size() == buckets_.size() &&
+                      std::equal(fresh.begin(), fresh.end(), buckets_.begin(),
+                                 [](const bucket& a, const bucket& b) { return a.params == b.params; });
+    if (same)
+      for (std::size_t i = 0; i < fresh.size(); ++i) buckets_[i].ready_at = fresh[i].ready_at;
+    else
+      buckets_ = std::move(fresh);
     next_ = 0;
   }
 

@@ -283,6 +283,7 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
   std::optional<gradient_buckets<T>> sync;
   if (opt.parallel) sync.emplace(*opt.parallel, trainable);
   Tape<T> tape;
+  tape.track_grad_positions(sync.has_value());
   Tensor<float> images_f;
   Tensor<T> images;
   std::vector<index_t> labels;
