@@ -1,11 +1,12 @@
-// Mini-batches from an in-memory image dataset: deterministic shuffling with the library
-// RNG (the same seed gives the same batches on every machine), optional light augmentation.
+// Mini-batches from an image dataset: deterministic shuffling with the library RNG (the same
+// seed gives the same batches on every machine), optional augmentation, streamed datasets
+// decoded ahead in the background, batches split between the processes of data-parallel runs.
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <future>
-#include <cstdint>
 #include <numeric>
 #include <utility>
 #include <vector>
