@@ -115,49 +115,49 @@ run(MPIRUN + ["-np", "2", mpi_exe, *prune, "--out", "pruned_2.safetensors"], "pr
 d, where = max_abs_diff("pruned_1.safetensors", "pruned_2.safetensors")
 check(d < 2e-4, f"prune: 2 processes give the single process's pruned model (max |diff| {d:.1e} at {where})")
 
-# a process killed mid-run: the job ends within seconds, naming it, writing nothing
-long_train = ["train", "--budget", "tiny", "--steps", "100000", "--batch", "64"]
 wrapper = work / "record_pid.sh"
 wrapper.write_text('#!/bin/sh\necho $$ > "pid.$OMPI_COMM_WORLD_RANK"\nexec "$@"\n')
 wrapper.chmod(0o755)
-for f in work.glob("pid.*"):
-    f.unlink()
-with open(work / "killed.log", "w") as log:
-    p = subprocess.Popen(MPIRUN + ["-np", "2", str(wrapper), mpi_exe, *long_train, "--out", "killed.safetensors"],
-                         cwd=work, stdout=log, stderr=subprocess.STDOUT, env=ENV)
-    deadline = time.time() + 60
-    while not (work / "killed.log").read_text().count("[train] step") and time.time() < deadline:
-        time.sleep(0.2)
-    os.kill(int((work / "pid.1").read_text()), signal.SIGKILL)
-    t0 = time.time()
-    try:
-        rc = p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = None
-    took = time.time() - t0
+
+
+def kill_rank1_when(args, log, ready, wait=120):
+    """Starts a 2-process job, SIGKILLs process 1 once ready() holds (unless the job ended
+    first) and waits for the job: (killed, exit code or None on a hang, seconds after the kill)."""
+    for f in work.glob("pid.*"):
+        f.unlink()
+    with open(work / log, "w") as out:
+        p = subprocess.Popen(MPIRUN + ["-np", "2", str(wrapper), mpi_exe, *args], cwd=work, stdout=out,
+                             stderr=subprocess.STDOUT, env=ENV)
+        deadline = time.time() + wait
+        while not ready() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        killed = p.poll() is None
+        if killed:
+            os.kill(int((work / "pid.1").read_text()), signal.SIGKILL)
+        t0 = time.time()
+        try:
+            rc = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        return killed, rc, time.time() - t0
+
+
+# a process killed mid-run: the job ends within seconds, naming it, writing nothing
+long_train = ["train", "--budget", "tiny", "--steps", "100000", "--batch", "64", "--out", "killed.safetensors"]
+killed, rc, took = kill_rank1_when(long_train, "killed.log", lambda: "[train] step" in (work / "killed.log").read_text())
 text = (work / "killed.log").read_text()
-check(rc not in (None, 0) and took < 30 and "rank 1" in text and not (work / "killed.safetensors").exists(),
+check(killed and rc not in (None, 0) and took < 30 and "rank 1" in text and not (work / "killed.safetensors").exists(),
       f"killing process 1 ends the job in {took:.1f} s (exit {rc}) with mpirun's message naming rank 1")
 
 # --resume after a killed job: the rerun continues from process 0's state file and ends with
 # the uninterrupted run's weights, byte for byte
 resumable = ["train", "--budget", "tiny", "--steps", "200", "--batch", "64", "--seed", "4", "--checkpoint-every", "20"]
 run(MPIRUN + ["-np", "2", mpi_exe, *resumable, "--out", "whole.safetensors"], "whole.log")
-for f in work.glob("pid.*"):
-    f.unlink()
-with open(work / "resumed_kill.log", "w") as log:
-    p = subprocess.Popen(MPIRUN + ["-np", "2", str(wrapper), mpi_exe, *resumable, "--out", "resumed.safetensors"],
-                         cwd=work, stdout=log, stderr=subprocess.STDOUT, env=ENV)
-    deadline = time.time() + 120
-    while not (work / "resumed.safetensors.state").exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.05)
-    killed_midway = p.poll() is None
-    if killed_midway:
-        os.kill(int((work / "pid.1").read_text()), signal.SIGKILL)
-    p.wait(timeout=60)
+killed, _, _ = kill_rank1_when(resumable + ["--out", "resumed.safetensors"], "resumed_kill.log",
+                               lambda: (work / "resumed.safetensors.state").exists())
 run(MPIRUN + ["-np", "2", mpi_exe, *resumable, "--resume", "--out", "resumed.safetensors"], "resumed.log")
-check(killed_midway and "resuming from" in (work / "resumed.log").read_text()
+check(killed and "resuming from" in (work / "resumed.log").read_text()
       and (work / "whole.safetensors").read_bytes() == (work / "resumed.safetensors").read_bytes(),
       "a job killed after its first state file, rerun with --resume, ends with the uninterrupted run's weights "
       "byte for byte")
