@@ -137,9 +137,9 @@ inline int run_train(const train_args& a) {
         log_line(detail::concat("  step ", step, ": validation accuracy ", e.accuracy, ", loss ", e.loss,
                                 e.retention.empty() ? std::string() : detail::concat(", mean retention ", e.mean_retention())));
       });
+  if (!is_writer()) return 0;  // process 0 of a data-parallel run tests and writes the results
   const double best = r.best_val_accuracy;
   const auto test = evaluate(model, d.test);
-  if (!is_writer()) return 0;  // process 0 of a data-parallel run writes the results
   io::save_checkpoint(model, a.out);
   nlohmann::ordered_json j{{"checkpoint", a.out},       {"best_val_accuracy", best}, {"best_step", r.best_step},
                            {"test_accuracy", test.accuracy}, {"train_seconds", r.seconds},

@@ -41,28 +41,36 @@ CLI::Validator parses_as(Parse parse, std::string description) {
       std::move(description));
 }
 
+// The evaluation transform's options (docs/own-data.md), shared by the data commands and
+// infer; `crop_default` says the default --crop-pct in the help.
+inline CLI::App* add_preprocess_options(CLI::App* app, data_options& o, const std::string& when,
+                                        const std::string& crop_default) {
+  auto* g = app->add_option_group("Image preprocessing", when);
+  add_optional(g, "--crop-pct", o.crop_pct,
+               "Evaluation: resize the shorter side to img_size / crop_pct, centre crop (default " + crop_default + ")");
+  g->add_option("--interpolation", o.interpolation, "Resize filter: bicubic or bilinear (antialiased)")
+      ->capture_default_str()
+      ->check(parses_as(data::parse_interpolation, "bicubic|bilinear"));
+  g->add_option("--resize-rounding", o.rounding,
+                "pil: PIL's 8-bit resize, as timm's transforms run; tensor: torchvision's float resize (antialias=True)")
+      ->capture_default_str()
+      ->check(parses_as(data::parse_resize_rounding, "pil|tensor"));
+  g->add_option("--mean", o.mean, "Per-channel mean, e.g. 0.485,0.456,0.406 (default ImageNet's; 0.5 for gray)");
+  g->add_option("--std", o.std, "Per-channel std, e.g. 0.229,0.224,0.225 (default ImageNet's; 0.5 for gray)");
+  return g;
+}
+
 // --data and the preprocessing options of image folders and CIFAR (docs/own-data.md).
 inline void add_data_options(CLI::App* app, std::string& dir, data_options& o) {
   app->add_option("--data", dir,
                   "Data folder: Fashion-MNIST IDX files, CIFAR-10/100 .bin files, or an image folder "
                   "(train/<class>/*.jpg, val/<class>/*.jpg)")
       ->capture_default_str();
-  auto* g = app->add_option_group("Image preprocessing", "Image folders and CIFAR (Fashion-MNIST ignores these)");
-  add_optional(g, "--crop-pct", o.crop_pct,
-               "Evaluation: resize the shorter side to img_size / crop_pct, centre crop (default 0.875 for image "
-               "folders, 1 for CIFAR)");
-  g->add_option("--interpolation", o.interpolation, "Resize filter: bicubic or bilinear (antialiased)")
-      ->capture_default_str()
-      ->check(parses_as(data::parse_interpolation, "bicubic|bilinear"));
-  g->add_option("--mean", o.mean, "Per-channel mean, e.g. 0.485,0.456,0.406 (default ImageNet's; 0.5 for gray)");
-  g->add_option("--std", o.std, "Per-channel std, e.g. 0.229,0.224,0.225 (default ImageNet's; 0.5 for gray)");
+  auto* g = add_preprocess_options(app, o, "Image folders and CIFAR (Fashion-MNIST ignores these)",
+                                   "0.875 for image folders, 1 for CIFAR");
   g->add_option("--crop-scale-min", o.crop_scale_min,
                 "Training with --augment: smallest area fraction of the random resized crop")
       ->capture_default_str();
-  g->add_option("--resize-rounding", o.rounding,
-                "pil: PIL's 8-bit resize, as timm's transforms run; tensor: torchvision's float resize (antialias=True)")
-      ->capture_default_str()
-      ->check(parses_as(data::parse_resize_rounding, "pil|tensor"));
   g->add_option("--decode-threads", o.decode_threads, "Threads decoding images (0: one per core)")->capture_default_str();
 }
 
@@ -256,18 +264,7 @@ inline int main(int argc, char** argv) {
   infer->add_option("--out", ia.out, "Output .safetensors: 'logits' [B, classes]")->required();
   infer->add_flag("--capture", ia.capture, "Also write blocks.{i}.out and, for attention blocks, blocks.{i}.attn_map");
   add_optional(infer, "--heads", ia.heads, "Heads of a timm checkpoint without sparsimix.config (default C/64)");
-  {
-    auto* g = infer->add_option_group("Image preprocessing", "When --input names images");
-    add_optional(g, "--crop-pct", ia.data_opt.crop_pct, "Resize the shorter side to img_size / crop_pct, centre crop (0.875)");
-    g->add_option("--interpolation", ia.data_opt.interpolation, "bicubic or bilinear (antialiased)")
-        ->capture_default_str()
-        ->check(parses_as(data::parse_interpolation, "bicubic|bilinear"));
-    g->add_option("--resize-rounding", ia.data_opt.rounding, "pil (timm's) or tensor (torchvision's float path)")
-        ->capture_default_str()
-        ->check(parses_as(data::parse_resize_rounding, "pil|tensor"));
-    g->add_option("--mean", ia.data_opt.mean, "Per-channel mean (default ImageNet's; 0.5 for gray)");
-    g->add_option("--std", ia.data_opt.std, "Per-channel std (default ImageNet's; 0.5 for gray)");
-  }
+  add_preprocess_options(infer, ia.data_opt, "When --input names images", "0.875");
 
   grad_args ga;
   auto* grad = app.add_subcommand("grad", "Mean cross-entropy and its gradient for every parameter");
