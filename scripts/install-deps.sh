@@ -10,6 +10,7 @@ pkgs=(g++ cmake make pkg-config
       dataset-fashion-mnist   # the real data of the examples
       python3-torch           # reference for golden tests only (under /usr/bin/python3)
       python3-torchvision python3-pil  # preprocessing goldens and the image-folder tests
+      python3-scipy           # the statistics goldens (permutation test: tests/golden/gen_statistics.py)
       binutils                # objdump, for the runtime-dispatch instruction check
       doxygen                 # the API reference (target sparsimix_docs, test docs.api_reference)
       libopenblas0-pthread    # PyTorch's BLAS: the reference BLAS makes the guide's teacher 4x slower

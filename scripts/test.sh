@@ -28,9 +28,10 @@ if [ "${1:-}" = "--sanitize" ]; then
   # ASan; its calls run here in test_distill). The API reference does not depend on it.
   # cli.own_data and docs.own_data_guide run a 12-block 224x224 model (tens of minutes at -O0
   # with ASan); the decoder, preprocessing, folders and the streaming loader run here in
-  # test_data, and the decoder under the fuzzer.
+  # test_data, and the decoder under the fuzzer. cli.study_tiny runs four studies (minutes at
+  # -O0 with ASan); its statistics, planning and interaction maps run here in test_experiment.
   (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^example\.custom_mixer_cli$|^cli\.train_kill_and_resume$|^example\.train_vit$|^example\.distill_checkpoint$|^docs\.distillation_guide$|^docs\.api_reference$|^docs\.snippet\.guide$|^cli\.own_data$|^docs\.own_data_guide$')
+     ctest --no-tests=error --output-on-failure -j "$jobs" -E '^packaging\.|^cli\.demo_tiny$|^cli\.demo_avit_tiny$|^cli\.study_tiny$|^example\.custom_mixer_cli$|^cli\.train_kill_and_resume$|^example\.train_vit$|^example\.distill_checkpoint$|^docs\.distillation_guide$|^docs\.api_reference$|^docs\.snippet\.guide$|^cli\.own_data$|^docs\.own_data_guide$')
 else
   build="$root/build"
   # SPARSIMIX_MPI adds the sparsimix_mpi program and its test (cli.mpi: mpirun -np 2).

@@ -4,6 +4,8 @@
 #include "sparsimix/distill/distill.hpp"
 #include "sparsimix/distill/train.hpp"
 #include "sparsimix/experiment/experiment.hpp"
+#include "sparsimix/experiment/interaction.hpp"
+#include "sparsimix/experiment/study.hpp"
 #include "sparsimix/io/checkpoint.hpp"
 
 namespace sparsimix {
@@ -34,6 +36,10 @@ SPARSIMIX_INSTANTIATE_PIPELINE(double)
 template experiment_report run_experiment<float>(const data::image_dataset&, const data::image_dataset&,
                                                  const data::image_dataset&, experiment_options,
                                                  const experiment_hooks<float>&, const HybridViT<float>*);
+template interaction_result token_interaction<float>(const HybridViT<float>&, const HybridViT<float>*, index_t,
+                                                     const data::image_dataset&, index_t, index_t);
+template study_report run_study<float>(const data::image_dataset&, const data::image_dataset&,
+                                       const data::image_dataset&, study_options, const std::string&, const study_hooks&);
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -12,6 +12,7 @@
 
 #include "../core/malloc_tuning.hpp"
 #include "commands.hpp"
+#include "study_command.hpp"
 #if defined(SPARSIMIX_USE_MPI)
 #include "../distill/mpi_process_group.hpp"
 #endif
@@ -129,6 +130,39 @@ inline int main(int argc, char** argv) {
   demo->add_flag("--avit", da.avit,
                  "The A-ViT teacher-sparsity sweep: a dense teacher, A-ViT teachers of increasing sparsity, "
                  "mask-guided students of each (resumes from the run folder)");
+
+  study_args sta;
+  auto* study = app.add_subcommand(
+      "study", "The layer-sparsity claim with seeds, bootstrap intervals and a depth control (resumes from --out)");
+  study->add_option("--data", sta.data, data_help)->capture_default_str();
+  study->add_option("--out", sta.out, "Run folder (config.json, results.jsonl, report.json, CSV, SVG)")
+      ->capture_default_str();
+  study->add_option("--budget", sta.budget, "small, full or tiny: the demo's teacher and distillation budgets")
+      ->capture_default_str()
+      ->check(budget_check);
+  study->add_option("--seeds", sta.seeds, "Distillation seeds per variant (each: new student init and data order)")
+      ->capture_default_str();
+  study->add_option("--metric", sta.metric, "Primary sparsity metric: k90, cls_k90, entropy or top_k_mass "
+                                            "(the report evaluates the claims under every one)")
+      ->capture_default_str();
+  study->add_option("--seed", sta.seed, "The teacher's seed and the base of the students' seeds")->capture_default_str();
+  study->add_option("--bootstrap", sta.bootstrap, "Paired-bootstrap resamples over the test images")
+      ->capture_default_str();
+  study->add_option("--checkpoint-every", sta.checkpoint_every,
+                    "Every training phase keeps its state in the run folder every N steps (0: finished ones only)")
+      ->capture_default_str();
+
+  interaction_args xa;
+  auto* interaction = app.add_subcommand(
+      "interaction", "FAR's token-interaction maps of a model's blocks beside a teacher's attention maps (SVG, JSON)");
+  interaction->add_option("--model", xa.model, "Checkpoint whose blocks are mapped (e.g. a distilled hybrid)")->required();
+  interaction->add_option("--teacher", xa.teacher,
+                          "Checkpoint whose attention maps are the comparison (default: the model's own attention blocks)");
+  interaction->add_option("--layers", xa.layers, "Blocks to map, e.g. 1,2 (default: every non-attention block)");
+  interaction->add_option("--count", xa.count, "Validation images the maps average over")->capture_default_str();
+  add_data_options(interaction, xa.data, xa.data_opt);
+  interaction->add_option("--out", xa.out, "Folder for interaction.json, interaction.safetensors and the SVGs")
+      ->capture_default_str();
 
   train_args ta;
   auto* train = app.add_subcommand("train", "Train a ViT teacher on Fashion-MNIST, keeping the best checkpoint");
@@ -309,6 +343,8 @@ inline int main(int argc, char** argv) {
                                         "data-parallel; run it as one process (without mpirun, or with -np 1)"));
 #endif
     if (*demo) return run_demo(da);
+    if (*study) return run_study_command(sta);
+    if (*interaction) return run_interaction(xa);
     if (*train) return run_train(ta);
     if (*sparsity) return run_sparsity(sa);
     if (*distill) return run_distill(di);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "../fwd.hpp"
@@ -68,7 +69,10 @@ std::string join(const Range& xs, std::string_view sep) {
   std::string s;
   for (const auto& x : xs) {
     if (!s.empty()) s += sep;
-    s += std::to_string(x);
+    if constexpr (std::is_arithmetic_v<std::remove_cvref_t<decltype(x)>>)
+      s += std::to_string(x);
+    else
+      s += x;
   }
   return s;
 }

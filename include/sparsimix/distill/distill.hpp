@@ -179,7 +179,8 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
   const T sim_scale = static_cast<T>(opt.sim_weight / (opt.normalise_sim ? double(replaced.size()) : 1.0));
 
   // ---- stage 1: only the replaced mixers (mh_lstm: all but post_proj, FAR) ------------
-  {
+  // (steps 0: the student's stage 1 is done already, e.g. a study that evaluates in between)
+  if (opt.stage1.steps > 0) {
     typename AdamW<T>::config oc;
     oc.lr = opt.stage1.lr;
     oc.weight_decay = opt.stage1.weight_decay;

@@ -103,16 +103,6 @@ struct avit_sweep_hooks {
   std::function<void(const std::string& phase, const fit_progress&)> progress;  // training progress
 };
 
-// Mean and sample standard deviation.
-inline std::pair<double, double> mean_sd(const std::vector<double>& v) {
-  if (v.empty()) return {0.0, 0.0};
-  double m = 0;
-  for (double x : v) m += x / static_cast<double>(v.size());
-  double ss = 0;
-  for (double x : v) ss += (x - m) * (x - m);
-  return {m, v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0};
-}
-
 // The claim for one mixer: the gap should fall as the teacher gets sparser. "Cannot tell"
 // when the change of the mean gap from the densest to the sparsest teacher is within the
 // largest standard deviation over seeds of any level.
@@ -246,16 +236,21 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
   const std::string done_file = path("students.jsonl");
   if (fs::exists(done_file)) {
     std::ifstream in(done_file);
-    std::string line;
+    std::string line, kept;
+    bool cut = false;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       try {
         const auto j = nlohmann::json::parse(line);
         done[j.at("key").get<std::string>()] = avit_student_from_json(j.at("result"));
+        kept += line + "\n";
       } catch (const std::exception&) {
-        break;  // a line cut by a kill: redo from there
+        cut = true;  // a line cut by a kill: redo from there
+        break;
       }
     }
+    // New lines must not continue a cut one: keep only the whole lines.
+    if (cut) io::write_text_atomically(done_file, kept);
   }
   auto run_level = [&](const HybridViT<T>& teacher, avit_level_result& lv) {
     const auto te = evaluate(teacher, test), ve = evaluate(teacher, val);
@@ -361,7 +356,7 @@ inline nlohmann::ordered_json to_json(const avit_report& r, const std::string& k
 // Gap (teacher - student test accuracy) against the teacher's mean retention, one series per
 // mixer: the mean over seeds with a bar of one standard deviation.
 inline std::string gap_vs_retention_svg(const avit_report& r) {
-  const int W = 580, H = 380, L = 70, R = 150, T = 40, B = 50;
+  const int W = 640, H = 380, L = 70, R = 210, T = 40, B = 50;  // R: room for the legend
   std::vector<std::string> mixers;
   for (const auto& [m, c] : r.claims) mixers.push_back(m);
   struct point { double x, y, sd; };
