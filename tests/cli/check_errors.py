@@ -10,6 +10,7 @@ usage: check_errors.py SPARSIMIX_EXE DOCS_ERRORS_MD SCRATCH_DIR
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -183,6 +184,24 @@ def side_effects(exe, tmp):
                         "--lr", "1e30", "--out", old], capture_output=True, text=True)
     if r.returncode != 1 or open(old, "rb").read() != before or os.path.exists(old + ".json"):
         p.append(f"a failing train touched its --out (rc {r.returncode}, {r.stderr.strip()[-200:]!r})")
+    # A full disk, simulated by a file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored so the
+    # write fails with EFBIG instead of killing the process): one line naming the file and the
+    # reason, exit 1, the old file byte for byte, no temporary left beside it.
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    full = os.path.join(tmp, "full_disk")
+    os.makedirs(full)
+    kept = os.path.join(full, "kept.safetensors")
+    shutil.copy(model, kept)
+    before = open(kept, "rb").read()
+    r = subprocess.run([exe, "init", "--config", os.path.join(tmp, "lstm.json"), "--out", kept], capture_output=True,
+                       text=True, preexec_fn=small_files)
+    want = f"sparsimix: io_error: writing '{kept}' failed: File too large; the file that was there is unchanged"
+    if r.returncode != 1 or r.stderr.strip() != want:
+        p.append(f"a write past the file-size limit: rc {r.returncode}, stderr {r.stderr.strip()!r}, expected {want!r}")
+    if open(kept, "rb").read() != before or os.listdir(full) != ["kept.safetensors"]:
+        p.append(f"a failed write changed its folder: {os.listdir(full)}")
     # A killed demo leaves the old run folder as it was (the new run sits in OUT.partial).
     run = os.path.join(tmp, "demo_run")
     os.makedirs(run)

@@ -18,14 +18,18 @@ def rotl(x, k):
     return ((x << k) | (x >> (64 - k))) & M64
 
 
-def xoshiro_stream(seed, n):
-    s = []
-    state = seed
-    for _ in range(4):
-        state, v = splitmix64(state)
-        s.append(v)
-    out = []
-    for _ in range(n):
+class Xoshiro:
+    """sparsimix::Rng: splitmix64 seeding, xoshiro256** next_u64, below(n) by rejection."""
+
+    def __init__(self, seed):
+        self.s = []
+        state = seed
+        for _ in range(4):
+            state, v = splitmix64(state)
+            self.s.append(v)
+
+    def next_u64(self):
+        s = self.s
         result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
         t = (s[1] << 17) & M64
         s[2] ^= s[0]
@@ -34,8 +38,19 @@ def xoshiro_stream(seed, n):
         s[0] ^= s[3]
         s[2] ^= t
         s[3] = rotl(s[3], 45)
-        out.append(result)
-    return out
+        return result
+
+    def below(self, n):
+        threshold = ((1 << 64) - n) % n
+        while True:
+            r = self.next_u64()
+            if r >= threshold:
+                return r % n
+
+
+def xoshiro_stream(seed, n):
+    rng = Xoshiro(seed)
+    return [rng.next_u64() for _ in range(n)]
 
 
 def generate(out):

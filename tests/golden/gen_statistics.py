@@ -14,37 +14,7 @@ import scipy.stats
 import torch
 
 import st
-from gen_rng import M64, rotl, splitmix64
-
-
-class Rng:
-    """sparsimix::Rng: splitmix64 seeding, xoshiro256** next_u64, below(n) by rejection."""
-
-    def __init__(self, seed):
-        self.s = []
-        state = seed
-        for _ in range(4):
-            state, v = splitmix64(state)
-            self.s.append(v)
-
-    def next_u64(self):
-        s = self.s
-        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
-        t = (s[1] << 17) & M64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    def below(self, n):
-        threshold = ((1 << 64) - n) % n
-        while True:
-            r = self.next_u64()
-            if r >= threshold:
-                return r % n
+from gen_rng import Xoshiro
 
 
 def spearman_pairings(x, y):
@@ -62,7 +32,7 @@ def generate(out):
     cols = np.stack([(gen.random(n) < 0.8).astype(np.float64),
                      (gen.random(n) < 0.7).astype(np.float64),
                      gen.normal(size=n)])
-    rng = Rng(seed)
+    rng = Xoshiro(seed)
     means = np.zeros((3, resamples))
     for r in range(resamples):
         idx = np.array([rng.below(n) for _ in range(n)])

@@ -70,6 +70,27 @@ inline std::string first_config_difference(const nlohmann::json& a, const nlohma
   return {};
 }
 
+// A resumable run folder may only be continued by a run of the same settings: throws
+// config_error when `out`'s config.json (if any) is not JSON or differs from `config` in a key
+// other than "rerun", "threads" and `free` (keys a rerun may change, e.g. more seeds).
+inline void check_resumable_folder(const std::string& command, const std::string& what, const std::string& out,
+                                   const nlohmann::ordered_json& config, const std::vector<std::string>& free = {}) {
+  const std::filesystem::path path = std::filesystem::path(out) / "config.json";
+  if (!std::filesystem::exists(path)) return;
+  nlohmann::json old;
+  try {
+    old = nlohmann::json::parse(read_text_file(path.string(), "run config"));
+  } catch (const nlohmann::json::exception&) {
+    throw config_error(command + ": " + path.string() + " is not valid JSON; give another --out or remove the folder");
+  }
+  const auto mine = nlohmann::json::parse(config.dump());
+  for (const auto& k : free)
+    if (mine.contains(k)) old[k] = mine[k];
+  if (const auto k = first_config_difference(old, mine); !k.empty())
+    throw config_error(command + ": '" + out + "' holds " + what + " with other settings ('" + k +
+                       "' differs in its config.json); give another --out or remove the folder");
+}
+
 // `demo --avit`: the A-ViT teacher-sparsity sweep (experiment/avit_sweep.hpp) into a run folder
 // it can resume from: config.json, report.json, levels.csv, gap_vs_retention.svg, retention.svg,
 // halting_depth.svg (the sparsest teacher), the teachers' checkpoints and students.jsonl.
@@ -105,18 +126,7 @@ inline int run_avit_demo(const demo_args& a) {
                                    " --data ", a.data, " --out ", a.out, " (resumes from the folder's files)");
   // Resuming reuses the folder's teachers and students: only a sweep with the same settings.
   const fs::path config_path = fs::path(a.out) / "config.json";
-  if (fs::exists(config_path)) {
-    nlohmann::json old;
-    try {
-      old = nlohmann::json::parse(read_text_file(config_path.string(), "run config"));
-    } catch (const nlohmann::json::exception&) {
-      throw config_error("demo --avit: " + config_path.string() +
-                         " is not valid JSON; give another --out or remove the folder");
-    }
-    if (const auto k = first_config_difference(old, nlohmann::json::parse(config.dump())); !k.empty())
-      throw config_error("demo --avit: '" + a.out + "' holds a sweep with other settings ('" + k +
-                         "' differs in its config.json); give another --out or remove the folder");
-  }
+  check_resumable_folder("demo --avit", "a sweep", a.out, config);
   io::require_output_folder(a.out, "--out");
   const auto d = load_demo_data(a, b);
   fs::create_directories(a.out);

@@ -68,23 +68,10 @@ inline int run_study_command(const study_args& a) {
   config["rerun"] = detail::concat("sparsimix study --budget ", to_string(b.size), " --seeds ", a.seeds, " --metric ",
                                    a.metric, " --seed ", a.seed, " --data ", a.data, " --out ", a.out,
                                    " (resumes from the folder's files)");
-  // Resuming reuses the folder's teacher and results: only a study with the same settings.
+  // Resuming reuses the folder's teacher and results: only a study with the same settings
+  // (more seeds, another bootstrap or another primary metric reuse every finished result).
   const fs::path config_path = fs::path(a.out) / "config.json";
-  if (fs::exists(config_path)) {
-    nlohmann::json old;
-    try {
-      old = nlohmann::json::parse(read_text_file(config_path.string(), "run config"));
-    } catch (const nlohmann::json::exception&) {
-      throw config_error("study: " + config_path.string() + " is not valid JSON; give another --out or remove the folder");
-    }
-    auto mine = nlohmann::json::parse(config.dump());
-    // More seeds, another bootstrap or another primary metric reuse every finished result.
-    for (const char* k : {"seeds", "bootstrap", "metric"}) old[k] = mine[k];
-    old["rerun"] = mine["rerun"];
-    if (const auto k = first_config_difference(old, mine); !k.empty())
-      throw config_error("study: '" + a.out + "' holds a study with other settings ('" + k +
-                         "' differs in its config.json); give another --out or remove the folder");
-  }
+  check_resumable_folder("study", "a study", a.out, config, {"seeds", "bootstrap", "metric"});
   io::require_output_folder(a.out, "--out");
   const auto d = load_demo_data(da, b);
   fs::create_directories(a.out);

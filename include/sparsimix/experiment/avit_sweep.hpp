@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -24,6 +23,7 @@
 #include "../distill/selection.hpp"
 #include "../io/atomic_file.hpp"
 #include "../io/checkpoint.hpp"
+#include "../io/json_lines.hpp"
 #include "experiment.hpp"
 #include "statistics.hpp"
 #include "svg.hpp"
@@ -234,24 +234,9 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
   // ---- students, resumable: one JSON line per finished student ---------------------------
   std::map<std::string, avit_student_result> done;
   const std::string done_file = path("students.jsonl");
-  if (fs::exists(done_file)) {
-    std::ifstream in(done_file);
-    std::string line, kept;
-    bool cut = false;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      try {
-        const auto j = nlohmann::json::parse(line);
-        done[j.at("key").get<std::string>()] = avit_student_from_json(j.at("result"));
-        kept += line + "\n";
-      } catch (const std::exception&) {
-        cut = true;  // a line cut by a kill: redo from there
-        break;
-      }
-    }
-    // New lines must not continue a cut one: keep only the whole lines.
-    if (cut) io::write_text_atomically(done_file, kept);
-  }
+  io::read_json_lines(done_file, [&](const nlohmann::json& j) {
+    done[j.at("key").get<std::string>()] = avit_student_from_json(j.at("result"));
+  });
   auto run_level = [&](const HybridViT<T>& teacher, avit_level_result& lv) {
     const auto te = evaluate(teacher, test), ve = evaluate(teacher, val);
     lv.teacher_test_accuracy = te.accuracy;
@@ -297,10 +282,7 @@ avit_report run_avit_sweep(const data::image_dataset& train, const data::image_d
         log(detail::concat(key, ": test accuracy ", r.test_accuracy, ", gap ", r.gap));
         lv.students.push_back(r);
         done[key] = r;
-        std::ofstream out(done_file, std::ios::app);
-        out << nlohmann::json{{"key", key}, {"result", to_json(r)}}.dump() << "\n";
-        out.flush();
-        if (!out) throw io_error(done_file + ": cannot append a student's result");
+        io::append_json_line(done_file, {{"key", key}, {"result", to_json(r)}});
         remove_state(d.stage1);
         remove_state(d.stage2);
       }

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -25,6 +24,7 @@
 #include "../distill/selection.hpp"
 #include "../io/atomic_file.hpp"
 #include "../io/checkpoint.hpp"
+#include "../io/json_lines.hpp"
 #include "experiment.hpp"
 #include "interaction.hpp"
 #include "statistics.hpp"
@@ -548,24 +548,9 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
   // ---- variants, resumable: one JSON line per finished variant and seed --------------------
   std::map<std::string, study_seed_result> done;
   const std::string done_file = path("results.jsonl");
-  if (fs::exists(done_file)) {
-    std::ifstream in(done_file);
-    std::string line, kept;
-    bool cut = false;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      try {
-        const auto j = nlohmann::json::parse(line);
-        done[j.at("key").get<std::string>()] = study_seed_from_json(j.at("result"), rep.teacher_correct.size());
-        kept += line + "\n";
-      } catch (const std::exception&) {
-        cut = true;  // a line cut by a kill: redo from there
-        break;
-      }
-    }
-    // New lines must not continue a cut one: keep only the whole lines.
-    if (cut) io::write_text_atomically(done_file, kept);
-  }
+  io::read_json_lines(done_file, [&](const nlohmann::json& j) {
+    done[j.at("key").get<std::string>()] = study_seed_from_json(j.at("result"), rep.teacher_correct.size());
+  });
   std::size_t finished = 0;
   const std::size_t total = rep.variants.size() * static_cast<std::size_t>(opt.seeds);
   for (int s = 0; s < opt.seeds; ++s)
@@ -618,10 +603,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       log(detail::concat(key, " (", finished, "/", total, "): test accuracy ", r.test_accuracy, " after stage 2, ",
                          r.stage1_test_accuracy, " after stage 1 (teacher ", rep.teacher_test_accuracy, ")"));
-      std::ofstream out(done_file, std::ios::app);
-      out << nlohmann::json{{"key", key}, {"result", to_json(r)}}.dump() << "\n";
-      out.flush();
-      if (!out) throw io_error(done_file + ": cannot append a result");
+      io::append_json_line(done_file, {{"key", key}, {"result", to_json(r)}});
       remove_state(d.stage1);
       remove_state(d.stage2);
       v.seeds.push_back(std::move(r));

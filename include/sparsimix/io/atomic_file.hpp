@@ -61,9 +61,11 @@ inline void copy_in_place(const std::filesystem::path& from, const std::filesyst
   std::ifstream in(from, std::ios::binary);
   std::ofstream out(target, std::ios::binary | std::ios::trunc);
   if (!in || !out) throw io_error(concat("cannot rewrite '", target.string(), "' in place"));
+  errno = 0;
   out << in.rdbuf();
   out.flush();
-  if (!out) throw io_error(concat("rewriting '", target.string(), "' in place failed (disk full?)"));
+  if (!out)
+    throw io_error(concat("rewriting '", target.string(), "' in place failed: ", errno ? std::strerror(errno) : "write error"));
 }
 }  // namespace detail
 
@@ -101,9 +103,15 @@ void write_file_atomically(const std::string& path, Writer&& write) {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       if (!out) throw io_error(concat("cannot open '", tmp.string(), "' for writing"));
+      errno = 0;
       write(static_cast<std::ostream&>(out));
       out.flush();
-      if (!out) throw io_error(concat("writing '", tmp.string(), "' failed (disk full?)"));
+      if (!out) {
+        // errno of the failed write (ENOSPC, EFBIG, EDQUOT, EIO): what the user can act on.
+        const int err = errno;
+        throw io_error(concat("writing '", path, "' failed: ", err ? std::strerror(err) : "write error",
+                              exists ? "; the file that was there is unchanged" : "; nothing was written"));
+      }
     }
     detail::fsync_path(tmp, false);
     if (exists && st.st_nlink > 1) {
