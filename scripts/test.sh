@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite. Usage: scripts/test.sh [--sanitize]
+# Builds and runs the whole test suite. Usage: scripts/test.sh [--sanitize | --tsan]
 #   --sanitize  a second build (build-asan/) with -fsanitize=address,undefined
+#   --tsan      the concurrency tests (test_concurrency) under ThreadSanitizer (build-tsan/)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 jobs=$(nproc)
 werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
-if [ "${1:-}" = "--sanitize" ]; then
+if [ "${1:-}" = "--tsan" ]; then
+  build="$root/build-tsan"
+  # OpenMP off (the default): libgomp is not instrumented, so TSan would report its barriers.
+  # Without the compiled library the test's one TU instantiates only what it calls.
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+        -DSPARSIMIX_SANITIZE=thread -DSPARSIMIX_BUILD_COMPILED=OFF -DSPARSIMIX_BUILD_BENCH=OFF \
+        -DSPARSIMIX_BUILD_EXAMPLES=OFF -DSPARSIMIX_HEADER_CHECK=OFF >/dev/null
+  cmake --build "$build" -j "$jobs" --target test_concurrency
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$build/tests/test_concurrency"
+elif [ "${1:-}" = "--sanitize" ]; then
   build="$root/build-asan"
   # -O0: with the sanitizers, -O1 made the compiler 3-4x slower (tests/mixers/mh_lstm as one TU:
   # 107 s at -O1 -g, 32 s at -O0 -g) and compiling is most of this pass; the tests run longer

@@ -11,3 +11,4 @@
 #include "core/tensor.hpp"
 #include "core/token_mask.hpp"
 #include "core/token_packing.hpp"
+#include "core/workspace_pool.hpp"

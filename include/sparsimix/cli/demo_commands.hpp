@@ -1,8 +1,9 @@
 // `sparsimix demo` and `sparsimix demo --avit`: the multi-run commands, each writing a run
 // folder. A run folder says which run it holds: the layer-sparsity demo builds the new run
 // in OUT.partial and swaps it in only when its report is written (a killed run leaves the old
-// folder as it was); the A-ViT sweep resumes from its folder, so it refuses a folder that
-// holds a sweep with other settings instead of mixing the two.
+// folder as it was, and a rerun with the same settings continues from OUT.partial); the A-ViT
+// sweep resumes from its folder, so it refuses a folder that holds a sweep with other settings
+// instead of mixing the two.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -26,7 +27,7 @@ struct demo_args {
   std::string data = data::fashion_mnist_default_dir, out = "runs/demo", budget = "small";
   std::uint64_t seed = 0;
   bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
-  index_t checkpoint_every = 200;  // --avit: each phase's state in the run folder every N steps
+  index_t checkpoint_every = 200;  // each training phase's state in the run folder every N steps
 };
 
 // The data of a demo run, announced; and the part of its config.json both demos share.
@@ -193,16 +194,32 @@ inline int run_demo(const demo_args& a) {
   std::error_code ec;
   if (fs::exists(out, ec) && !fs::is_directory(out, ec))
     throw io_error("demo: --out '" + a.out + "' exists and is not a folder");
+  checked_at_least("demo", "--checkpoint-every", a.checkpoint_every, 0);
   io::require_output_folder(work.string(), "--out");
   const auto d = load_demo_data(a, b);
-  fs::remove_all(work, ec);  // a killed run's leftovers
-  fs::create_directories(work);
   nlohmann::ordered_json config = demo_config("demo", a, b);
   config["distill"] = to_json(b.distill);
   config["calibration_images"] = b.calibration;
   config["validation_images"] = b.val_size;
   config["rerun"] = detail::concat("sparsimix demo --budget ", to_string(b.size), " --seed ", a.seed, " --data ", a.data);
-  io::write_text_atomically((work / "config.json").string(), config.dump(2) + "\n");
+  // A killed run's OUT.partial: continued when it holds a run of these settings (its finished
+  // teacher and students are reused, the phase under way resumes from its state file),
+  // cleared otherwise.
+  bool resuming = fs::exists(work / "config.json", ec);
+  if (resuming) {
+    try {
+      check_resumable_folder("demo", "a run", work.string(), config);
+    } catch (const config_error&) {
+      resuming = false;
+    }
+  }
+  if (resuming) {
+    log_line("demo: continuing the unfinished run in " + work.string());
+  } else {
+    fs::remove_all(work, ec);
+    fs::create_directories(work);
+    io::write_text_atomically((work / "config.json").string(), config.dump(2) + "\n");
+  }
 
   experiment_options eo;
   eo.teacher = b.teacher;
@@ -215,15 +232,17 @@ inline int run_demo(const demo_args& a) {
   eo.prune.regularise.seed = a.seed + 3;
   eo.prune.finetune.seed = a.seed + 4;
   eo.seed = a.seed;
+  eo.run_dir = work.string();  // teacher.safetensors stays; the students' files go before the swap
+  eo.checkpoint_every = a.checkpoint_every;
   experiment_hooks<float> hooks;
   hooks.log = log_line;
   hooks.progress = print_progress;
-  hooks.teacher_trained = [&](const HybridViT<float>& t) {
-    HybridViT<float> copy = t;
-    io::save_checkpoint(copy, (work / "teacher.safetensors").string());
-  };
   const auto rep = run_experiment(d.train, d.val, d.test, eo, hooks);
   write_report(rep, work.string());
+  for (const auto& entry : fs::directory_iterator(work)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "pieces.jsonl" || name.rfind("student_", 0) == 0) fs::remove(entry.path(), ec);
+  }
   // The complete run replaces the old folder (if any) by two renames.
   fs::remove_all(previous, ec);
   if (fs::exists(out, ec)) {

@@ -124,8 +124,8 @@ inline int main(int argc, char** argv) {
       ->check(budget_check);
   demo->add_option("--seed", da.seed, "RNG seed (same seed, same numbers on one machine)")->capture_default_str();
   demo->add_option("--checkpoint-every", da.checkpoint_every,
-                   "--avit: every training phase keeps its state in the run folder every N steps, so a killed "
-                   "sweep continues mid-phase (0: only finished phases are kept)")
+                   "Every training phase keeps its state in the run folder every N steps, so a killed run "
+                   "continues mid-phase when rerun (0: only finished phases are kept)")
       ->capture_default_str();
   demo->add_flag("--avit", da.avit,
                  "The A-ViT teacher-sparsity sweep: a dense teacher, A-ViT teachers of increasing sparsity, "

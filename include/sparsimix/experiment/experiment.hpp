@@ -4,21 +4,39 @@
 // same step budget -> fine-tune -> evaluate -> does sparser mean cheaper to replace?
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <numeric>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "../distill/distill.hpp"
 #include "../distill/prune.hpp"
 #include "../distill/selection.hpp"
+#include "../io/checkpoint.hpp"
+#include "../io/json_lines.hpp"
 #include "statistics.hpp"
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
+
+namespace detail {
+// FNV-1a: a student seed that depends on the variant's name the same way on every platform,
+// so no result depends on the order the variants run in (or on which of them a resumed run skips).
+inline std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return h;
+}
+}  // namespace detail
 
 // The students the experiment distils unless told: the multi-head LSTM and the
 // bidirectional selective scan (Vim v2; ViT tokens have no causal order) in FAR's lean
@@ -48,7 +66,15 @@ struct experiment_options {
   // teacher and every variant in turn (a noisy moment cannot single one model out).
   index_t throughput_batch = 64;
   int timing_rounds = 5;   // rounds over all models for the timing medians
-  std::uint64_t seed = 0;  // the teacher's initialisation and the students' new mixers
+  // The teacher's initialisation; a student's new mixers draw from seed ^ FNV-1a(its name).
+  std::uint64_t seed = 0;
+  // Resumable runs: with a run_dir, the trained teacher (teacher.safetensors), every finished
+  // student (student_NAME.safetensors) and a line per finished piece (pieces.jsonl) are kept
+  // there, and a rerun with the same options reuses them; with checkpoint_every > 0 the phase
+  // under way also keeps its whole training state (FILE.state, fit_state.hpp) every N steps,
+  // so a killed run continues mid-phase with the same numbers. "" keeps nothing.
+  std::string run_dir;
+  index_t checkpoint_every = 0;  // steps between training states (0: only finished pieces)
 };
 
 // One distilled (or pruned) student of the experiment: what it replaced and how it scores.
@@ -94,6 +120,27 @@ struct experiment_hooks {
   std::function<void(const HybridViT<T>&)> teacher_trained;                     // e.g. save it
 };
 
+namespace detail {
+// The checkpoint of a variant in a resumable run's folder: "mh_lstm/group/0-1" ->
+// "student_mh_lstm_group_0-1.safetensors".
+inline std::string student_file(std::string name) {
+  std::replace(name.begin(), name.end(), '/', '_');
+  return "student_" + name + ".safetensors";
+}
+// What a resumed run cannot recompute from a variant's checkpoint without its data: the
+// accuracies (exact: JSON keeps a double's 17 digits), the training time, the pruned share.
+inline nlohmann::json numbers_of(const variant_result& v) {
+  return {{"val_accuracy", v.val_accuracy}, {"test_accuracy", v.test_accuracy}, {"seconds", v.seconds},
+          {"pruned_fraction", v.pruned_fraction}};
+}
+inline void read_numbers(variant_result& v, const nlohmann::json& j) {
+  v.val_accuracy = j.at("val_accuracy").get<double>();
+  v.test_accuracy = j.at("test_accuracy").get<double>();
+  v.seconds = j.at("seconds").get<double>();
+  v.pruned_fraction = j.at("pruned_fraction").get<double>();
+}
+}  // namespace detail
+
 // Runs the whole experiment. `teacher`: a trained teacher to reuse (nullptr: train one).
 // A template (T = float by default) so that including this header compiles nothing until
 // a program calls it: as a plain inline function it instantiated the whole pipeline in every
@@ -105,18 +152,60 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   auto log = [&](const std::string& s) {
     if (hooks.log) hooks.log(s);
   };
+  namespace fs = std::filesystem;
   experiment_report rep;
-  Rng rng(opt.seed);
+
+  // ---- what a previous run into run_dir finished -----------------------------------------
+  const bool keep = !opt.run_dir.empty();
+  if (keep) fs::create_directories(opt.run_dir);
+  const auto path = [&](const std::string& f) { return (fs::path(opt.run_dir) / f).string(); };
+  const auto resumable = [&](fit_options& f, const std::string& file) {
+    if (keep && opt.checkpoint_every > 0) f.checkpoint = {path(file + ".state"), opt.checkpoint_every, true};
+  };
+  const auto resume_note = [](const fit_options& f) {
+    return !f.checkpoint.path.empty() && fs::exists(f.checkpoint.path) ? " (resuming from " + f.checkpoint.path + ")"
+                                                                         : std::string();
+  };
+  const auto remove_state = [](const fit_options& f) {
+    std::error_code ignored;
+    if (!f.checkpoint.path.empty()) fs::remove(f.checkpoint.path, ignored);
+  };
+  std::map<std::string, nlohmann::json> finished;  // piece ("teacher" or a variant's name) -> its numbers
+  const std::string pieces = keep ? path("pieces.jsonl") : std::string();
+  if (keep)
+    io::read_json_lines(pieces, [&](const nlohmann::json& j) { finished[j.at("key").get<std::string>()] = j.at("result"); });
+  // A finished piece: its model was saved before its line was written, so the line implies the file.
+  const auto reusable = [&](const std::string& key, const std::string& file) {
+    return keep && finished.count(key) && fs::exists(path(file));
+  };
+  const auto finish = [&](const std::string& key, HybridViT<T>& model, const std::string& file,
+                          const nlohmann::json& numbers) {
+    if (!keep) return;
+    io::save_checkpoint(model, path(file));
+    io::append_json_line(pieces, {{"key", key}, {"result", numbers}});
+  };
 
   // ---- teacher -------------------------------------------------------------------------
   opt.teacher.mixers.assign(static_cast<std::size_t>(opt.teacher.depth), mixer_spec{});
   HybridViT<T> teacher = teacher_in ? *teacher_in : HybridViT<T>(opt.teacher);
-  if (!teacher_in) {
+  if (!teacher_in && reusable("teacher", "teacher.safetensors")) {
+    teacher = io::load_checkpoint<T>(path("teacher.safetensors"));
+    if (io::to_json(teacher.config()) != io::to_json(opt.teacher))
+      throw config_error("run_experiment: " + path("teacher.safetensors") +
+                         " holds another model than the options' teacher; use another run_dir");
+    rep.teacher_train_seconds = finished.at("teacher").at("seconds").get<double>();
+    log("teacher: reusing " + path("teacher.safetensors"));
+  } else if (!teacher_in) {
+    Rng rng(opt.seed);
     teacher.init(rng);
-    log(detail::concat("teacher: training ", opt.teacher_fit.steps, " steps of batch ", opt.teacher_fit.batch));
-    const auto fr = train_classifier(teacher, train, &val, opt.teacher_fit, 0.0,
+    fit_options fit = opt.teacher_fit;
+    resumable(fit, "teacher.safetensors");
+    log(detail::concat("teacher: training ", fit.steps, " steps of batch ", fit.batch, resume_note(fit)));
+    const auto fr = train_classifier(teacher, train, &val, fit, 0.0,
                                      [&](const fit_progress& p) { if (hooks.progress) hooks.progress("teacher", p); });
     rep.teacher_train_seconds = fr.seconds;
+    finish("teacher", teacher, "teacher.safetensors", {{"seconds", fr.seconds}});
+    remove_state(fit);
   }
   if (hooks.teacher_trained) hooks.teacher_trained(teacher);
   rep.teacher_val_accuracy = evaluate(teacher, val).accuracy;
@@ -168,18 +257,34 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
         timed_index.push_back(done_model.at(g.layers));
         log(detail::concat(v.name, ": same layers as ", d.name, ", reusing its result"));
       } else {
-        // "[2, 5]", not the name's "2-5", which would read as a range.
-        log(detail::concat(v.name, ": replacing layers [", detail::join(g.layers, ", "), "]"));
-        HybridViT<T> student = make_student(teacher, g.layers, spec, rng);
-        const auto t0 = std::chrono::steady_clock::now();
-        distill(teacher, student, g.layers, train, nullptr, opt.distill, [&](int stage, const fit_progress& p) {
-          if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);
-        });
-        v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        v.val_accuracy = evaluate(student, val).accuracy;
-        v.test_accuracy = evaluate(student, test).accuracy;
+        const std::string file = detail::student_file(v.name);
+        HybridViT<T> student = teacher;
+        if (reusable(v.name, file)) {
+          student = io::load_checkpoint<T>(path(file));
+          detail::read_numbers(v, finished.at(v.name));
+          log(detail::concat(v.name, ": reusing ", path(file), ", test accuracy ", v.test_accuracy));
+        } else {
+          distill_options d = opt.distill;
+          resumable(d.stage1, file + ".stage1");
+          resumable(d.stage2, file + ".stage2");
+          // "[2, 5]", not the name's "2-5", which would read as a range.
+          log(detail::concat(v.name, ": replacing layers [", detail::join(g.layers, ", "), "]",
+                             resume_note(d.stage2).empty() ? resume_note(d.stage1) : resume_note(d.stage2)));
+          Rng rng(opt.seed ^ detail::fnv1a(v.name));
+          student = make_student(teacher, g.layers, spec, rng);
+          const auto t0 = std::chrono::steady_clock::now();
+          distill(teacher, student, g.layers, train, nullptr, d, [&](int stage, const fit_progress& p) {
+            if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);
+          });
+          v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          v.val_accuracy = evaluate(student, val).accuracy;
+          v.test_accuracy = evaluate(student, test).accuracy;
+          finish(v.name, student, file, detail::numbers_of(v));
+          remove_state(d.stage1);
+          remove_state(d.stage2);
+          log(detail::concat(v.name, ": test accuracy ", v.test_accuracy, " (teacher ", rep.teacher_test_accuracy, ")"));
+        }
         sizes(v, student);
-        log(detail::concat(v.name, ": test accuracy ", v.test_accuracy, " (teacher ", rep.teacher_test_accuracy, ")"));
         done[g.layers] = v;
         done_model[g.layers] = models.size();
         timed_index.push_back(models.size());
@@ -195,16 +300,30 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
       pv.name += "/pruned";
       pv.pruned = true;
       HybridViT<T> pruned = models[done_model.at(g.layers)];
-      prune_options po = opt.prune;
-      po.select = {opt.prune_fraction, 0};
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto pr = prune(pruned, train, nullptr, po, [&](const std::string& phase, const fit_progress& p) {
-        if (hooks.progress) hooks.progress(pv.name + " " + phase, p);
-      });
-      pv.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      pv.pruned_fraction = pr.pruning.pruned_fraction();
-      pv.val_accuracy = evaluate(pruned, val).accuracy;
-      pv.test_accuracy = evaluate(pruned, test).accuracy;
+      const std::string file = detail::student_file(pv.name);
+      if (reusable(pv.name, file)) {
+        pruned = io::load_checkpoint<T>(path(file));  // the dense layout's zero units read back as pruned
+        detail::read_numbers(pv, finished.at(pv.name));
+        log(detail::concat(pv.name, ": reusing ", path(file), ", test accuracy ", pv.test_accuracy));
+      } else {
+        prune_options po = opt.prune;
+        po.select = {opt.prune_fraction, 0};
+        resumable(po.regularise, file + ".regularise");
+        resumable(po.finetune, file + ".finetune");
+        log(detail::concat(pv.name, ": pruning ", opt.prune_fraction, " of the LSTM units",
+                           resume_note(po.finetune).empty() ? resume_note(po.regularise) : resume_note(po.finetune)));
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto pr = prune(pruned, train, nullptr, po, [&](const std::string& phase, const fit_progress& p) {
+          if (hooks.progress) hooks.progress(pv.name + " " + phase, p);
+        });
+        pv.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        pv.pruned_fraction = pr.pruning.pruned_fraction();
+        pv.val_accuracy = evaluate(pruned, val).accuracy;
+        pv.test_accuracy = evaluate(pruned, test).accuracy;
+        finish(pv.name, pruned, file, detail::numbers_of(pv));
+        remove_state(po.regularise);
+        remove_state(po.finetune);
+      }
       pv.accuracy_drop = rep.teacher_test_accuracy - pv.test_accuracy;
       sizes(pv, pruned);
       log(detail::concat(pv.name, ": ", pv.pruned_fraction, " of the LSTM units pruned, test accuracy ",

@@ -239,12 +239,6 @@ inline double flag_mean(const std::vector<std::uint8_t>& flags) {
   if (flags.empty()) return 0.0;
   return static_cast<double>(std::count(flags.begin(), flags.end(), std::uint8_t{1})) / static_cast<double>(flags.size());
 }
-// FNV-1a: a student seed that depends on the variant's name the same way on every platform.
-inline std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return h;
-}
 }  // namespace detail
 
 // One seed's result as JSON (a line of the run folder's results.jsonl).

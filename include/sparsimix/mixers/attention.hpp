@@ -15,8 +15,8 @@
 // Paths: forward(x, y, mask) const runs the online-softmax kernel (no N x N buffer);
 // forward_capture also writes the maps [B, H, N, N]; the training forward keeps the
 // probabilities [B, H, N, N] in the cache (simple, and fast at N ~ 197) for backward.
-// The const forwards reuse mutable workspaces (no allocation after warm-up, but one object
-// must not run two forwards at once from different threads).
+// The const forwards lease their workspaces from a pool (core/workspace_pool.hpp): several
+// threads may run them on one object at once, and a warm object allocates nothing.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -30,6 +30,7 @@
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../core/workspace_pool.hpp"
 #include "../core/token_mask.hpp"
 #include "../core/token_packing.hpp"
 #include "../kernels/attention.hpp"
@@ -117,23 +118,26 @@ class Attention {
     if (mask) mask->check_fits(where, x.shape());
   }
 
-  // Inference up to attn_out (compact rows in ws_.o). With mode::capture, also fills
-  // maps [B, H, N, N].
-  void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const;
-
-  // y = attn_out W_proj^T + b_proj from ws_.o; 0 at dead rows.
-  void finish_proj(T* y) const;
-
-  struct workspace {
+  struct workspace {  // one const forward's buffers
     token_packing pack;
-    Tensor<T> x, qkv, o, y, scratch;  // inference
-    Tensor<T> dy, dout, dqkv, dp, dx;  // backward
+    Tensor<T> x, qkv, o, y, scratch;
   };
+  struct grad_workspace {  // the training forward's and backward's buffers
+    Tensor<T> y, dy, dout, dqkv, dp, dx;
+  };
+
+  // Inference up to attn_out (compact rows in w.o). With mode::capture, also fills
+  // maps [B, H, N, N].
+  void run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps, workspace& w) const;
+
+  // y = attn_out W_proj^T + b_proj from w.o; 0 at dead rows.
+  void finish_proj(T* y, workspace& w) const;
 
   config cfg_;
   Tensor<T> w_qkv_, b_qkv_, w_proj_, b_proj_;
   Tensor<T> g_w_qkv_, g_b_qkv_, g_w_proj_, g_b_proj_;
-  mutable workspace ws_;
+  workspace_pool<workspace> pool_;
+  grad_workspace gw_;
 };
 
 template <class T>
@@ -179,8 +183,9 @@ ParamList<T> Attention<T>::parameters() {
 template <class T>
 void Attention<T>::forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
   check_io("Attention::forward", x, "y", y.shape(), mask);
-  run_pre_proj(x, mask, mode::online, nullptr);
-  finish_proj(y.data());
+  const auto w = pool_.acquire();
+  run_pre_proj(x, mask, mode::online, nullptr, *w);
+  finish_proj(y.data(), *w);
 }
 
 template <class T>
@@ -188,15 +193,17 @@ void Attention<T>::forward_capture(ConstSeq<T> x, Seq<T> y, TensorView<T> maps, 
   check_io("Attention::forward_capture", x, "y", y.shape(), mask);
   check_shape("Attention::forward_capture", "maps", maps.shape(),
               {x.size(0), cfg_.num_heads, x.size(1), x.size(1)});
-  run_pre_proj(x, mask, mode::capture, maps.data());
-  finish_proj(y.data());
+  const auto w = pool_.acquire();
+  run_pre_proj(x, mask, mode::capture, maps.data(), *w);
+  finish_proj(y.data(), *w);
 }
 
 template <class T>
 void Attention<T>::forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const {
   check_io("Attention::forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
-  run_pre_proj(x, mask, mode::online, nullptr);
-  ws_.pack.scatter(ws_.o.data(), attn_out.data(), cfg_.dim);
+  const auto w = pool_.acquire();
+  run_pre_proj(x, mask, mode::online, nullptr, *w);
+  w->pack.scatter(w->o.data(), attn_out.data(), cfg_.dim);
 }
 
 template <class T>
@@ -231,9 +238,9 @@ void Attention<T>::forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const Tok
   if (cache.pack.masked()) {
     cache.o_full.resize(Shape{B, N, C});
     cache.pack.scatter(cache.o.data(), cache.o_full.data(), C);
-    ws_.y.resize(Shape{rows, C});
-    linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-    cache.pack.scatter(ws_.y.data(), y.data(), C);
+    gw_.y.resize(Shape{rows, C});
+    linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), gw_.y.data(), rows, C, C);
+    cache.pack.scatter(gw_.y.data(), y.data(), C);
   } else {
     linear_forward(cache.o.data(), w_proj_.data(), b_proj_.data(), y.data(), rows, C, C);
   }
@@ -254,21 +261,21 @@ void Attention<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) 
   // dy rows of dead tokens are ignored: y is constant 0 there.
   const T* dyc = dy.data();
   if (cache.pack.masked()) {
-    ws_.dy.resize(Shape{rows, C});
-    cache.pack.gather(dy.data(), ws_.dy.data(), C);
-    dyc = ws_.dy.data();
+    gw_.dy.resize(Shape{rows, C});
+    cache.pack.gather(dy.data(), gw_.dy.data(), C);
+    dyc = gw_.dy.data();
   }
-  ws_.dout.resize(Shape{rows, C});
-  linear_backward(cache.o.data(), w_proj_.data(), dyc, ws_.dout.data(), g_w_proj_.data(), g_b_proj_.data(), rows,
+  gw_.dout.resize(Shape{rows, C});
+  linear_backward(cache.o.data(), w_proj_.data(), dyc, gw_.dout.data(), g_w_proj_.data(), g_b_proj_.data(), rows,
                   C, C);
-  ws_.dqkv.resize(Shape{rows, 3 * C});
-  ws_.dp.resize(Shape{poff[B]});
+  gw_.dqkv.resize(Shape{rows, 3 * C});
+  gw_.dp.resize(Shape{poff[B]});
   const T sc = scale();
   const T* qkv = cache.qkv.data();
   const T* probs = cache.probs.data();
-  const T* dout = ws_.dout.data();
-  T* dqkv = ws_.dqkv.data();
-  T* dp = ws_.dp.data();
+  const T* dout = gw_.dout.data();
+  T* dqkv = gw_.dqkv.data();
+  T* dp = gw_.dp.data();
   parallel_for(B * H, [&](index_t i) {
     const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
     if (n == 0) return;
@@ -279,10 +286,10 @@ void Attention<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) 
                                 dqkv + off + 2 * C, 3 * C);
   });
   if (cache.pack.masked()) {
-    ws_.dx.resize(Shape{rows, C});
-    linear_backward(cache.x.data(), w_qkv_.data(), dqkv, ws_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
+    gw_.dx.resize(Shape{rows, C});
+    linear_backward(cache.x.data(), w_qkv_.data(), dqkv, gw_.dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
                     3 * C);
-    cache.pack.scatter(ws_.dx.data(), dx.data(), C);
+    cache.pack.scatter(gw_.dx.data(), dx.data(), C);
   } else {
     linear_backward(cache.x.data(), w_qkv_.data(), dqkv, dx.data(), g_w_qkv_.data(), g_b_qkv_.data(), rows, C,
                     3 * C);
@@ -290,26 +297,26 @@ void Attention<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> dx) 
 }
 
 template <class T>
-void Attention<T>::run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps) const {
+void Attention<T>::run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T* maps, workspace& w) const {
   const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, H = cfg_.num_heads, d = head_dim();
-  const index_t rows = ws_.pack.plan(mask, B, N);
+  const index_t rows = w.pack.plan(mask, B, N);
   const T* xs = x.data();
-  if (ws_.pack.masked()) {
-    ws_.x.resize(Shape{rows, C});
-    ws_.pack.gather(x.data(), ws_.x.data(), C);
-    xs = ws_.x.data();
+  if (w.pack.masked()) {
+    w.x.resize(Shape{rows, C});
+    w.pack.gather(x.data(), w.x.data(), C);
+    xs = w.x.data();
   }
-  ws_.qkv.resize(Shape{rows, 3 * C});
-  linear_forward(xs, w_qkv_.data(), b_qkv_.data(), ws_.qkv.data(), rows, C, 3 * C);
-  ws_.o.resize(Shape{rows, C});
-  const index_t* seg = ws_.pack.offsets();
+  w.qkv.resize(Shape{rows, 3 * C});
+  linear_forward(xs, w_qkv_.data(), b_qkv_.data(), w.qkv.data(), rows, C, 3 * C);
+  w.o.resize(Shape{rows, C});
+  const index_t* seg = w.pack.offsets();
   const T sc = scale();
-  const T* qkv = ws_.qkv.data();
-  T* o = ws_.o.data();
+  const T* qkv = w.qkv.data();
+  T* o = w.o.data();
   if (md == mode::online) {
     constexpr index_t ss = kernels::attention_online_scratch_size<T>();
-    ws_.scratch.resize(Shape{B * H, ss});
-    T* scratch = ws_.scratch.data();
+    w.scratch.resize(Shape{B * H, ss});
+    T* scratch = w.scratch.data();
     parallel_for(B * H, [&](index_t i) {
       const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
       if (n == 0) return;
@@ -322,14 +329,14 @@ void Attention<T>::run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T
   // Capture: unmasked sequences write their probabilities straight into maps; masked
   // ones go through a compact [n_b, n_b] buffer scattered into zeroed rows/columns.
   index_t per_task = 0;
-  if (ws_.pack.masked()) {
+  if (w.pack.masked()) {
     for (index_t b = 0; b < B; ++b) per_task = std::max(per_task, sq(seg[b + 1] - seg[b]));
-    ws_.scratch.resize(Shape{B * H, per_task});
+    w.scratch.resize(Shape{B * H, per_task});
     std::memset(static_cast<void*>(maps), 0, static_cast<std::size_t>(B * H * N * N) * sizeof(T));
   }
-  T* scratch = ws_.scratch.data();
-  const index_t* idx = ws_.pack.sources();
-  const bool masked = ws_.pack.masked();
+  T* scratch = w.scratch.data();
+  const index_t* idx = w.pack.sources();
+  const bool masked = w.pack.masked();
   parallel_for(B * H, [&](index_t i) {
     const index_t b = i / H, h = i % H, n = seg[b + 1] - seg[b];
     if (n == 0) return;
@@ -347,16 +354,16 @@ void Attention<T>::run_pre_proj(ConstSeq<T> x, const TokenMask* mask, mode md, T
 }
 
 template <class T>
-void Attention<T>::finish_proj(T* y) const {
+void Attention<T>::finish_proj(T* y, workspace& w) const {
   const index_t C = cfg_.dim;
-  const index_t rows = ws_.pack.rows();
-  if (!ws_.pack.masked()) {
-    linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
+  const index_t rows = w.pack.rows();
+  if (!w.pack.masked()) {
+    linear_forward(w.o.data(), w_proj_.data(), b_proj_.data(), y, rows, C, C);
     return;
   }
-  ws_.y.resize(Shape{rows, C});
-  linear_forward(ws_.o.data(), w_proj_.data(), b_proj_.data(), ws_.y.data(), rows, C, C);
-  ws_.pack.scatter(ws_.y.data(), y, C);
+  w.y.resize(Shape{rows, C});
+  linear_forward(w.o.data(), w_proj_.data(), b_proj_.data(), w.y.data(), rows, C, C);
+  w.pack.scatter(w.y.data(), y, C);
 }
 
 // ---- registry traits (mixers/traits.hpp) --------------------------------------------------

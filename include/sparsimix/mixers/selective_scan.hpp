@@ -31,6 +31,7 @@
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../core/token_packing.hpp"
+#include "../core/workspace_pool.hpp"
 #include "../kernels/activations.hpp"
 #include "../kernels/conv.hpp"
 #include "../kernels/scan.hpp"
@@ -118,7 +119,13 @@ class SelectiveScan {
   // Backward-only workspaces (backward is non-const; reused across calls).
   struct grad_workspace {
     Tensor<T> gdy, gyc, gys, gtmp, gxz, gxg, gu, gdelta, gbc, gdtl, gxc, ga_part, gd_part, gcw_part, gcb_part, lam,
-        acc;
+        acc, wt, h;  // wt: conv taps [dirs, K, D_in]; h: unused (the training scan keeps its states)
+  };
+  // One const forward's buffers: activations, scan states [B * dirs, S, D_in], conv taps
+  // [dirs, K, D_in].
+  struct infer_workspace {
+    cache_type c;
+    Tensor<T> h, wt;
   };
 
   static index_t inner_of(const config& c) { return static_cast<index_t>(std::floor(c.expand * double(c.dim))); }
@@ -133,14 +140,15 @@ class SelectiveScan {
     if (mask) mask->check_fits(where, x.shape());
   }
 
-  void run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c, bool training) const;
+  // wt receives the conv taps; h the scan states (inference only).
+  void run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c, bool training, Tensor<T>& wt,
+                   Tensor<T>& h) const;
 
   config cfg_;
   bool dt_rank_auto_ = false;
   pair in_proj_, out_proj_;
   branch br_[2];
-  mutable cache_type ws_;      // inference workspaces
-  mutable Tensor<T> h_, wt_;  // inference scan states [B * dirs, S, D_in]; conv taps [dirs, K, D_in]
+  workspace_pool<infer_workspace> pool_;
   grad_workspace gw_;
 };
 
@@ -166,13 +174,14 @@ SelectiveScan<T>::SelectiveScan(const config& cfg) : cfg_(validated(cfg)), dt_ra
 template <class T>
 void SelectiveScan<T>::forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
   check_io("SelectiveScan::forward", x, y, mask);
-  run_forward(x, y, mask, ws_, /*training=*/false);
+  const auto w = pool_.acquire();
+  run_forward(x, y, mask, w->c, /*training=*/false, w->wt, w->h);
 }
 
 template <class T>
 void SelectiveScan<T>::forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask) {
   check_io("SelectiveScan::forward", x, y, mask);
-  run_forward(x, y, mask, cache, /*training=*/true);
+  run_forward(x, y, mask, cache, /*training=*/true, gw_.wt, gw_.h);
 }
 
 template <class T>
@@ -271,7 +280,7 @@ typename SelectiveScan<T>::config SelectiveScan<T>::validated(config c) {
 
 template <class T>
 void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, cache_type& c,
-                                   bool training) const {
+                                   bool training, Tensor<T>& taps, Tensor<T>& hstates) const {
   const index_t B = x.size(0), N = x.size(1), C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state,
                 K = cfg_.d_conv;
   const int ndir = directions();
@@ -293,14 +302,14 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
     for (index_t r = 0; r < rows; ++r) kernels::silu(c.xz.data() + r * 2 * Di + Di, c.gate.data() + r * Di, Di);
   }
 
-  wt_.resize({ndir, K, Di});
+  taps.resize({ndir, K, Di});
   for (int k = 0; k < ndir; ++k) {
     const branch& br = br_[k];
     auto& dc = c.dir[k];
     dc.at.resize({S, Di});
     for (index_t d = 0; d < Di; ++d)
       for (index_t n = 0; n < S; ++n) dc.at(n, d) = -std::exp(br.a_log.value(d, n));
-    T* wt = wt_.data() + k * K * Di;
+    T* wt = taps.data() + k * K * Di;
     for (index_t d = 0; d < Di; ++d)
       for (index_t j = 0; j < K; ++j) wt[j * Di + d] = br.conv_w.value.data()[d * K + j];
     dc.xc.resize({rows, Di});
@@ -327,7 +336,7 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
       dc.states.resize({rows, S, Di});
     }
   }
-  if (!training) h_.resize({B * ndir, S, Di});
+  if (!training) hstates.resize({B * ndir, S, Di});
   if (ndir == 2) c.ytmp.resize({rows, Di});
 
   // The scan: one task per (sequence, direction). Uni: the kernel writes the gated output
@@ -341,7 +350,7 @@ void SelectiveScan<T>::run_forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mas
       if (L == 0) return;
       auto& dc = c.dir[k];
       const kernels::scan_problem<T> p = scan_problem_of(c, k, r0, L);
-      T* h = training ? dc.states.data() + r0 * S * Di : h_.data() + j * S * Di;
+      T* h = training ? dc.states.data() + r0 * S * Di : hstates.data() + j * S * Di;
       T* states = training ? dc.states.data() + r0 * S * Di : nullptr;
       // With states, the kernel zeroes h (= states[0]) first and then overwrites it: fine.
       T* y_pre = training ? dc.ypre.data() + r0 * Di : nullptr;
@@ -464,9 +473,10 @@ void SelectiveScan<T>::backward(const cache_type& c, ConstSeq<T> dy, Seq<T> dx) 
     kernels::silu_backward(dc.xc.data(), gu, w.gxc.data(), rows * Di);
 
     // Conv backward per sequence into the x half of gxz, with per-sequence tap partials.
-    const T* wt = wt_.data() + k * K * Di;
+    w.wt.resize({ndir, K, Di});
+    T* wt = w.wt.data() + k * K * Di;
     for (index_t d = 0; d < Di; ++d)  // the taps as of this cache's forward == current values
-      for (index_t j = 0; j < K; ++j) wt_.data()[k * K * Di + j * Di + d] = br.conv_w.value.data()[d * K + j];
+      for (index_t j = 0; j < K; ++j) wt[j * Di + d] = br.conv_w.value.data()[d * K + j];
     w.gcw_part.zero();
     w.gcb_part.zero();
     parallel_for(B, [&](index_t b) {

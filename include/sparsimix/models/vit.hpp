@@ -22,6 +22,7 @@
 #include "../core/linalg.hpp"
 #include "../core/rng.hpp"
 #include "../core/token_packing.hpp"
+#include "../core/workspace_pool.hpp"
 #include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
 #include "halting.hpp"
@@ -44,6 +45,11 @@ struct vit_capture {
   // Attention blocks: the output before proj, concat_heads(softmax(q k^T / sqrt d) v)
   // (FAR's distillation target, docs/method.md 1.7); empty for other blocks.
   std::vector<Tensor<T>> pre_proj_out;
+  // Halting models: `halting` asks for this forward's A-ViT state (masks, depth, ponder) in
+  // halting_state, the way to read it when threads share one model (HybridViT::halting()
+  // holds whichever forward finished last).
+  bool halting = false;
+  std::optional<HaltingController<T>> halting_state;  // filled when `halting` is set
 };
 
 // Tape vars of one training forward, per block: mixer input (LN1 output), mixer output,
@@ -92,7 +98,8 @@ class HybridViT {
   // The architecture, with each block's current mixer spec.
   const vit_config& config() const noexcept { return cfg_; }
   // The A-ViT halting state of the last forward (masks, depth, ponder, prior); throws
-  // config_error when the model has no halting.
+  // config_error when the model has no halting. Not for threads sharing the model: another
+  // thread's forward replaces it (ask vit_capture::halting instead).
   const HaltingController<T>& halting() const {
     if (!halting_) throw config_error("HybridViT::halting: the model was configured without halting");
     return *halting_;
@@ -206,6 +213,7 @@ class HybridViT {
     Tensor<T> patches, emb, x, ln, mix, hid, cls, cls_ln;
     Tensor<T> alive_x;      // [M, C] the alive tokens' residual stream (halting inference)
     token_packing alive;    // which rows those are
+    std::optional<HaltingController<T>> halting;  // this forward's A-ViT state
   };
 
   template <class Tp>
@@ -271,9 +279,13 @@ class HybridViT {
   pt patch_w_, patch_b_, cls_, pos_, norm_w_, norm_b_, head_w_, head_b_;
   std::vector<block> blocks_;
   std::vector<index_t> custom_;  // blocks holding an AnyMixer
-  mutable std::optional<HaltingController<T>> halting_;  // A-ViT state of the last forward
+  // A-ViT state of the last forward: the tape forward's own; a const forward swaps its
+  // leased state in under halting_mutex_.
+  mutable std::optional<HaltingController<T>> halting_;
+  mutable detail::copyable_mutex halting_mutex_;
   std::vector<TokenMask> train_masks_;             // per block, alive until the tape's backward
-  mutable workspace ws_;
+  workspace_pool<workspace> pool_;  // the const forwards'
+  Tensor<T> train_patches_;          // the tape forward's patchified images
 };
 
 template <class T>
@@ -394,7 +406,11 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
   const index_t B = check_images("HybridViT::forward", images);
   check_shape("HybridViT::forward", "logits", logits.shape(), {B, cfg_.num_classes});
   const index_t C = dim(), N = cfg_.num_tokens(), rows = B * N;
-  auto& w = ws_;
+  const auto lease = pool_.acquire();
+  auto& w = *lease;
+  if (cfg_.halting && !w.halting)
+    w.halting.emplace(typename HaltingController<T>::config{cfg_.halting->gamma, cfg_.halting->beta, cfg_.halting->eps});
+  auto& halting = w.halting;
   embed(images, B, w);
   if (cap) {
     cap->block_out.resize(static_cast<std::size_t>(depth()));
@@ -407,11 +423,11 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
   w.mix.resize(Shape{B, N, C});
   w.hid.resize(Shape{rows, cfg_.mlp_hidden()});
   const T eps = static_cast<T>(cfg_.ln_eps);
-  if (halting_) halting_->reset(B, N, depth());
+  if (halting) halting->reset(B, N, depth());
   for (index_t i = 0; i < depth(); ++i) {
     const auto& b = blocks_[static_cast<std::size_t>(i)];
     // Under halting, block i runs on x * m with m the mask before it (docs/formats.md 1).
-    const TokenMask* mask = halting_ ? &halting_->mask() : nullptr;
+    const TokenMask* mask = halting ? &halting->mask() : nullptr;
     if (mask) zero_dead_tokens(*mask, w.x.data(), C);
     kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
                                static_cast<T*>(nullptr), rows, C, eps);
@@ -455,10 +471,15 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
       for (index_t k = 0; k < rows * C; ++k) x[k] += mx[k];
       mlp(b, x, w.ln.data(), w.hid.data(), rows, eps);
     }
-    if (mask) halting_->update(i, w.x.view());
+    if (mask) halting->update(i, w.x.view());
     if (cap && cap->blocks) cap->block_out[static_cast<std::size_t>(i)] = w.x;
   }
   head(w, B, logits.data());
+  if (halting) {
+    if (cap && cap->halting) cap->halting_state = *halting;
+    const std::lock_guard<std::mutex> lock(halting_mutex_.m);
+    std::swap(halting_, halting);
+  }
 }
 
 template <class T>
@@ -467,9 +488,9 @@ template <class Tp>
 Var HybridViT<T>::forward(Tp& tape, TensorView<const T> images, vit_trace* trace) {
   const index_t B = check_images("HybridViT::forward(tape)", images);
   const index_t C = dim(), P = cfg_.patch_size, F = cfg_.in_chans * P * P, np = cfg_.num_patches();
-  ws_.patches.resize(Shape{B, np, F});
-  patchify(images, B, ws_.patches.data());
-  const Var patches = tape.input(ws_.patches.view());
+  train_patches_.resize(Shape{B, np, F});
+  patchify(images, B, train_patches_.data());
+  const Var patches = tape.input(train_patches_.view());
   const Var wp = tape.param(patch_w_.v.view().reshape(Shape{C, F}), patch_w_.g.view().reshape(Shape{C, F}));
   Var x = tape.concat_tokens(bind(tape, cls_), tape.linear(patches, wp, bind(tape, patch_b_)));
   x = tape.add(x, bind(tape, pos_));
