@@ -14,6 +14,8 @@
 
 #include <sparsimix/models.hpp>
 
+#include "support/tiny_vit.hpp"
+
 using namespace sparsimix;
 
 namespace {
@@ -70,26 +72,15 @@ int mixer_mismatches(const M& mixer, index_t N, index_t C) {
   });
 }
 
+// Every kind of block: attention, the LSTM, the bidirectional scan.
 vit_config hybrid_config() {
-  vit_config c;
-  c.img_size = 8;
-  c.patch_size = 2;
-  c.in_chans = 1;
-  c.num_classes = 5;
-  c.embed_dim = 16;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  selective_scan_options scan;
-  scan.d_state = 4;
-  scan.expand = 1.0;
-  scan.bidirectional = true;
-  c.mixers = {mixer_spec("attention"), mixer_spec("mh_lstm"), spec_for<SelectiveScan>(scan), mixer_spec("attention")};
-  c.depth = 4;
-  return c;
+  return test::tiny_vit_config({mixer_spec("attention"), mixer_spec("mh_lstm"),
+                                spec_for<SelectiveScan>({.d_state = 4, .expand = 1.0, .bidirectional = true}),
+                                mixer_spec("attention")});
 }
 
 Tensor<float> images(int k) {
-  Tensor<float> x(Shape{1 + k % 3, 1, 8, 8});
+  Tensor<float> x(Shape{1 + k % 3, 1, 28, 28});
   Rng rng(static_cast<std::uint64_t>(200 + k));
   fill_normal(rng, x.data(), x.numel(), 0, 1);
   return x;
@@ -140,7 +131,7 @@ TEST_CASE("one const hybrid ViT serves forwards from several threads", "[concurr
   model.init(rng);
   CHECK(mismatches_under_threads(6, [&](int k) {
           const Tensor<float> x = images(k);
-          Tensor<float> logits(Shape{x.size(0), 5});
+          Tensor<float> logits(Shape{x.size(0), 10});
           vit_capture<float> cap;
           cap.blocks = k % 2 == 1;  // captures are the caller's, not shared
           model.forward(x.view(), logits.view(), &cap);
@@ -156,23 +147,23 @@ TEST_CASE("a halting ViT shared by threads gives each forward its own halting st
   HybridViT<float> model(cfg);
   Rng rng(5);
   model.init(rng);
+  // Logits, then each token's halting depth from the call's own state.
+  const auto run = [&](int k, vit_capture<float>& cap) {
+    const Tensor<float> x = images(k);
+    Tensor<float> logits(Shape{x.size(0), 10});
+    cap.halting = true;
+    model.forward(x.view(), logits.view(), &cap);
+    std::vector<float> out(logits.begin(), logits.end());
+    for (const std::int64_t d : cap.halting_state->depth()) out.push_back(static_cast<float>(d));
+    return out;
+  };
   CHECK(mismatches_under_threads(6, [&](int k) {
-          const Tensor<float> x = images(k);
-          Tensor<float> logits(Shape{x.size(0), 5});
           vit_capture<float> cap;
-          cap.halting = true;
-          model.forward(x.view(), logits.view(), &cap);
-          std::vector<float> out(logits.begin(), logits.end());
-          const Tensor<std::int64_t> depth = cap.halting_state->depth();
-          for (const std::int64_t d : depth) out.push_back(static_cast<float>(d));
-          return out;
+          return run(k, cap);
         }) == 0);
   // Alone, halting() is the last forward's state, as the capture reports it.
-  const Tensor<float> x = images(2);
-  Tensor<float> logits(Shape{x.size(0), 5});
   vit_capture<float> cap;
-  cap.halting = true;
-  model.forward(x.view(), logits.view(), &cap);
+  run(2, cap);
   const Tensor<std::int64_t> mine = cap.halting_state->depth(), last = model.halting().depth();
   REQUIRE(mine.shape() == last.shape());
   CHECK(std::equal(mine.begin(), mine.end(), last.begin()));
