@@ -14,7 +14,8 @@ SPARSIMIX_ABI_BEGIN
 #define SPARSIMIX_INSTANTIATE_PIPELINE(T)                                                                             \
   template std::vector<layer_sparsity> measure_sparsity<T>(const HybridViT<T>&, const data::image_dataset&, index_t,  \
                                                            index_t);                                                  \
-  template eval_result evaluate<T>(const HybridViT<T>&, const data::image_dataset&, index_t, index_t);                \
+  template eval_result evaluate<T>(const HybridViT<T>&, const data::image_dataset&, index_t, index_t,                 \
+                                    std::vector<std::uint8_t>*);                                                 \
   template double measure_latency_ms<T>(const HybridViT<T>&, const data::image_dataset&, int);                        \
   template fit_result fit<T>(HybridViT<T>&, AdamW<T>&, const data::image_dataset&, const data::image_dataset*,        \
                              const fit_options&, const batch_loss_fn<T>&,                                             \

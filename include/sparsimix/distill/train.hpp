@@ -11,6 +11,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <cstdint>
 #include <vector>
 
 #include "../autograd/optim.hpp"
@@ -45,16 +46,19 @@ struct eval_result {
 };
 
 // Accuracy and mean cross-entropy over `limit` examples (0: all), in batches; for a halting
-// model also the token retention per block.
+// model also the token retention per block. `correct`, when given, receives 1 per example
+// classified right and 0 otherwise (paired comparisons between models, experiment/study.hpp).
 template <class T>
-eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0) {
+eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0,
+                     std::vector<std::uint8_t>* correct = nullptr) {
   const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
   const index_t classes = model.config().num_classes;
   const Shape is = ds.image_shape();
   Tensor<T> images, logits;
   eval_result r;
   double loss = 0;
-  index_t correct = 0;
+  index_t right = 0;
+  if (correct) correct->assign(static_cast<std::size_t>(n), 0);
   for (index_t start = 0; start < n; start += batch) {
     const index_t b = std::min(batch, n - start);
     images.resize(Shape{b, is[0], is[1], is[2]});
@@ -71,7 +75,8 @@ eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, i
       const T* z = logits.data() + i * classes;
       const index_t y = static_cast<index_t>(ds.labels.data()[start + i]);
       const index_t pred = std::max_element(z, z + classes) - z;
-      correct += pred == y;
+      right += pred == y;
+      if (correct) (*correct)[static_cast<std::size_t>(start + i)] = pred == y;
       const double mx = static_cast<double>(z[pred]);
       double se = 0;
       for (index_t c = 0; c < classes; ++c) se += std::exp(static_cast<double>(z[c]) - mx);
@@ -80,7 +85,7 @@ eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, i
   }
   r.count = n;
   for (auto& v : r.retention) v /= static_cast<double>(n);
-  r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+  r.accuracy = n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
   r.loss = n ? loss / static_cast<double>(n) : 0.0;
   return r;
 }
@@ -491,8 +496,10 @@ fit_result train_classifier(HybridViT<T>& model, const data::image_dataset& trai
 }
 
 // Compiled in sparsimix::compiled (docs/build-time.md).
-SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<float>(const HybridViT<float>&, const data::image_dataset&, index_t, index_t))
-SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<double>(const HybridViT<double>&, const data::image_dataset&, index_t, index_t))
+SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<float>(const HybridViT<float>&, const data::image_dataset&, index_t, index_t,
+                                                       std::vector<std::uint8_t>*))
+SPARSIMIX_EXTERN_TEMPLATE(eval_result evaluate<double>(const HybridViT<double>&, const data::image_dataset&, index_t, index_t,
+                                                        std::vector<std::uint8_t>*))
 SPARSIMIX_EXTERN_TEMPLATE(double measure_latency_ms<float>(const HybridViT<float>&, const data::image_dataset&, int))
 SPARSIMIX_EXTERN_TEMPLATE(double measure_latency_ms<double>(const HybridViT<double>&, const data::image_dataset&, int))
 SPARSIMIX_EXTERN_TEMPLATE(fit_result fit<float>(HybridViT<float>&, AdamW<float>&, const data::image_dataset&, const data::image_dataset*, const fit_options&, const batch_loss_fn<float>&, const std::function<void(const fit_progress&)>&, const std::function<void(index_t, const eval_result&)>&))

@@ -400,24 +400,9 @@ struct study_hooks {
 
 // Per test image of `ds`: 1 if `model` classifies it right.
 template <class T>
-std::vector<std::uint8_t> correct_per_image(const HybridViT<T>& model, const data::image_dataset& ds,
-                                            index_t batch = 500) {
-  const index_t n = ds.size(), classes = model.config().num_classes;
-  const Shape is = ds.image_shape();
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(n));
-  Tensor<T> images, logits;
-  for (index_t start = 0; start < n; start += batch) {
-    const index_t b = std::min(batch, n - start);
-    images.resize(Shape{b, is[0], is[1], is[2]});
-    ds.copy_images(start, b, images.data());
-    logits.resize(Shape{b, classes});
-    model.forward(images.view(), logits.view());
-    for (index_t i = 0; i < b; ++i) {
-      const T* z = logits.data() + i * classes;
-      out[static_cast<std::size_t>(start + i)] =
-          (std::max_element(z, z + classes) - z) == static_cast<index_t>(ds.labels.data()[start + i]);
-    }
-  }
+std::vector<std::uint8_t> correct_per_image(const HybridViT<T>& model, const data::image_dataset& ds) {
+  std::vector<std::uint8_t> out;
+  evaluate(model, ds, 500, 0, &out);
   return out;
 }
 
