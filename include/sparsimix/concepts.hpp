@@ -4,6 +4,7 @@
 #pragma once
 #include <concepts>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,26 @@ bool provides_pre_proj_output(const M& m) {
     return m.provides_pre_proj_output();
   else
     return HasPreProjOutput<M>;
+}
+
+// Knows the multiply-adds of its inference forward over one sequence of n tokens, counted
+// from its shapes (docs/pruning.md "What a mixer costs"; exponentials and other
+// nonlinearities not counted). Reports compare models by it (models/cost.hpp).
+template <class M>
+concept CountsMultiplyAdds = requires(const M& m, index_t n) {
+  { m.multiply_adds(n) } -> std::convertible_to<index_t>;
+};
+
+// The multiply-adds of m over n tokens, or nothing when m does not count them; a type-erased
+// holder (AnyMixer) answers for the mixer it holds.
+template <class M>
+std::optional<index_t> mixer_multiply_adds(const M& m, index_t n) {
+  if constexpr (requires { { m.multiply_adds(n) } -> std::same_as<std::optional<index_t>>; })
+    return m.multiply_adds(n);
+  else if constexpr (CountsMultiplyAdds<M>)
+    return static_cast<index_t>(m.multiply_adds(n));
+  else
+    return std::nullopt;
 }
 
 // Stores its weights in another layout than PyTorch's (MultiHeadLSTM keeps per-head blocks):

@@ -1,6 +1,7 @@
 // sparsimix models: the ViT config, HybridViT (any mixer per block), the mixer registry, AnyMixer, the A-ViT halting controller.
 #pragma once
 #include "models/any_mixer.hpp"
+#include "models/cost.hpp"
 #include "models/halting.hpp"
 #include "models/mixer_state.hpp"
 #include "models/pruning.hpp"

@@ -75,8 +75,17 @@ def main():
             problems.append("a killed run created OUT")
 
         def student_training():
-            return glob.glob(os.path.join(partial, "student_*.safetensors")) and \
-                glob.glob(os.path.join(partial, "student_*.state"))
+            # A student counts as finished once pieces.jsonl lists it (its checkpoint alone is
+            # not enough: a kill between the two redoes it), and another one must have a state.
+            try:
+                with open(os.path.join(partial, "pieces.jsonl")) as f:
+                    done = [json.loads(line)["key"] for line in f if line.endswith("\n")]
+            except (OSError, ValueError, KeyError):
+                return False
+            done = [k for k in done if k != "teacher"]
+            states = glob.glob(os.path.join(partial, "student_*.state"))
+            mine = tuple(os.path.join(partial, "student_" + k.replace("/", "_") + ".safetensors") for k in done)
+            return done and any(not st.startswith(mine) for st in states)
         log2 = os.path.join(tmp, "b2.log")
         if kill_when(exe, killed, log2, student_training, "a student finished and the next one wrote its state",
                      problems):

@@ -164,3 +164,62 @@ TEST_CASE("mixer parameter counts are those of docs/pruning.md", "[distill][prun
     REQUIRE(stored == (C == 96 ? 186144 : 740928));
   }
 }
+
+// The MACs/token column of docs/pruning.md's table, worked out by hand from the formulas
+// there (e.g. attention at C = 96, N = 50: 4 * 96^2 + 2 * 50 * 96 = 46,464).
+TEST_CASE("mixer multiply-add counts are those of docs/pruning.md", "[distill][prune][docs]") {
+  REQUIRE(Attention<float>({96, 3}).multiply_adds(50) == 50 * 46464);
+  REQUIRE(Attention<float>({192, 3}).multiply_adds(197) == 197 * 223104);
+  REQUIRE(SelectiveScan<float>({.dim = 96, .d_state = 8, .expand = 1.0, .bidirectional = true}).multiply_adds(1) == 38400);
+  REQUIRE(SelectiveScan<float>({.dim = 96, .bidirectional = true}).multiply_adds(1) == 92160);
+  REQUIRE(SelectiveScan<float>({.dim = 192, .d_state = 8, .expand = 1.0, .bidirectional = true}).multiply_adds(1) == 136704);
+  REQUIRE(SelectiveScan<float>({.dim = 192, .bidirectional = true}).multiply_adds(7) == 7 * 304128);
+  Rng rng(3);
+  for (const auto& [C, full, half] : {std::tuple<index_t, index_t, index_t>{96, 73728, 39936}, {192, 294912, 159744}}) {
+    MultiHeadLSTM<float> m({C, 3});
+    m.init(rng);
+    REQUIRE(m.multiply_adds(1) == full);
+    REQUIRE(m.multiply_adds(50) == 50 * full);  // no term grows faster than the tokens
+    std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C), 1);
+    const index_t d = C / 3;
+    for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < d / 2;
+    m.prune_units(keep);
+    REQUIRE(m.multiply_adds(1) == half);
+  }
+}
+
+namespace {
+// A custom mixer that does not count its multiply-adds (no CountsMultiplyAdds).
+struct tiny_uncounted_mixer {
+  using scalar_type = float;
+  struct cache_type {};
+  index_t c = 0;
+  Tensor<float> w{Shape{1}, 1.0f}, gw{Shape{1}};
+  index_t dim() const { return c; }
+  void forward(ConstSeq<float> x, Seq<float> y, const TokenMask*) const { std::copy(x.begin(), x.end(), y.begin()); }
+  void forward(ConstSeq<float> x, Seq<float> y, cache_type&, const TokenMask* m) { forward(x, y, m); }
+  void backward(const cache_type&, ConstSeq<float> dy, Seq<float> dx) { std::copy(dy.begin(), dy.end(), dx.begin()); }
+  ParamList<float> parameters() { return {{"w", w.view(), gw.view(), true}}; }
+};
+static_assert(SeqMixer<tiny_uncounted_mixer> && !CountsMultiplyAdds<tiny_uncounted_mixer>);
+static_assert(CountsMultiplyAdds<Attention<float>> && CountsMultiplyAdds<MultiHeadLSTM<float>> &&
+              CountsMultiplyAdds<SelectiveScan<float>>);
+}  // namespace
+
+TEST_CASE("a model's multiply-adds add up its parts, and a custom mixer without a count gives none",
+          "[distill][prune]") {
+  // The demo's shape: 28 x 28 images, patches of 4, C = 96, 6 blocks, MLP ratio 4, 10 classes.
+  vit_config cfg;
+  cfg.mixers.assign(6, spec_for<Attention>());
+  HybridViT<float> m(cfg);
+  const index_t N = 50, C = 96;
+  const index_t block = 46464 * N + 2 * N * C * 384;
+  const index_t dense = 49 * 16 * C + 6 * block + C * 10;
+  REQUIRE(count_multiply_adds(m) == dense);
+  m.replace_mixer(2, MultiHeadLSTM<float>({C, 3}));
+  REQUIRE(count_multiply_adds(m) == dense - 46464 * N + 73728 * N);
+  m.replace_mixer(2, AnyMixer<float>(MultiHeadLSTM<float>({C, 3})));
+  REQUIRE(count_multiply_adds(m) == dense - 46464 * N + 73728 * N);  // AnyMixer answers for what it holds
+  m.replace_mixer(4, AnyMixer<float>(tiny_uncounted_mixer{C}));
+  REQUIRE_FALSE(count_multiply_adds(m).has_value());
+}

@@ -13,7 +13,7 @@ TEST_CASE("every pipeline enum's names parse back", "[distill][names]") {
     CHECK(parse_distill_target(to_string(t)) == t);
   for (auto m : {sparsity_metric::k90, sparsity_metric::entropy, sparsity_metric::top_k_mass, sparsity_metric::threshold})
     CHECK(parse_sparsity_metric(to_string(m)) == m);
-  for (auto s : {layer_selection::sparsest, layer_selection::densest, layer_selection::group})
+  for (auto s : {layer_selection::sparsest, layer_selection::densest, layer_selection::group, layer_selection::all})
     CHECK(parse_layer_selection(to_string(s)) == s);
   for (auto b : {budget_size::tiny, budget_size::small, budget_size::full}) CHECK(parse_budget_size(to_string(b)) == b);
   CHECK_THROWS_WITH(parse_distill_target("pre-proj"),
@@ -39,6 +39,13 @@ TEST_CASE("layer selection picks by rank and groups contiguously", "[distill][se
   CHECK(g[3].layers == std::vector<index_t>{2, 3});
   CHECK(g[4].layers == std::vector<index_t>{4, 5});
   CHECK_THROWS_AS(replacement_groups(order, 6, 0), config_error);
+  // `all` takes every ranked layer, whatever k is.
+  CHECK(select_layers(order, layer_selection::all, 2) == std::vector<index_t>{0, 1, 2, 3, 4, 5});
+  CHECK(select_layers(std::vector<index_t>{3, 1}, layer_selection::all, 1) == std::vector<index_t>{1, 3});
+  const auto with_all = replacement_groups(order, 6, 2, true);
+  REQUIRE(with_all.size() == 6);
+  CHECK(with_all[5].selection == layer_selection::all);
+  CHECK(with_all[5].layers == std::vector<index_t>{0, 1, 2, 3, 4, 5});
 }
 
 TEST_CASE("budgets: the tiny and full presets", "[experiment][budget]") {

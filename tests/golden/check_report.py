@@ -22,7 +22,7 @@ def main():
     json.loads((run / "config.json").read_text())
     t = r["teacher"]
     for k in ["test_accuracy", "params", "nonzero_params", "stored_params", "latency_ms", "images_per_s",
-              "train_seconds"]:
+              "multiply_adds", "train_seconds"]:
         need(k in t, f"teacher.{k} missing")
     need(t.get("images_per_s", 0) > 0 and t.get("latency_ms", 0) > 0, "teacher timing not positive")
     need(0 <= t["test_accuracy"] <= 1, "teacher.test_accuracy not a fraction")
@@ -37,11 +37,20 @@ def main():
         need(0 < layer["k90"] <= 1, "k90 out of (0, 1]")
         need(len(layer["heads"]) >= 1, "no heads")
     need(len(r["variants"]) >= 4, "too few variants")
-    need(sum(1 for v in r["variants"] if v.get("pruned")) == 2, "expected the sparsest and densest mh_lstm pruned")
+    need(sum(1 for v in r["variants"] if v.get("pruned")) == 3, "expected the sparsest, densest and all-layer mh_lstm pruned")
+    for mixer in ["mh_lstm", "selective_scan"]:
+        every = [v for v in r["variants"] if v["mixer"] == mixer and v["selection"] == "all" and not v["pruned"]]
+        need(len(every) == 1 and every[0]["replaced"] == list(range(depth)), f"{mixer}: no variant replacing every layer")
     for v in r["variants"]:
         for k in ["name", "mixer", "replaced", "selection", "mean_sparsity", "test_accuracy", "accuracy_drop", "params",
-                  "nonzero_params", "stored_params", "latency_ms", "images_per_s", "pruned", "pruned_fraction"]:
+                  "nonzero_params", "stored_params", "latency_ms", "images_per_s", "multiply_adds", "speedup_allowed",
+                  "speedup_measured", "pruned", "pruned_fraction"]:
             need(k in v, f"variants[].{k} missing")
+        need(v.get("multiply_adds", 0) > 0 and
+             abs(v.get("speedup_allowed", 0) * v.get("multiply_adds", 0) - t.get("multiply_adds", -1)) < 1e-6 * t["multiply_adds"],
+             f"{v['name']}: speedup_allowed is not teacher / variant multiply-adds")
+        need(abs(v.get("speedup_measured", 0) * t["images_per_s"] - v.get("images_per_s", -1)) < 1e-6 * v["images_per_s"],
+             f"{v['name']}: speedup_measured is not variant / teacher images/s")
         need(v.get("nonzero_params", 0) <= v.get("params", -1) <= v.get("stored_params", -1), "sizes out of order")
         need(v.get("images_per_s", 0) > 0, f"{v['name']}: images_per_s not positive")
         if v.get("pruned"):
@@ -52,9 +61,10 @@ def main():
             if base:
                 need(v["nonzero_params"] < base[0]["nonzero_params"] and v["params"] == base[0]["params"],
                      f"{v['name']}: pruning did not shrink the non-zero count")
+                need(v["multiply_adds"] < base[0]["multiply_adds"], f"{v['name']}: pruning did not cut multiply-adds")
         else:
             need(v.get("pruned_fraction") == 0, f"{v['name']}: pruned_fraction without pruning")
-        need(v["selection"] in ("sparsest", "densest", "group"), "bad selection")
+        need(v["selection"] in ("sparsest", "densest", "group", "all"), "bad selection")
         need(abs(t["test_accuracy"] - v["test_accuracy"] - v["accuracy_drop"]) < 1e-9, "accuracy_drop inconsistent")
         need(0 <= v["test_accuracy"] <= 1, "variant accuracy not a fraction")
     claims = r["claims"]["sparse_vs_dense"]

@@ -223,7 +223,7 @@ inline int run_distill(const distill_args& a) {
   if (a.prune && spec.kind() != "mh_lstm")
     throw config_error("distill: --prune prunes mh_lstm units; the student mixer is " + spec.kind());
   if (!a.layers.empty() && !a.select.empty()) throw config_error("distill: give --layers or --select, not both");
-  if (a.layers.empty() && a.select.empty()) throw config_error("distill: give --layers or --select sparsest|densest");
+  if (a.layers.empty() && a.select.empty()) throw config_error("distill: give --layers or --select sparsest|densest|all");
   if (a.k && a.select.empty()) throw config_error("distill: --k counts the layers --select picks; give --select");
   checked_at_least("distill", "--k", a.k, 1);
   checked_at_least("distill", "--stage1-steps", a.stage1, 1);

@@ -253,14 +253,19 @@ inline int run_demo(const demo_args& a) {
   if (ec) throw io_error("demo: cannot rename '" + work.string() + "' to '" + out.string() + "': " + ec.message());
   fs::remove_all(previous, ec);
 
-  std::printf("\n%-34s %-10s %-9s %-10s %-9s %-9s %-9s %-9s\n", "model", "replaced", "sparsity", "test acc", "drop",
-              "nonzero", "ms/image", "images/s");
-  std::printf("%-34s %-10s %-9s %-10.4f %-9s %-9td %-9.3f %-9.0f\n", "teacher (attention)", "-", "-",
-              rep.teacher_test_accuracy, "-", rep.teacher_nonzero_params, rep.teacher_latency_ms, rep.teacher_images_per_s);
+  // speed-up: teacher over variant, allowed by the multiply-adds / measured in images/s.
+  std::printf("\n%-34s %-12s %-9s %-10s %-9s %-9s %-9s %-9s %-9s\n", "model", "replaced", "sparsity", "test acc", "drop",
+              "nonzero", "ms/image", "images/s", "speed-up");
+  std::printf("%-34s %-12s %-9s %-10.4f %-9s %-9td %-9.3f %-9.0f %-9s\n", "teacher (attention)", "-", "-",
+              rep.teacher_test_accuracy, "-", rep.teacher_nonzero_params, rep.teacher_latency_ms, rep.teacher_images_per_s,
+              "1 / 1");
   for (const auto& v : rep.variants) {
     const std::string layers = detail::join(v.replaced, ",");
-    std::printf("%-34s %-10s %-9.3f %-10.4f %+-9.4f %-9td %-9.3f %-9.0f\n", v.name.c_str(), layers.c_str(),
-                v.mean_sparsity, v.test_accuracy, v.accuracy_drop, v.nonzero_params, v.latency_ms, v.images_per_s);
+    const double allowed = v.multiply_adds > 0 ? static_cast<double>(rep.teacher_multiply_adds) / static_cast<double>(v.multiply_adds) : 0;
+    const double measured = rep.teacher_images_per_s > 0 ? v.images_per_s / rep.teacher_images_per_s : 0;
+    std::printf("%-34s %-12s %-9.3f %-10.4f %+-9.4f %-9td %-9.3f %-9.0f %.2f / %.2f\n", v.name.c_str(), layers.c_str(),
+                v.mean_sparsity, v.test_accuracy, v.accuracy_drop, v.nonzero_params, v.latency_ms, v.images_per_s, allowed,
+                measured);
   }
   std::printf("\nsparsity ranking (%s, sparsest first):", std::string(to_string(rep.sparsity.metric)).c_str());
   for (index_t l : rep.sparsity.order) std::printf(" %td", l);

@@ -221,8 +221,8 @@ inline int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(parses_as([](const std::string& s) { student_spec(s); }, "KIND[:option=value,...]"));
   distill->add_option("--layers", di.layers, "Layers to replace, comma-separated, e.g. 0,2");
-  distill->add_option("--select", di.select, "Or pick them by attention sparsity: sparsest or densest")
-      ->check(CLI::IsMember({"sparsest", "densest"}));
+  distill->add_option("--select", di.select, "Or pick them by attention sparsity: sparsest or densest (--k of them), or all")
+      ->check(CLI::IsMember({"sparsest", "densest", "all"}));
   add_optional(distill, "--k", di.k, "How many layers --select picks (default depth/3)");
   distill->add_option("--target", di.target, "Stage-1 target: pre_proj, mixer_out, block_out or cosine")
       ->capture_default_str()

@@ -23,6 +23,7 @@
 #include "../distill/prune.hpp"
 #include "../experiment/budget.hpp"
 #include "../io/file_checks.hpp"
+#include "../models/cost.hpp"
 
 namespace sparsimix::cli {
 SPARSIMIX_ABI_BEGIN
@@ -304,12 +305,17 @@ inline mixer_spec student_spec(const std::string& text) {
 
 // ---- report pieces --------------------------------------------------------------------------
 
-// params, nonzero_params, stored_params (models/pruning.hpp, docs/report.md).
+// params, nonzero_params, stored_params (models/pruning.hpp, docs/report.md), and
+// multiply_adds per image (models/cost.hpp; null when a custom mixer does not count them).
 inline void add_parameter_counts(nlohmann::ordered_json& j, HybridViT<float>& model) {
   const auto c = count_parameters(model);
   j["params"] = c.params;
   j["nonzero_params"] = c.nonzero_params;
   j["stored_params"] = c.stored_params;
+  if (const auto m = count_multiply_adds(model))
+    j["multiply_adds"] = *m;
+  else
+    j["multiply_adds"] = nullptr;
 }
 
 // {block, widths: [[fwd per head], [bwd per head]]} per mh_lstm block (docs/pruning.md).

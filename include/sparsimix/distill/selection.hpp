@@ -13,12 +13,15 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
-// Which layers to replace: the k sparsest, the k densest, or a contiguous group.
-enum class layer_selection { sparsest, densest, group };
+// Which layers to replace: the k sparsest, the k densest, a contiguous group, or every
+// attention layer.
+enum class layer_selection { sparsest, densest, group, all };
 
 // The names configs, the command line and reports use for each selection.
-inline constexpr detail::enum_table<layer_selection, 3> layer_selection_names{
-    {{layer_selection::sparsest, "sparsest"}, {layer_selection::densest, "densest"}, {layer_selection::group, "group"}}};
+inline constexpr detail::enum_table<layer_selection, 4> layer_selection_names{{{layer_selection::sparsest, "sparsest"},
+                                                                               {layer_selection::densest, "densest"},
+                                                                               {layer_selection::group, "group"},
+                                                                               {layer_selection::all, "all"}}};
 // The selection's name in configs and reports.
 constexpr std::string_view to_string(layer_selection s) noexcept {
   return detail::enum_to_string(layer_selection_names, s);
@@ -70,17 +73,22 @@ sparsity_ranking rank_by_sparsity(const HybridViT<T>& model, const data::image_d
 
 // A set of layers the experiment replaces together, and how it was chosen.
 struct layer_group {
-  layer_selection selection = layer_selection::group;  // sparsest, densest or a contiguous group
+  layer_selection selection = layer_selection::group;  // sparsest, densest, a contiguous group or all
   std::vector<index_t> layers;  // ascending
 };
 
-// The k sparsest or densest layers of `order` (sparsest first), ascending.
+// The k sparsest or densest layers of `order` (sparsest first), ascending; `all`: every layer of `order`.
 inline std::vector<index_t> select_layers(const std::vector<index_t>& order, layer_selection selection, index_t k) {
   const auto n = static_cast<index_t>(order.size());
   if (k < 1 || k > n)
     throw config_error(detail::concat("select_layers: k is ", k, ", expected 1..", n, " (the ranked attention layers)"));
   if (selection == layer_selection::group)
-    throw config_error("select_layers: 'group' is not a ranking selection (use sparsest or densest)");
+    throw config_error("select_layers: 'group' is not a ranking selection (use sparsest, densest or all)");
+  if (selection == layer_selection::all) {
+    std::vector<index_t> every = order;
+    std::sort(every.begin(), every.end());
+    return every;
+  }
   std::vector<index_t> out = selection == layer_selection::sparsest ? std::vector<index_t>(order.begin(), order.begin() + k)
                                                                     : std::vector<index_t>(order.end() - k, order.end());
   std::sort(out.begin(), out.end());
@@ -88,8 +96,10 @@ inline std::vector<index_t> select_layers(const std::vector<index_t>& order, lay
 }
 
 // The groups of `k` layers the experiment replaces: sparsest-k and densest-k by `order`
-// (sparsest first), then every contiguous group [0, k), [k, 2k), ...
-inline std::vector<layer_group> replacement_groups(const std::vector<index_t>& order, index_t depth, index_t k) {
+// (sparsest first), then every contiguous group [0, k), [k, 2k), ..., and with `with_all`
+// last every layer of `order`.
+inline std::vector<layer_group> replacement_groups(const std::vector<index_t>& order, index_t depth, index_t k,
+                                                   bool with_all = false) {
   if (k < 1 || k > depth) throw config_error(detail::concat("replacement_groups: group size ", k, " for depth ", depth));
   std::vector<layer_group> g;
   g.push_back({layer_selection::sparsest, select_layers(order, layer_selection::sparsest, k)});
@@ -99,6 +109,7 @@ inline std::vector<layer_group> replacement_groups(const std::vector<index_t>& o
     std::iota(c.begin(), c.end(), s);
     g.push_back({layer_selection::group, c});
   }
+  if (with_all) g.push_back({layer_selection::all, select_layers(order, layer_selection::all, k)});
   return g;
 }
 

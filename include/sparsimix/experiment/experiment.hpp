@@ -23,6 +23,7 @@
 #include "../distill/selection.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/json_lines.hpp"
+#include "../models/cost.hpp"
 #include "statistics.hpp"
 
 namespace sparsimix {
@@ -57,11 +58,14 @@ struct experiment_options {
   index_t calibration = 1000;        // validation images for the sparsity measurement
   sparsity_metric metric = sparsity_metric::k90;  // how layers are ranked by sparsity
   int latency_runs = 30;             // batch-1 forwards timed per model in each round
-  // Pruned mh_lstm variants (docs/pruning.md): the sparsest and the densest mh_lstm students
-  // are also pruned by this fraction of their units (0: no pruned variants), with `prune`'s
+  // Pruned mh_lstm variants (docs/pruning.md): the sparsest, the densest and the all-layer
+  // mh_lstm students are also pruned by this fraction of their units (0: no pruned variants), with `prune`'s
   // regularised training and fine-tune.
   double prune_fraction = 0.5;
   prune_options prune;  // the pruned variants' regularised training and fine-tune
+  // Also replace every attention layer with each student kind (selection "all"; its mh_lstm
+  // student is pruned too): the most a hybrid can save, beside what it costs in accuracy.
+  bool replace_all = true;
   // Timing: images/s at this batch and batch-1 latency, medians over rounds that go through the
   // teacher and every variant in turn (a noisy moment cannot single one model out).
   index_t throughput_batch = 64;
@@ -90,6 +94,7 @@ struct variant_result {
   double images_per_s = 0;                                    // at experiment_options::throughput_batch
   bool pruned = false;                                        // a pruned variant of a distilled mh_lstm
   double pruned_fraction = 0;                                 // share of its LSTM units pruned
+  index_t multiply_adds = 0;  // per image, inference (models/cost.hpp); 0 when a mixer does not count
 };
 
 // Per student kind, the experiment's claim: is replacing the sparsest layers cheaper?
@@ -105,6 +110,7 @@ struct experiment_report {
   // The teacher's test and validation accuracy, batch-1 latency (ms) and training time (s).
   double teacher_test_accuracy = 0, teacher_val_accuracy = 0, teacher_latency_ms = 0, teacher_train_seconds = 0;
   double teacher_images_per_s = 0;  // at experiment_options::throughput_batch
+  index_t teacher_multiply_adds = 0;  // per image, inference (models/cost.hpp)
   // The teacher's parameter counts: all, non-zero, stored (models/pruning.hpp).
   index_t teacher_params = 0, teacher_nonzero_params = 0, teacher_stored_params = 0;
   sparsity_ranking sparsity;  // the teacher's, on the calibration images
@@ -215,6 +221,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     rep.teacher_params = c.params;
     rep.teacher_nonzero_params = c.nonzero_params;
     rep.teacher_stored_params = c.stored_params;
+    rep.teacher_multiply_adds = count_multiply_adds(teacher).value_or(0);
   }
   log(detail::concat("teacher: test accuracy ", rep.teacher_test_accuracy, ", ", rep.teacher_params, " parameters"));
 
@@ -224,7 +231,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
 
   // ---- variants ----------------------------------------------------------------------------
   const index_t k = opt.group_size > 0 ? opt.group_size : default_group_size(teacher.depth());
-  const auto groups = replacement_groups(ranking.order, teacher.depth(), k);
+  const auto groups = replacement_groups(ranking.order, teacher.depth(), k, opt.replace_all);
   if (opt.students.empty()) opt.students = default_students();
   // Every distinct model, for the timing at the end; timed_index[i] is variant i's.
   std::vector<HybridViT<T>> models;
@@ -234,6 +241,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     v.params = c.params;
     v.nonzero_params = c.nonzero_params;
     v.stored_params = c.stored_params;
+    v.multiply_adds = count_multiply_adds(m).value_or(0);
   };
   for (const auto& spec : opt.students) {
     const std::string kind = spec.kind();
@@ -253,6 +261,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
         v.params = d.params;
         v.nonzero_params = d.nonzero_params;
         v.stored_params = d.stored_params;
+        v.multiply_adds = d.multiply_adds;
         v.seconds = 0;
         timed_index.push_back(done_model.at(g.layers));
         log(detail::concat(v.name, ": same layers as ", d.name, ", reusing its result"));
@@ -292,9 +301,8 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
       }
       v.accuracy_drop = rep.teacher_test_accuracy - v.test_accuracy;
       rep.variants.push_back(v);
-      // FAR's second half on the sparsest and densest mh_lstm students (docs/pruning.md).
-      const bool prunable = kind == "mh_lstm" && opt.prune_fraction > 0 &&
-                            (g.selection == layer_selection::sparsest || g.selection == layer_selection::densest);
+      // FAR's second half on the sparsest, densest and all-layer mh_lstm students (docs/pruning.md).
+      const bool prunable = kind == "mh_lstm" && opt.prune_fraction > 0 && g.selection != layer_selection::group;
       if (!prunable) continue;
       variant_result pv = v;
       pv.name += "/pruned";
@@ -336,7 +344,8 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     std::vector<double> xs, ys;
     std::set<std::vector<index_t>> seen;
     for (const auto& v : rep.variants) {
-      if (v.mixer != kind || v.pruned) continue;  // the claims compare unpruned replacements
+      // The claims compare unpruned replacements of depth/3-layer groups.
+      if (v.mixer != kind || v.pruned || v.selection == "all") continue;
       if (v.selection == "sparsest") c.sparsest_drop = v.accuracy_drop;
       if (v.selection == "densest") c.densest_drop = v.accuracy_drop;
       if (seen.insert(v.replaced).second) {

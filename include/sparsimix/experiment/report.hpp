@@ -73,9 +73,12 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
                   {"stored_params", r.teacher_stored_params},
                   {"latency_ms", r.teacher_latency_ms},
                   {"images_per_s", r.teacher_images_per_s},
+                  {"multiply_adds", r.teacher_multiply_adds},
                   {"train_seconds", r.teacher_train_seconds}};
   j["sparsity"] = to_json(r.sparsity);
   auto variants = nlohmann::ordered_json::array();
+  // Teacher over variant: what the multiply-adds allow, and what the timing measured.
+  auto ratio = [](double num, double den) { return den > 0 && num > 0 ? num / den : 0.0; };
   for (const auto& v : r.variants)
     variants.push_back({{"name", v.name},
                         {"mixer", v.mixer},
@@ -90,6 +93,9 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
                         {"stored_params", v.stored_params},
                         {"latency_ms", v.latency_ms},
                         {"images_per_s", v.images_per_s},
+                        {"multiply_adds", v.multiply_adds},
+                        {"speedup_allowed", ratio(static_cast<double>(r.teacher_multiply_adds), static_cast<double>(v.multiply_adds))},
+                        {"speedup_measured", ratio(v.images_per_s, r.teacher_images_per_s)},
                         {"pruned", v.pruned},
                         {"pruned_fraction", v.pruned_fraction},
                         {"train_seconds", v.seconds}});
@@ -275,14 +281,15 @@ inline void write_report(const experiment_report& r, const std::string& dir) {
   io::write_text_atomically(p("sparsity.csv"), sp.str());
   std::ostringstream vs;
   vs << "name,mixer,selection,replaced,pruned,mean_sparsity,test_accuracy,accuracy_drop,params,nonzero_params,"
-        "latency_ms,images_per_s,train_seconds\n";
+        "latency_ms,images_per_s,multiply_adds,train_seconds\n";
   vs << "teacher,attention,none,,false,," << r.teacher_test_accuracy << ",0," << r.teacher_params << ","
      << r.teacher_nonzero_params << "," << r.teacher_latency_ms << "," << r.teacher_images_per_s << ","
-     << r.teacher_train_seconds << "\n";
+     << r.teacher_multiply_adds << "," << r.teacher_train_seconds << "\n";
   for (const auto& v : r.variants) {
     vs << v.name << "," << v.mixer << "," << v.selection << "," << detail::join(v.replaced, " ") << ","
        << (v.pruned ? "true" : "false") << "," << v.mean_sparsity << "," << v.test_accuracy << "," << v.accuracy_drop << ","
-       << v.params << "," << v.nonzero_params << "," << v.latency_ms << "," << v.images_per_s << "," << v.seconds << "\n";
+       << v.params << "," << v.nonzero_params << "," << v.latency_ms << "," << v.images_per_s << ","
+       << v.multiply_adds << "," << v.seconds << "\n";
   }
   io::write_text_atomically(p("variants.csv"), vs.str());
   io::write_text_atomically(p("sparsity_heatmap.svg"), sparsity_heatmap_svg(r.sparsity));

@@ -78,6 +78,9 @@ class Attention {
   index_t num_heads() const noexcept { return cfg_.num_heads; }
   // d = C / H, the width of one head.
   index_t head_dim() const noexcept { return cfg_.dim / cfg_.num_heads; }
+  // Multiply-adds of an inference forward over n tokens: qkv and proj, 4 n C^2, then scores
+  // and weighted values, 2 n^2 C.
+  index_t multiply_adds(index_t n) const noexcept { return 4 * n * cfg_.dim * cfg_.dim + 2 * n * n * cfg_.dim; }
   // The softmax temperature d^-1/2.
   T scale() const noexcept { return T(1) / std::sqrt(static_cast<T>(head_dim())); }
   // The configuration it was built with.

@@ -108,6 +108,14 @@ class MultiHeadLSTM {
   index_t num_heads() const noexcept { return H_; }
   // d = C / H, the LSTM units per head and direction.
   index_t head_dim() const noexcept { return d_; }
+  // Multiply-adds of an inference forward over n tokens at the current widths: pre and post
+  // projections 2 C^2 per token, and per (direction, head) keeping k units 4 k d (input to
+  // hidden) + 4 k^2 (hidden to hidden) + k d (head_proj).
+  index_t multiply_adds(index_t n) const noexcept {
+    index_t per_token = 2 * C_ * C_;
+    for (const index_t k : width_) per_token += 5 * k * d_ + 4 * k * k;
+    return n * per_token;
+  }
   // The configuration it was built with.
   const config& cfg() const noexcept { return cfg_; }
 

@@ -84,6 +84,13 @@ class SelectiveScan {
   index_t d_inner() const noexcept { return inner_of(cfg_); }
   // 2 when bidirectional, else 1.
   int directions() const noexcept { return cfg_.bidirectional ? 2 : 1; }
+  // Multiply-adds of an inference forward over n tokens: in_proj 2 C D_in and out_proj D_in C
+  // per token, and per direction the conv K D_in, x_proj D_in (R + 2 S), dt_proj R D_in and
+  // the scan's 3 S D_in (decay, input, readout).
+  index_t multiply_adds(index_t n) const noexcept {
+    const index_t C = cfg_.dim, Di = d_inner(), R = cfg_.dt_rank, S = cfg_.d_state, K = cfg_.d_conv;
+    return n * (3 * C * Di + directions() * Di * (K + R + 2 * S + R + 3 * S));
+  }
 
   // Inference: no allocation per call after warm-up (workspaces keep their capacity).
   void forward(ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const;

@@ -37,6 +37,7 @@ class AnyMixer {
     virtual ParamList<T> parameters() = 0;
     virtual void init(Rng& rng) = 0;
     virtual bool has_pre_proj() const = 0;
+    virtual std::optional<index_t> multiply_adds(index_t n) const = 0;
     virtual ConstSeq<T> pre_proj_output(const cache_base& c) const = 0;
     virtual named_tensors<T> state(bool grads) = 0;
     virtual std::vector<std::string> state_names() = 0;
@@ -83,6 +84,7 @@ class AnyMixer {
       if constexpr (Initializable<M>) m.init(rng);
     }
     bool has_pre_proj() const override { return HasPreProjOutput<M>; }
+    std::optional<index_t> multiply_adds(index_t n) const override { return mixer_multiply_adds(m, n); }
     ConstSeq<T> pre_proj_output(const cache_base& c) const override {
       if constexpr (HasPreProjOutput<M>)
         return m.pre_proj_output(cast(c).value);
@@ -153,6 +155,8 @@ class AnyMixer {
   void init(Rng& rng) { impl_->init(rng); }
   // Whether the held type has a pre-projection output (HasPreProjOutput).
   bool provides_pre_proj_output() const { return impl_->has_pre_proj(); }
+  // The held mixer's multiply-adds over n tokens (CountsMultiplyAdds), or nothing if it does not count them.
+  std::optional<index_t> multiply_adds(index_t n) const { return impl_->multiply_adds(n); }
   // The held mixer's pre-projection output of a training forward (empty if it has none).
   ConstSeq<T> pre_proj_output(const cache_type& c) const { return impl_->pre_proj_output(held(c, "pre_proj_output")); }
   // Backward with an extra gradient ds on the pre-projection output (config_error if it has none).
