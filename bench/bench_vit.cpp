@@ -20,7 +20,10 @@
 //                                      N 197, 577, 1025), B = 1; mix = attn (12 attention
 //                                      blocks) or half_lstm (blocks 0, 2, .. attention, 1, 3, ..
 //                                      MultiHeadLSTM: pre_proj GEMM, per head x direction LSTM
-//                                      recurrences over parallel_for, head_proj, post_proj).
+//                                      recurrences over parallel_for, head_proj, post_proj), or
+//                                      half_lstm_pruned50: the same with half of every (head,
+//                                      direction)'s LSTM units pruned (FAR), computed at
+//                                      width d/2.
 //
 //   BM_ViT_Halting/<model>/B:b/R:r     inference forward of the same model with A-ViT halting at
 //                                      a chosen mean retention r% (r = 100, 70, 50), or
@@ -44,7 +47,8 @@
 // training step and the N=197 hybrid pair run.
 //
 // Counters: images/s, tokens/s (B * N per iteration) and GFLOP/s with the nominal count
-// (multiply-add = 2; softmax, LayerNorm, GELU, exp not counted) per image:
+// (multiply-add = 2; softmax, LayerNorm, GELU, exp not counted) per image, twice
+// count_multiply_adds (models/cost.hpp; a pruned LSTM at its widths):
 //   F = 2 np (Cin P^2) C                                   patch embed
 //     + sum over blocks: N * 16 C^2                        MLP (C -> 4C -> C)
 //                        + attention: N * 8 C^2 + 4 N^2 C  (qkv, proj, q k^T, p v)
@@ -54,14 +58,17 @@
 // A training step is counted as 3 F per image (backward = 2x forward GEMMs; AdamW not counted).
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <sparsimix/autograd/optim.hpp>
 #include <sparsimix/autograd/tape.hpp>
+#include <sparsimix/models/cost.hpp>
 #include <sparsimix/models/vit.hpp>
 
 namespace {
@@ -89,22 +96,9 @@ vit_config demo() {
   return c;
 }
 
-double image_flops(const vit_config& c) {
-  const double C = static_cast<double>(c.embed_dim), N = static_cast<double>(c.num_tokens());
-  const double d = C / static_cast<double>(c.num_heads);
-  double f = 2.0 * static_cast<double>(c.num_patches() * c.in_chans * c.patch_size * c.patch_size) * C;
-  for (const auto& m : c.mixers) {
-    f += N * 2 * C * static_cast<double>(c.mlp_hidden()) * 2;
-    if (m.kind() == "mh_lstm")
-      f += N * (4 * C * C + 36 * C * d);
-    else
-      f += N * 8 * C * C + 4 * N * N * C;
-  }
-  return f + 2 * C * static_cast<double>(c.num_classes);
-}
-
 // Models are built once per configuration: init of DeiT-Tiny's 5.7M weights would otherwise
-// run again for every iteration-count probe of the benchmark library.
+// run again for every iteration-count probe of the benchmark library. A key ending in
+// "_pruned50" prunes the second half of every (direction, head)'s units of each LSTM block.
 HybridViT<float>& model(const std::string& key, const vit_config& cfg) {
   static std::map<std::string, std::unique_ptr<HybridViT<float>>> cache;
   auto& m = cache[key];
@@ -112,16 +106,26 @@ HybridViT<float>& model(const std::string& key, const vit_config& cfg) {
     m = std::make_unique<HybridViT<float>>(cfg);
     Rng rng(1);
     m->init(rng);
+    if (key.find("_pruned50") != std::string::npos)
+      for (index_t l = 0; l < m->depth(); ++l)
+        if (auto* lstm = std::get_if<MultiHeadLSTM<float>>(&m->mixer(l))) {
+          const index_t d = lstm->head_dim();
+          std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * lstm->dim()));
+          for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < d / 2;
+          lstm->prune_units(keep);
+        }
   }
   return *m;
 }
 
-void counters(benchmark::State& state, const vit_config& c, index_t B, double flop_factor) {
+void counters(benchmark::State& state, const HybridViT<float>& m, index_t B, double flop_factor) {
   using benchmark::Counter;
+  const vit_config& c = m.config();
+  const double image_flops = 2.0 * static_cast<double>(count_multiply_adds(m).value_or(0));
   state.counters["images/s"] = Counter(static_cast<double>(B), Counter::kIsIterationInvariantRate);
   state.counters["tokens/s"] = Counter(static_cast<double>(B * c.num_tokens()), Counter::kIsIterationInvariantRate);
   state.counters["GFLOP/s"] =
-      Counter(flop_factor * static_cast<double>(B) * image_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
+      Counter(flop_factor * static_cast<double>(B) * image_flops * 1e-9, Counter::kIsIterationInvariantRate);
   state.counters["threads"] = static_cast<double>(max_threads());
 }
 
@@ -143,7 +147,7 @@ void run_forward(benchmark::State& state, const std::string& key, const vit_conf
     benchmark::DoNotOptimize(logits.data());
     benchmark::ClobberMemory();
   }
-  counters(state, cfg, B, 1.0);
+  counters(state, m, B, 1.0);
 }
 
 void run_train(benchmark::State& state, const std::string& key, const vit_config& cfg, index_t B, int threads) {
@@ -167,7 +171,7 @@ void run_train(benchmark::State& state, const std::string& key, const vit_config
     step();
     benchmark::ClobberMemory();
   }
-  counters(state, cfg, B, 3.0);
+  counters(state, m, B, 3.0);
 }
 
 // A model and images whose halting gives mean retention `retention` (see BM_ViT_Halting).
@@ -233,7 +237,7 @@ void run_halting(benchmark::State& state, const vit_config& cfg, index_t B, int 
     benchmark::DoNotOptimize(logits.data());
     benchmark::ClobberMemory();
   }
-  counters(state, cfg, B, 1.0);
+  counters(state, m, B, 1.0);
   state.counters["retention"] = retention;
 }
 
@@ -288,9 +292,10 @@ int register_all() {
     for (index_t img : {index_t{224}, index_t{384}, index_t{512}}) {
       if ((img > 224 || heavy_t) && !all) continue;
       const index_t N = (img / 16) * (img / 16) + 1;
-      for (bool half : {false, true}) {
-        const std::string key = std::string(half ? "half_lstm_" : "attn_") + std::to_string(img);
-        benchmark::RegisterBenchmark(name(std::string("BM_ViT_Hybrid/") + (half ? "half_lstm" : "attn"), "N:", N, t).c_str(),
+      for (const std::string mix : {"attn", "half_lstm", "half_lstm_pruned50"}) {
+        const bool half = mix != "attn";
+        const std::string key = mix + "_" + std::to_string(img);
+        benchmark::RegisterBenchmark(name("BM_ViT_Hybrid/" + mix, "N:", N, t).c_str(),
                                      [=](benchmark::State& s) { run_forward(s, key, deit_tiny(img, half), 1, t); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();

@@ -59,8 +59,8 @@ struct experiment_options {
   sparsity_metric metric = sparsity_metric::k90;  // how layers are ranked by sparsity
   int latency_runs = 30;             // batch-1 forwards timed per model in each round
   // Pruned mh_lstm variants (docs/pruning.md): the sparsest, the densest and the all-layer
-  // mh_lstm students are also pruned by this fraction of their units (0: no pruned variants), with `prune`'s
-  // regularised training and fine-tune.
+  // mh_lstm students are also pruned by this fraction of their units (0: no pruned
+  // variants), with `prune`'s regularised training and fine-tune.
   double prune_fraction = 0.5;
   prune_options prune;  // the pruned variants' regularised training and fine-tune
   // Also replace every attention layer with each student kind (selection "all"; its mh_lstm
