@@ -103,3 +103,21 @@ TEST_CASE("svg text is escaped", "[experiment][report]") {
   CHECK(svg.find("a&lt;b&amp;c") != std::string::npos);
   CHECK(svg.find("a<b") == std::string::npos);
 }
+
+TEST_CASE("a variant's speed-ups: teacher over variant multiply-adds, variant over teacher images/s",
+          "[experiment][report]") {
+  experiment_report r;
+  r.teacher_multiply_adds = 1000;
+  r.teacher_images_per_s = 50;
+  variant_result v;
+  v.multiply_adds = 800;
+  v.images_per_s = 60;
+  const auto up = speedup_of(r, v);
+  CHECK(up.allowed == Approx(1.25));
+  CHECK(up.measured == Approx(1.2));
+  v.multiply_adds = 0;  // a custom mixer that does not count
+  CHECK(speedup_of(r, v).allowed == 0);
+  CHECK(speedup_of(r, v).measured == Approx(1.2));
+  const auto j = to_json(r);
+  CHECK(j.at("teacher").at("multiply_adds") == 1000);
+}

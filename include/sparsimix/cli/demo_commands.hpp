@@ -261,11 +261,10 @@ inline int run_demo(const demo_args& a) {
               "1 / 1");
   for (const auto& v : rep.variants) {
     const std::string layers = detail::join(v.replaced, ",");
-    const double allowed = v.multiply_adds > 0 ? static_cast<double>(rep.teacher_multiply_adds) / static_cast<double>(v.multiply_adds) : 0;
-    const double measured = rep.teacher_images_per_s > 0 ? v.images_per_s / rep.teacher_images_per_s : 0;
+    const auto up = speedup_of(rep, v);
     std::printf("%-34s %-12s %-9.3f %-10.4f %+-9.4f %-9td %-9.3f %-9.0f %.2f / %.2f\n", v.name.c_str(), layers.c_str(),
-                v.mean_sparsity, v.test_accuracy, v.accuracy_drop, v.nonzero_params, v.latency_ms, v.images_per_s, allowed,
-                measured);
+                v.mean_sparsity, v.test_accuracy, v.accuracy_drop, v.nonzero_params, v.latency_ms, v.images_per_s, up.allowed,
+                up.measured);
   }
   std::printf("\nsparsity ranking (%s, sparsest first):", std::string(to_string(rep.sparsity.metric)).c_str());
   for (index_t l : rep.sparsity.order) std::printf(" %td", l);

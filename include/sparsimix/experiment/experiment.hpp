@@ -118,6 +118,19 @@ struct experiment_report {
   std::map<std::string, claim_result> claims;  // per student kind
 };
 
+// A variant against the teacher: the speed-up its multiply-adds allow and the one its
+// images/s show (teacher over variant and variant over teacher; 0 when a count is missing).
+struct speedup {
+  double allowed = 0, measured = 0;  // the two ratios defined above
+};
+
+// The variant's speedup over the report's teacher.
+inline speedup speedup_of(const experiment_report& r, const variant_result& v) {
+  auto ratio = [](double num, double den) { return num > 0 && den > 0 ? num / den : 0.0; };
+  return {ratio(static_cast<double>(r.teacher_multiply_adds), static_cast<double>(v.multiply_adds)),
+          ratio(v.images_per_s, r.teacher_images_per_s)};
+}
+
 // Callbacks run_experiment makes along the way (each may be empty).
 template <class T = float>
 struct experiment_hooks {

@@ -77,8 +77,6 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
                   {"train_seconds", r.teacher_train_seconds}};
   j["sparsity"] = to_json(r.sparsity);
   auto variants = nlohmann::ordered_json::array();
-  // Teacher over variant: what the multiply-adds allow, and what the timing measured.
-  auto ratio = [](double num, double den) { return den > 0 && num > 0 ? num / den : 0.0; };
   for (const auto& v : r.variants)
     variants.push_back({{"name", v.name},
                         {"mixer", v.mixer},
@@ -94,8 +92,8 @@ inline nlohmann::ordered_json to_json(const experiment_report& r) {
                         {"latency_ms", v.latency_ms},
                         {"images_per_s", v.images_per_s},
                         {"multiply_adds", v.multiply_adds},
-                        {"speedup_allowed", ratio(static_cast<double>(r.teacher_multiply_adds), static_cast<double>(v.multiply_adds))},
-                        {"speedup_measured", ratio(v.images_per_s, r.teacher_images_per_s)},
+                        {"speedup_allowed", speedup_of(r, v).allowed},
+                        {"speedup_measured", speedup_of(r, v).measured},
                         {"pruned", v.pruned},
                         {"pruned_fraction", v.pruned_fraction},
                         {"train_seconds", v.seconds}});
