@@ -253,7 +253,7 @@ inline int run_demo(const demo_args& a) {
   if (ec) throw io_error("demo: cannot rename '" + work.string() + "' to '" + out.string() + "': " + ec.message());
   fs::remove_all(previous, ec);
 
-  // speed-up: teacher over variant, allowed by the multiply-adds / measured in images/s.
+  // speed-up: allowed by the multiply-adds / measured in images/s (speedup_of).
   std::printf("\n%-34s %-12s %-9s %-10s %-9s %-9s %-9s %-9s %-9s\n", "model", "replaced", "sparsity", "test acc", "drop",
               "nonzero", "ms/image", "images/s", "speed-up");
   std::printf("%-34s %-12s %-9s %-10.4f %-9s %-9td %-9.3f %-9.0f %-9s\n", "teacher (attention)", "-", "-",
