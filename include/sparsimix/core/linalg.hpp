@@ -102,12 +102,24 @@ void linear_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, i
   const index_t chunks = detail::gemm_chunks(m, k, n);
   // dW sums over the M rows: chunk 0 adds into dw, the others into per-chunk partials
   // (kept by the calling thread, reused across calls) that are added at the end.
-  thread_local std::vector<Tensor<T>> partial_storage;
+  // db likewise: chunk c > 0 sums its rows into partial_db[c].
+  thread_local std::vector<Tensor<T>> partial_storage, partial_db_storage;
   auto& partial = partial_storage;  // the caller's: a worker naming the thread_local gets its own
+  auto& partial_db = partial_db_storage;
   if (dw && chunks > 1 && static_cast<index_t>(partial.size()) < chunks) partial.resize(static_cast<std::size_t>(chunks));
+  if (db && chunks > 1 && static_cast<index_t>(partial_db.size()) < chunks) partial_db.resize(static_cast<std::size_t>(chunks));
   parallel_for(chunks, [&](index_t c) {
     const index_t r0 = detail::chunk_begin(m, chunks, c), rows = detail::chunk_begin(m, chunks, c + 1) - r0;
     const auto DY = as_matrix(dy + r0 * n, rows, n);
+    if (db) {
+      if (c == 0) {
+        as_vector(db, n) += DY.colwise().sum().transpose();
+      } else {
+        auto& p = partial_db[static_cast<std::size_t>(c)];
+        p.resize(Shape{n});
+        as_vector(p.data(), n) = DY.colwise().sum().transpose();
+      }
+    }
     if (dw) {
       const auto X = as_matrix(x + r0 * k, rows, k);
       if (c == 0) {
@@ -129,7 +141,9 @@ void linear_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, i
   if (dw)
     for (index_t c = 1; c < chunks; ++c)
       as_matrix(dw, n, k) += as_matrix(static_cast<const T*>(partial[static_cast<std::size_t>(c)].data()), n, k);
-  if (db) as_vector(db, n) += as_matrix(dy, m, n).colwise().sum().transpose();
+  if (db)
+    for (index_t c = 1; c < chunks; ++c)
+      as_vector(db, n) += as_vector(static_cast<const T*>(partial_db[static_cast<std::size_t>(c)].data()), n);
 }
 
 SPARSIMIX_ABI_END

@@ -49,5 +49,26 @@ void parallel_for(index_t n, F&& f) {
   for (index_t i = 0; i < n; ++i) f(i);
 }
 
+// Row chunks for a pass over a [rows, cols] array: one per thread when the pass is large
+// enough to pay for a parallel region (about 64k elements: a memory-bound pass over fewer takes
+// about as long as opening the region), else 1; 1 inside a parallel region.
+inline index_t row_chunks(index_t rows, index_t cols) noexcept {
+  if (max_threads() < 2 || in_parallel() || static_cast<double>(rows) * static_cast<double>(cols) < 65536.0) return 1;
+  const index_t by_rows = rows / 8;
+  return by_rows < 1 ? 1 : (by_rows < max_threads() ? by_rows : max_threads());
+}
+// The first row of chunk c of `chunks` over `rows` rows (chunk c ends where c + 1 begins).
+inline index_t row_chunk_begin(index_t rows, index_t chunks, index_t c) noexcept { return rows * c / chunks; }
+
+// Calls f(c, first_row, end_row) for every chunk of row_chunks(rows, cols), in parallel: for
+// row-wise passes (LayerNorm, bias + activation, elementwise) over large batches, which would
+// otherwise leave the second core idle between the parallel GEMMs. Chunk c's rows are the same
+// at a given thread count, so a per-chunk partial sum is reproducible at that count.
+template <class F>
+void parallel_rows(index_t rows, index_t cols, F&& f) {
+  const index_t chunks = row_chunks(rows, cols);
+  parallel_for(chunks, [&](index_t c) { f(c, row_chunk_begin(rows, chunks, c), row_chunk_begin(rows, chunks, c + 1)); });
+}
+
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

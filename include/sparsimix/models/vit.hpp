@@ -429,8 +429,10 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
     // Under halting, block i runs on x * m with m the mask before it (docs/formats.md 1).
     const TokenMask* mask = halting ? &halting->mask() : nullptr;
     if (mask) zero_dead_tokens(*mask, w.x.data(), C);
-    kernels::layernorm_forward(w.x.data(), b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data(), static_cast<T*>(nullptr),
-                               static_cast<T*>(nullptr), rows, C, eps);
+    parallel_rows(rows, C, [&](index_t, index_t r0, index_t r1) {
+      kernels::layernorm_forward(w.x.data() + r0 * C, b.n1_w.v.data(), b.n1_b.v.data(), w.ln.data() + r0 * C,
+                                 static_cast<T*>(nullptr), static_cast<T*>(nullptr), r1 - r0, C, eps);
+    });
     if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
     if (cap && cap->pre_proj) {
       auto& pre = cap->pre_proj_out[static_cast<std::size_t>(i)];
@@ -625,10 +627,14 @@ void HybridViT<T>::embed(TensorView<const T> images, index_t B, workspace& w) co
 template <class T>
 void HybridViT<T>::mlp(const block& b, T* x, T* ln, T* hid, index_t rows, T eps) const {
   const index_t C = dim(), Hd = cfg_.mlp_hidden();
-  kernels::layernorm_forward(x, b.n2_w.v.data(), b.n2_b.v.data(), ln, static_cast<T*>(nullptr),
-                             static_cast<T*>(nullptr), rows, C, eps);
+  parallel_rows(rows, C, [&](index_t, index_t r0, index_t r1) {
+    kernels::layernorm_forward(x + r0 * C, b.n2_w.v.data(), b.n2_b.v.data(), ln + r0 * C, static_cast<T*>(nullptr),
+                               static_cast<T*>(nullptr), r1 - r0, C, eps);
+  });
   linear_forward(ln, b.fc1_w.v.data(), static_cast<const T*>(nullptr), hid, rows, C, Hd);
-  kernels::bias_gelu(hid, b.fc1_b.v.data(), rows, Hd, static_cast<T*>(nullptr));
+  parallel_rows(rows, Hd, [&](index_t, index_t r0, index_t r1) {
+    kernels::bias_gelu(hid + r0 * Hd, b.fc1_b.v.data(), r1 - r0, Hd, static_cast<T*>(nullptr));
+  });
   linear_forward(hid, b.fc2_w.v.data(), b.fc2_b.v.data(), x, rows, Hd, C, accumulate::yes);
 }
 

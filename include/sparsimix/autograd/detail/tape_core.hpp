@@ -8,6 +8,7 @@
 // was never written is skipped (its contribution is zero). Leaves (params and inputs that
 // require grad) always accumulate (`+=`), like PyTorch's .grad.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "../../core/error.hpp"
+#include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
 #include "../../core/token_mask.hpp"
 #include "../ops/elementwise.hpp"
@@ -97,8 +99,14 @@ class tape_core {
     scratch.resize(Shape{n});
     f(scratch.data());
     const T* s = scratch.data();
-    for (index_t i = 0; i < n; ++i) vi.grad[i] += s[i];
+    T* g = vi.grad;
+    parallel_rows(n, 1, [&](index_t, index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) g[i] += s[i];
+    });
   }
+  // v's gradient += src (v's element count), a copy on first use (no zero fill); null v or a
+  // v without gradient: nothing.
+  void add_to_grad(Var v, const T* src);
 
   void check_same(const char* where, Var a, Var b);
   static Shape with_last(const Shape& s, index_t n);
@@ -203,6 +211,22 @@ T* tape_core<T>::acc_grad(Var v) {
     vi.grad_ready = true;
   }
   return vi.grad;
+}
+
+template <class T>
+void tape_core<T>::add_to_grad(Var v, const T* src) {
+  if (!v.valid()) return;
+  auto& vi = info(v);
+  if (!vi.grad) return;
+  T* g = vi.grad;
+  const bool copy = !vi.grad_ready;
+  vi.grad_ready = true;
+  parallel_rows(vi.shape.numel(), 1, [&](index_t, index_t i0, index_t i1) {
+    if (copy)
+      std::copy(src + i0, src + i1, g + i0);
+    else
+      for (index_t i = i0; i < i1; ++i) g[i] += src[i];
+  });
 }
 
 template <class T>

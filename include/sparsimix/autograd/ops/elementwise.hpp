@@ -2,7 +2,9 @@
 // reduction sum. Node, forward and backward side by side (STYLE.md section 11).
 #pragma once
 #include <algorithm>
+#include <vector>
 #include "../../core/error.hpp"
+#include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
 #include "../../core/token_mask.hpp"
 #include "../var.hpp"
@@ -39,19 +41,39 @@ Var add(tape_core<T>& t, Var a, Var b) {
   const T* pb = t.ptr(b);
   T* py = t.ptr(y);
   const index_t n = as.numel(), nb = bs.numel();
-  for (index_t i = 0; i < n; i += nb)
-    for (index_t j = 0; j < nb; ++j) py[i + j] = pa[i + j] + pb[j];
+  if (nb == n)  // residual adds: one flat pass
+    parallel_rows(n, 1, [&](index_t, index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) py[i] = pa[i] + pb[i];
+    });
+  else if (nb > 0)
+    parallel_rows(n / nb, nb, [&](index_t, index_t r0, index_t r1) {
+      for (index_t i = r0 * nb; i < r1 * nb; i += nb)
+        for (index_t j = 0; j < nb; ++j) py[i + j] = pa[i + j] + pb[j];
+    });
   t.push(add_node{a, b, y, nb});
   return y;
 }
 template <class T>
 void backward(tape_core<T>& t, const add_node& nd, const T* dy) {
   const index_t n = t.numel(nd.y), nb = nd.nb;
-  if (T* ga = t.acc_grad(nd.a))
-    for (index_t i = 0; i < n; ++i) ga[i] += dy[i];
-  if (T* gb = t.acc_grad(nd.b))
-    for (index_t i = 0; i < n; i += nb)
-      for (index_t j = 0; j < nb; ++j) gb[j] += dy[i + j];
+  t.add_to_grad(nd.a, dy);
+  if (nb == n) {
+    t.add_to_grad(nd.b, dy);
+    return;
+  }
+  T* gb = t.acc_grad(nd.b);
+  if (!gb || nb == 0) return;
+  // The broadcast b's gradient sums over rows: chunk 0 adds into gb, the others into partials
+  // added after it in chunk order.
+  const index_t rows = n / nb, chunks = row_chunks(rows, nb);
+  std::vector<T> partial(static_cast<std::size_t>((chunks - 1) * nb), T(0));
+  parallel_for(chunks, [&](index_t c) {
+    T* g = c == 0 ? gb : partial.data() + (c - 1) * nb;
+    for (index_t r = row_chunk_begin(rows, chunks, c); r < row_chunk_begin(rows, chunks, c + 1); ++r)
+      for (index_t j = 0; j < nb; ++j) g[j] += dy[r * nb + j];
+  });
+  for (index_t c = 1; c < chunks; ++c)
+    for (index_t j = 0; j < nb; ++j) gb[j] += partial[static_cast<std::size_t>((c - 1) * nb + j)];
 }
 
 template <class T>

@@ -80,7 +80,10 @@ Var linear_gelu(tape_core<T>& t, Var x, Var w, Var b) {
   const Var y = t.new_var(tape_core<T>::with_last(t.shape(x), n), t.rg(x) || t.rg(w) || t.rg(b));
   const index_t pre = t.new_aux(tape_core<T>::with_last(t.shape(x), n));
   linear_forward(t.ptr(x), t.ptr(w), static_cast<const T*>(nullptr), t.ptr(y), m, k, n);
-  kernels::bias_gelu(t.ptr(y), t.ptr(b), m, n, t.aux_data(pre));
+  T* py = t.ptr(y);
+  const T* pb = t.ptr(b);
+  T* ppre = t.aux_data(pre);
+  parallel_rows(m, n, [&](index_t, index_t r0, index_t r1) { kernels::bias_gelu(py + r0 * n, pb, r1 - r0, n, ppre + r0 * n); });
   t.push(linear_gelu_node{x, w, b, y, m, k, n, pre});
   return y;
 }
@@ -88,7 +91,12 @@ Var linear_gelu(tape_core<T>& t, Var x, Var w, Var b) {
 template <class T>
 void backward(tape_core<T>& t, const linear_gelu_node& nd, const T* dy) {
   t.scratch.resize(Shape{nd.m * nd.n});  // d(pre-activation)
-  kernels::gelu_backward(t.aux_data(nd.pre), dy, t.scratch.data(), nd.m * nd.n);
+  const T* pre = t.aux_data(nd.pre);
+  T* dpre = t.scratch.data();
+  const index_t n = nd.n;
+  parallel_rows(nd.m, n, [&](index_t, index_t r0, index_t r1) {
+    kernels::gelu_backward(pre + r0 * n, dy + r0 * n, dpre + r0 * n, (r1 - r0) * n);
+  });
   linear_backward_into(t, nd.x, nd.w, nd.b, t.scratch.data(), nd.m, nd.k, nd.n);
 }
 
