@@ -15,7 +15,11 @@
 //                                     every (head, direction)'s units (docs/pruning.md): the
 //                                     recurrences, input-to-hidden and head_proj products run at
 //                                     the reduced width; args B, N, C, keep%
+//   BM_MultiHeadLSTM_PrunedForwardBackward  the same pruned mixer's training forward + backward
 //   BM_Attention_SameShape            the attention the mixer replaces, same B, N, C, 3 heads
+//
+// B = 1 at the demo shape (N = 50, C = 96) is the latency case of docs/pruning.md: 50
+// dependent steps per (head, direction) against attention's few small GEMMs.
 //
 // Counters: tokens/s (B * N per iteration) and GFLOP/s with the state formula per token
 // 4 C^2 (pre/post_proj) + 36 C d (LSTM 2 directions x (ih + hh) = 32 C d, head_proj 4 C d),
@@ -93,6 +97,23 @@ void BM_MultiHeadLSTM_PrunedForward(benchmark::State& state) {
   set_counters(state, B, N, static_cast<double>(B * N) * 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd)));
 }
 
+void BM_MultiHeadLSTM_PrunedForwardBackward(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2), keep_pct = state.range(3);
+  setup s(B, N, C);
+  const index_t d = C / heads, k = d * keep_pct / 100;
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C));
+  for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < k;
+  s.m.prune_units(keep);
+  MultiHeadLSTM<float>::cache_type cache;
+  for (auto _ : state) {
+    s.m.forward(s.x.view(), s.y.view(), cache, nullptr);
+    s.m.backward(cache, s.y.view(), s.dx.view());
+    benchmark::DoNotOptimize(s.dx.data());
+  }
+  const double c = static_cast<double>(C), dd = static_cast<double>(d), kk = static_cast<double>(k);
+  set_counters(state, B, N, 3 * static_cast<double>(B * N) * 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd)));
+}
+
 void BM_Attention_SameShape(benchmark::State& state) {
   const index_t B = state.range(0), N = state.range(1), C = state.range(2);
   Attention<float> a({C, heads});
@@ -111,9 +132,12 @@ void BM_Attention_SameShape(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_MultiHeadLSTM_PrunedForward)
-    ->ArgsProduct({{64}, {50}, {96}, {100, 50, 25}})
+    ->ArgsProduct({{64, 1}, {50}, {96}, {100, 50, 25}})
     ->ArgsProduct({{8}, {197}, {192}, {100, 50, 25}})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_SameShape)->Args({64, 50, 96})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MultiHeadLSTM_PrunedForwardBackward)
+    ->ArgsProduct({{64}, {50}, {96}, {100, 50, 25}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_SameShape)->Args({64, 50, 96})->Args({1, 50, 96})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MultiHeadLSTM_Forward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MultiHeadLSTM_ForwardBackward)->Args({1, 197, 192})->Args({8, 197, 192})->Unit(benchmark::kMillisecond);

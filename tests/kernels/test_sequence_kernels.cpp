@@ -50,7 +50,7 @@ TEMPLATE_TEST_CASE("lstm recurrence kernels match their scalar twins on every ar
         for (bool training : {true, false}) {
           std::vector<T> g1 = gates0, g2 = gates0, c1(static_cast<std::size_t>(M * d)), c2 = c1;
           std::vector<T> h1(static_cast<std::size_t>(M * ldh), T(-3)), h2 = h1;
-          std::vector<T> hh(static_cast<std::size_t>(B * G)), hs(static_cast<std::size_t>(B * d)), cs = hs;
+          std::vector<T> hh(static_cast<std::size_t>(2 * B * G)), hs(static_cast<std::size_t>(B * d)), cs = hs;
           kernels::simd::lstm_recurrence_forward(A{}, p, g1.data(), wt.data(), training ? c1.data() : nullptr,
                                                  h1.data(), ldh, hh.data(), hs.data(), cs.data());
           kernels::ref::lstm_recurrence_forward(p, g2.data(), wt.data(), training ? c2.data() : nullptr, h2.data(),
@@ -61,14 +61,14 @@ TEMPLATE_TEST_CASE("lstm recurrence kernels match their scalar twins on every ar
         }
         // backward from the training forward's gates and cells
         std::vector<T> g = gates0, c(static_cast<std::size_t>(M * d)), hid(static_cast<std::size_t>(M * ldh));
-        std::vector<T> hh(static_cast<std::size_t>(B * G)), hs(static_cast<std::size_t>(B * d)), cs = hs;
+        std::vector<T> hh(static_cast<std::size_t>(2 * B * G)), hs(static_cast<std::size_t>(B * d)), cs = hs;
         kernels::ref::lstm_recurrence_forward(p, g.data(), wt.data(), c.data(), hid.data(), ldh, hh.data(), hs.data(),
                                               cs.data());
         const auto dhid = uniform_values<T>(M * ldh, 3 + static_cast<std::uint64_t>(d), -1, 1);
         std::vector<T> whh(static_cast<std::size_t>(G * d));
         for (index_t k = 0; k < d; ++k)
           for (index_t j = 0; j < G; ++j) whh[static_cast<std::size_t>(j * d + k)] = wt[static_cast<std::size_t>(k * G + j)];
-        std::vector<T> dg1(static_cast<std::size_t>(M * G)), dg2 = dg1, dgs(static_cast<std::size_t>(B * G));
+        std::vector<T> dg1(static_cast<std::size_t>(M * G)), dg2 = dg1, dgs(static_cast<std::size_t>(3 * B * G));
         std::vector<T> dh(static_cast<std::size_t>(B * d)), dc = dh, zeros(static_cast<std::size_t>(d), T(5));
         kernels::simd::lstm_recurrence_backward(A{}, p, g.data(), c.data(), dhid.data(), ldh, whh.data(), dg1.data(),
                                                 dgs.data(), dh.data(), dc.data(), zeros.data());
