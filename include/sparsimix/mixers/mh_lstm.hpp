@@ -301,11 +301,11 @@ class MultiHeadLSTM {
   }
 
   // The recurrence of head h, direction dir, for every sequence of the batch.
-  // At width k (kept units 0..k-1): scratch hh [B, 4k], hstate [B, k], cstate [B, k], bias
+  // At width k (kept units 0..k-1): scratch hh [2B, 4k], hstate [B, k], cstate [B, k], bias
   // [4k], W_hh^T [k, 4k], compact W_ih [4k, d].
   void forward_task(state& st, index_t h, index_t dir, bool training, T* scratch) const;
 
-  // BPTT of head h, direction dir at its width k. scratch: dgs [B, 4k], dh [B, k], dc [B, k],
+  // BPTT of head h, direction dir at its width k. scratch: dgs [3B, 4k], dh [B, k], dc [B, k],
   // zeros [k], compact W_hh [4k, k], W_ih [4k, d] and their gradients.
   void bptt_task(const state& st, index_t h, index_t dir, T* scratch);
 
