@@ -98,6 +98,16 @@ void lstm_hh_product(A, const T* hs, const T* wt, T* hh, index_t B, index_t d, i
   }
 }
 
+// Calls f(b, r) for every sequence b still running at step t, in ascending b, with r its
+// packed row at step t (counted from the end when p.reverse).
+template <class T, class F>
+void for_each_running(const lstm_problem<T>& p, index_t t, F f) {
+  for (index_t b = 0; b < p.batch; ++b) {
+    const index_t off = p.offset[b], len = p.offset[b + 1] - off;
+    if (t < len) f(b, off + (p.reverse ? len - 1 - t : t));
+  }
+}
+
 // dst[0, n) = a[0, n) (+ b[0, n) when b is set). The gate rows copied per sequence and step are
 // d = 8-32 floats: GCC turns a plain loop into a memcpy call, whose overhead at this size
 // was 12% of a pruned mixer's forward.
@@ -218,10 +228,7 @@ void lstm_recurrence_forward_rows(A, const lstm_problem<T>& p, T* gates, const T
   for (index_t k = 0; k < B * d; ++k) hs[k] = cs[k] = T(0);
   for (index_t t = 0; t < p.max_len; ++t) {
     if (t > 0) lstm_hh_product(A{}, hs, wt, hh, B, d, G);
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t b, index_t r) {
       T* g = gates + r * G;
       if (t > 0) copy_add_row(A{}, static_cast<const T*>(g), static_cast<const T*>(hh + b * G), g, G);
       T* hb = hs + b * d;
@@ -232,7 +239,7 @@ void lstm_recurrence_forward_rows(A, const lstm_problem<T>& p, T* gates, const T
         lstm_cells_forward(A{}, g, cs + b * d, cs + b * d, hb, d);
       }
       copy_add_row(A{}, static_cast<const T*>(hb), static_cast<const T*>(nullptr), hid + r * ldh, d);
-    }
+    });
   }
 }
 
@@ -287,27 +294,21 @@ void lstm_recurrence_forward(A, const lstm_problem<T>& p, T* gates, const T* wt,
     }
     const index_t n = active * d;
     index_t a = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t, index_t r) {
       const T* g = gates + r * G;
       for (index_t q = 0; q < 4; ++q)
         copy_add_row(A{}, g + q * d, t > 0 ? hh + a * G + q * d : static_cast<const T*>(nullptr), pre + q * n + a * d, d);
       ++a;
-    }
+    });
     lstm_cells_forward(A{}, pre, cs, cs, hs, n);
     a = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t, index_t r) {
       T* g = gates + r * G;
       for (index_t q = 0; q < 4; ++q) copy_add_row(A{}, pre + q * n + a * d, static_cast<const T*>(nullptr), g + q * d, d);
       if (cells) copy_add_row(A{}, cs + a * d, static_cast<const T*>(nullptr), cells + r * d, d);
       copy_add_row(A{}, hs + a * d, static_cast<const T*>(nullptr), hid + r * ldh, d);
       ++a;
-    }
+    });
   }
 }
 
@@ -320,16 +321,13 @@ void lstm_recurrence_backward_rows(A, const lstm_problem<T>& p, const T* gates, 
   for (index_t k = 0; k < B * G; ++k) dgs[k] = T(0);
   for (index_t k = 0; k < B * d; ++k) dh[k] = dc[k] = T(0);
   for (index_t t = p.max_len - 1; t >= 0; --t) {
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t b, index_t r) {
       T* dhb = dh + b * d;
       copy_add_row(A{}, static_cast<const T*>(dhb), dhid + r * ldh, dhb, d);
       const T* cp = t == 0 ? zeros : cells + (p.reverse ? r + 1 : r - 1) * d;
       lstm_cells_backward(A{}, gates + r * G, cp, cells + r * d, static_cast<const T*>(dhb), dc + b * d, dg + r * G, d);
       copy_add_row(A{}, static_cast<const T*>(dg + r * G), static_cast<const T*>(nullptr), dgs + b * G, G);
-    }
+    });
     // dh_{t-1} = dgates_t W_hh; rows of sequences not yet started stay 0 (their dgs rows are 0).
     if (t > 0) lstm_hh_product(A{}, dgs, whh, dh, B, G, d);
   }
@@ -381,10 +379,7 @@ void lstm_recurrence_backward(A, const lstm_problem<T>& p, const T* gates, const
     if (active == 0) continue;
     const index_t n = active * d;
     index_t a = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t, index_t r) {
       copy_add_row(A{}, static_cast<const T*>(dh + a * d), dhid + r * ldh, dh + a * d, d);
       for (index_t q = 0; q < 4; ++q)
         copy_add_row(A{}, gates + r * G + q * d, static_cast<const T*>(nullptr), pre + q * n + a * d, d);
@@ -392,20 +387,17 @@ void lstm_recurrence_backward(A, const lstm_problem<T>& p, const T* gates, const
       const T* prev = t == 0 ? zeros : cells + (p.reverse ? r + 1 : r - 1) * d;
       copy_add_row(A{}, prev, static_cast<const T*>(nullptr), cp + a * d, d);
       ++a;
-    }
+    });
     lstm_cells_backward(A{}, static_cast<const T*>(pre), static_cast<const T*>(cp), static_cast<const T*>(cc),
                         static_cast<const T*>(dh), dc, pre, n);
     a = 0;
-    for (index_t b = 0; b < B; ++b) {
-      const index_t off = p.offset[b], len = p.offset[b + 1] - off;
-      if (t >= len) continue;
-      const index_t r = off + (p.reverse ? len - 1 - t : t);
+    for_each_running(p, t, [&](index_t, index_t r) {
       for (index_t q = 0; q < 4; ++q) {
         copy_add_row(A{}, static_cast<const T*>(pre + q * n + a * d), static_cast<const T*>(nullptr), dg + r * G + q * d, d);
         copy_add_row(A{}, static_cast<const T*>(pre + q * n + a * d), static_cast<const T*>(nullptr), dgs + a * G + q * d, d);
       }
       ++a;
-    }
+    });
     if (t > 0) lstm_hh_product(A{}, static_cast<const T*>(dgs), whh, dh, active, G, d);
   }
 }
