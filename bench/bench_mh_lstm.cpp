@@ -81,37 +81,40 @@ void BM_MultiHeadLSTM_ForwardBackward(benchmark::State& state) {
   set_counters(state, B, N, 3 * forward_flops(B, N, C));
 }
 
-void BM_MultiHeadLSTM_PrunedForward(benchmark::State& state) {
-  const index_t B = state.range(0), N = state.range(1), C = state.range(2), keep_pct = state.range(3);
-  setup s(B, N, C);
+// Keeps the first keep_pct% of every (head, direction)'s units of s.m; returns the forward's
+// flops per token: pre/post_proj 2 C^2, per (head, direction) 4 k d + 4 k^2 + k d
+// multiply-adds.
+double prune_to(setup& s, index_t C, index_t keep_pct) {
   const index_t d = C / heads, k = d * keep_pct / 100;
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C));
   for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < k;
   s.m.prune_units(keep);
+  const double c = static_cast<double>(C), dd = static_cast<double>(d), kk = static_cast<double>(k);
+  return 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd));
+}
+
+void BM_MultiHeadLSTM_PrunedForward(benchmark::State& state) {
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2);
+  setup s(B, N, C);
+  const double flops_per_token = prune_to(s, C, state.range(3));
   for (auto _ : state) {
     s.m.forward(s.x.view(), s.y.view(), nullptr);
     benchmark::DoNotOptimize(s.y.data());
   }
-  // Per token: pre/post_proj 2 C^2, per (head, direction) 4 k d + 4 k^2 + k d multiply-adds.
-  const double c = static_cast<double>(C), dd = static_cast<double>(d), kk = static_cast<double>(k);
-  set_counters(state, B, N, static_cast<double>(B * N) * 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd)));
+  set_counters(state, B, N, static_cast<double>(B * N) * flops_per_token);
 }
 
 void BM_MultiHeadLSTM_PrunedForwardBackward(benchmark::State& state) {
-  const index_t B = state.range(0), N = state.range(1), C = state.range(2), keep_pct = state.range(3);
+  const index_t B = state.range(0), N = state.range(1), C = state.range(2);
   setup s(B, N, C);
-  const index_t d = C / heads, k = d * keep_pct / 100;
-  std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C));
-  for (std::size_t u = 0; u < keep.size(); ++u) keep[u] = static_cast<index_t>(u) % d < k;
-  s.m.prune_units(keep);
+  const double flops_per_token = prune_to(s, C, state.range(3));
   MultiHeadLSTM<float>::cache_type cache;
   for (auto _ : state) {
     s.m.forward(s.x.view(), s.y.view(), cache, nullptr);
     s.m.backward(cache, s.y.view(), s.dx.view());
     benchmark::DoNotOptimize(s.dx.data());
   }
-  const double c = static_cast<double>(C), dd = static_cast<double>(d), kk = static_cast<double>(k);
-  set_counters(state, B, N, 3 * static_cast<double>(B * N) * 2 * (2 * c * c + 2 * heads * (4 * kk * dd + 4 * kk * kk + kk * dd)));
+  set_counters(state, B, N, 3 * static_cast<double>(B * N) * flops_per_token);
 }
 
 void BM_Attention_SameShape(benchmark::State& state) {
