@@ -8,6 +8,8 @@
      student finished); neither kill touches OUT, and each rerun continues OUT.partial (the
      teacher's phase "resuming from" its state, then the finished teacher and students reused).
      The final report has the uninterrupted run's numbers, as the same seed must give.
+  3. the resumed run has --keep-students: each variant's student is left in OUT and
+     `sparsimix eval` on it gives the test accuracy the report states for that variant.
 usage: check_demo.py SPARSIMIX_EXE SCRATCH_DIR CHECK_REPORT_PY
 """
 import glob
@@ -20,8 +22,9 @@ import sys
 import time
 
 
-def demo(exe, out, log, wait=True):
-    p = subprocess.Popen([exe, "demo", "--budget", "tiny", "--seed", "3", "--checkpoint-every", "5", "--out", out],
+def demo(exe, out, log, wait=True, extra=()):
+    p = subprocess.Popen([exe, "demo", "--budget", "tiny", "--seed", "3", "--checkpoint-every", "5", "--out", out,
+                          *extra],
                          stdout=open(log + ".out", "w"), stderr=open(log, "w"))
     return p.wait() if wait else p
 
@@ -49,6 +52,26 @@ def kill_when(exe, out, log, ready, what, problems):
     p.send_signal(signal.SIGKILL)
     p.wait()
     return True
+
+
+def check_kept_students(exe, out, kept, problems):
+    """--keep-students: one checkpoint per variant, each evaluating to its reported accuracy."""
+    report = json.load(open(os.path.join(out, "report.json")))
+    variants = {v["name"]: v for v in report["variants"]}
+    want = sorted("student_" + name.replace("/", "_") + ".safetensors" for name in variants)
+    if kept != want:
+        problems.append(f"--keep-students kept {kept}, expected {want}")
+        return
+    images = json.load(open(os.path.join(out, "config.json")))["test_images"]
+    for name, v in variants.items():
+        path = os.path.join(out, "student_" + name.replace("/", "_") + ".safetensors")
+        r = subprocess.run([exe, "eval", "--model", path, "--limit", str(images)], capture_output=True, text=True)
+        if r.returncode != 0:
+            problems.append(f"eval of {path} failed: {r.stderr[-500:]}")
+            continue
+        got = json.loads(r.stdout)["test_accuracy"]
+        if abs(got - v["test_accuracy"]) > 1e-9:
+            problems.append(f"{name}: the kept student evaluates to {got}, the report says {v['test_accuracy']}")
 
 
 def main():
@@ -93,7 +116,7 @@ def main():
             if "continuing the unfinished run" not in text or "(resuming from " + teacher_state not in text:
                 problems.append(f"the second run did not resume the teacher from {teacher_state}")
             log3 = os.path.join(tmp, "b3.log")
-            if demo(exe, killed, log3) != 0:
+            if demo(exe, killed, log3, extra=("--keep-students",)) != 0:
                 problems.append("the resumed run failed:\n" + open(log3).read()[-2000:])
             else:
                 text = open(log3).read()
@@ -104,8 +127,10 @@ def main():
                 got = numbers(killed)
                 if got != want:
                     problems.append(f"the resumed run reports other numbers:\n  {got}\n  vs {want}")
-                if os.path.exists(partial) or leftovers(killed):
-                    problems.append(f"the resumed run left OUT.partial or pieces: {leftovers(killed)}")
+                kept = sorted(leftovers(killed))
+                if os.path.exists(partial) or any(not f.endswith(".safetensors") for f in kept):
+                    problems.append(f"the resumed run left OUT.partial or pieces: {kept}")
+                check_kept_students(exe, killed, kept, problems)
     for m in problems:
         print("FAIL " + m)
     print("demo ok" if not problems else f"{len(problems)} problems")

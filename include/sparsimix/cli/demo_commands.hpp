@@ -28,6 +28,7 @@ struct demo_args {
   std::uint64_t seed = 0;
   bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
   index_t checkpoint_every = 200;  // each training phase's state in the run folder every N steps
+  bool keep_students = false;  // the layer-sparsity demo leaves student_NAME.safetensors in OUT
 };
 
 // The data of a demo run, announced; and the part of its config.json both demos share.
@@ -201,6 +202,7 @@ inline int run_demo(const demo_args& a) {
   config["distill"] = to_json(b.distill);
   config["calibration_images"] = b.calibration;
   config["validation_images"] = b.val_size;
+  config["test_images"] = d.test.size();  // what `sparsimix eval --limit` needs to measure a kept student again
   config["rerun"] = detail::concat("sparsimix demo --budget ", to_string(b.size), " --seed ", a.seed, " --data ", a.data);
   // A killed run's OUT.partial: continued when it holds a run of these settings (its finished
   // teacher and students are reused, the phase under way resumes from its state file),
@@ -233,6 +235,7 @@ inline int run_demo(const demo_args& a) {
   eo.prune.finetune.seed = a.seed + 4;
   eo.seed = a.seed;
   eo.run_dir = work.string();  // teacher.safetensors stays; the students' files go before the swap
+                              // unless --keep-students
   eo.checkpoint_every = a.checkpoint_every;
   experiment_hooks<float> hooks;
   hooks.log = log_line;
@@ -241,7 +244,23 @@ inline int run_demo(const demo_args& a) {
   write_report(rep, work.string());
   for (const auto& entry : fs::directory_iterator(work)) {
     const std::string name = entry.path().filename().string();
-    if (name == "pieces.jsonl" || name.rfind("student_", 0) == 0) fs::remove(entry.path(), ec);
+    if (name == "pieces.jsonl" || (!a.keep_students && name.rfind("student_", 0) == 0)) fs::remove(entry.path(), ec);
+  }
+  if (a.keep_students) {
+    // A variant that repeats an earlier one's layers (small depths) reused its student: one
+    // file per variant all the same, so every name in report.json has its checkpoint.
+    for (std::size_t i = 0; i < rep.variants.size(); ++i) {
+      const auto& v = rep.variants[i];
+      const fs::path file = work / detail::student_file(v.name);
+      if (fs::exists(file, ec)) continue;
+      for (std::size_t j = 0; j < i; ++j) {
+        const auto& u = rep.variants[j];
+        if (u.mixer != v.mixer || u.replaced != v.replaced || u.pruned != v.pruned) continue;
+        fs::copy_file(work / detail::student_file(u.name), file, ec);
+        if (ec) throw io_error(detail::concat("demo: cannot copy ", u.name, "'s student to '", file.string(), "': ", ec.message()));
+        break;
+      }
+    }
   }
   // The complete run replaces the old folder (if any) by two renames.
   fs::remove_all(previous, ec);

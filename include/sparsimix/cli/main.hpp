@@ -127,6 +127,9 @@ inline int main(int argc, char** argv) {
                    "Every training phase keeps its state in the run folder every N steps, so a killed run "
                    "continues mid-phase when rerun (0: only finished phases are kept)")
       ->capture_default_str();
+  demo->add_flag("--keep-students", da.keep_students,
+                 "Keep every distilled (and pruned) student in the run folder as student_NAME.safetensors "
+                 "(NAME: the variant's name with '/' as '_')");
   demo->add_flag("--avit", da.avit,
                  "The A-ViT teacher-sparsity sweep: a dense teacher, A-ViT teachers of increasing sparsity, "
                  "mask-guided students of each (resumes from the run folder)");
