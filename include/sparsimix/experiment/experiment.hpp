@@ -71,7 +71,7 @@ struct experiment_options {
   // Timing: images/s at this batch and batch-1 latency, medians over rounds that go through the
   // teacher and every variant in turn (a noisy moment cannot single one model out).
   index_t throughput_batch = 64;
-  int timing_rounds = 5;   // rounds over all models for the timing medians
+  int timing_rounds = 9;   // rounds over all models for the timing medians
   // The teacher's initialisation; a student's new mixers draw from seed ^ FNV-1a(its name).
   std::uint64_t seed = 0;
   // Resumable runs: with a run_dir, the trained teacher (teacher.safetensors), every finished
@@ -381,7 +381,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     for (std::size_t i = 0; i <= models.size(); ++i) {
       const HybridViT<T>& m = i == 0 ? teacher : models[i - 1];
       lat[i].push_back(measure_latency_ms(m, test, runs));
-      ips[i].push_back(measure_throughput(m, test, opt.throughput_batch, 1));
+      ips[i].push_back(measure_throughput(m, test, opt.throughput_batch, 3));  // a round's median of 3 batches
     }
   auto median = [](std::vector<double> x) {
     std::nth_element(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(x.size() / 2), x.end());
