@@ -64,6 +64,19 @@ d_head = 48 // 2  # tiny teacher: C 48, 2 heads
 if pev["params"] != ev["params"] or pev["stored_params"] != ev["stored_params"] or \
         pev["nonzero_params"] > ev["nonzero_params"] - pr["pruned_units"] * (4 * d_head + 8 + d_head):
     sys.exit(f"eval of the pruned model: {pev} against {ev}")
+# speed: the three models timed side by side, each against the first (the teacher), with the
+# sizes eval reports.
+spd = load("speed.json")
+names = [m.get("model") for m in spd.get("models", [])]
+if spd.get("batch") != 16 or spd.get("rounds") != 3 or names != ["teacher.safetensors", "student.safetensors",
+                                                                   "pruned.safetensors"]:
+    sys.exit(f"speed: {spd}")
+for m in spd["models"]:
+    if not (m["latency_ms"] > 0 and m["images_per_s"] > 0) or \
+            abs(m["speedup"] - m["images_per_s"] / spd["models"][0]["images_per_s"]) > 1e-9:
+        sys.exit(f"speed: {m}")
+if spd["models"][2]["nonzero_params"] != pev["nonzero_params"] or spd["models"][1]["params"] != ev["params"]:
+    sys.exit(f"speed: parameter counts differ from eval's: {spd['models']}")
 # distill --prune: two replaced layers, half of their units pruned in one global cut.
 dp = load("student_pruned.safetensors.json")
 prob(dp, "test_accuracy", "distill --prune")

@@ -434,6 +434,47 @@ inline int run_eval(const eval_args& a) {
   return 0;
 }
 
+// ---- speed --------------------------------------------------------------------------------
+
+struct speed_args {
+  std::vector<std::string> models;
+  std::string data = data::fashion_mnist_default_dir;
+  data_options data_opt;
+  index_t batch = 64;
+  int rounds = 9, latency_runs = 30;
+};
+
+// `speed`: batch-1 latency and images/s of checkpoints timed side by side in interleaved
+// rounds (measure_speeds), each against the first: "is the hybrid faster than its teacher on
+// this machine?", answered the way the demo's report answers it.
+inline int run_speed(const speed_args& a) {
+  checked_at_least("speed", "--batch", a.batch, 1);
+  checked_at_least("speed", "--rounds", a.rounds, 1);
+  checked_at_least("speed", "--latency-runs", a.latency_runs, 1);
+  for (const auto& m : a.models) io::require_input_file(m, "checkpoint");  // every one before any work
+  std::vector<HybridViT<float>> models;
+  for (const auto& m : a.models) models.push_back(io::load_checkpoint<float>(m));
+  const auto test = load_split(a.data, "test", a.data_opt, models.front().config(), a.batch);
+  for (const auto& m : models) check_model_fits_data("speed", m.config(), test);  // one batch for all
+  std::vector<const HybridViT<float>*> timed;
+  for (const auto& m : models) timed.push_back(&m);
+  const index_t batch = std::min(a.batch, test.size());
+  const auto speeds = measure_speeds(timed, test, batch, a.rounds, a.latency_runs);
+  nlohmann::ordered_json j{{"batch", batch}, {"rounds", a.rounds}, {"threads", max_threads()}};
+  auto rows = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    nlohmann::ordered_json r{{"model", a.models[i]}};
+    add_parameter_counts(r, models[i]);
+    r["latency_ms"] = speeds[i].latency_ms;
+    r["images_per_s"] = speeds[i].images_per_s;
+    r["speedup"] = speeds[i].images_per_s / speeds[0].images_per_s;  // images/s over the first model's
+    rows.push_back(std::move(r));
+  }
+  j["models"] = std::move(rows);
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
 // ---- retention ------------------------------------------------------------------------------
 
 struct retention_args {

@@ -277,6 +277,18 @@ inline int main(int argc, char** argv) {
   add_data_options(eval, ea.data, ea.data_opt);
   add_optional(eval, "--limit", ea.limit, "Evaluate on the first N test images only (N >= 1)");
 
+  speed_args spa;
+  auto* speed = app.add_subcommand(
+      "speed", "Batch-1 latency and images/s of checkpoints, timed side by side in interleaved rounds");
+  speed->add_option("--model", spa.models, "Checkpoint (repeat the option for more; the first is the reference)")
+      ->required();
+  add_data_options(speed, spa.data, spa.data_opt);
+  speed->add_option("--batch", spa.batch, "Images per batch of the throughput timing")->capture_default_str();
+  speed->add_option("--rounds", spa.rounds, "Rounds through all models; each number is the median over them")
+      ->capture_default_str();
+  speed->add_option("--latency-runs", spa.latency_runs, "Batch-1 forwards per model, spread over the rounds")
+      ->capture_default_str();
+
   retention_args ra;
   auto* retention = app.add_subcommand("retention", "How an A-ViT model halts: retention per block, depth per patch");
   retention->add_option("--model", ra.model, "A-ViT checkpoint (trained with train --halting)")->required();
@@ -353,6 +365,7 @@ inline int main(int argc, char** argv) {
     if (*distill) return run_distill(di);
     if (*prune) return run_prune(pa);
     if (*eval) return run_eval(ea);
+    if (*speed) return run_speed(spa);
     if (*retention) return run_retention(ra);
     if (*inspect) return run_inspect(inspect_path);
     if (*infer) return run_infer(ia);

@@ -152,6 +152,35 @@ double measure_throughput(const HybridViT<T>& model, const data::image_dataset& 
   return static_cast<double>(b) / s[static_cast<std::size_t>(runs / 2)];
 }
 
+// A model's speed: median batch-1 latency (ms) and median images/s at a batch size.
+struct speed_result {
+  double latency_ms = 0, images_per_s = 0;
+};
+
+// Speeds of several models timed side by side: `rounds` rounds each go through every model in
+// turn (latency_runs / rounds batch-1 forwards, at least 3, and 3 batches of `batch` after a
+// warm-up), and each number is the median over the rounds, so a noisy moment of the machine
+// hits every model of one round instead of making one model look slow.
+template <class T>
+std::vector<speed_result> measure_speeds(const std::vector<const HybridViT<T>*>& models, const data::image_dataset& ds,
+                                         index_t batch, int rounds, int latency_runs) {
+  rounds = std::max(1, rounds);
+  const int runs = std::max(3, latency_runs / rounds);
+  std::vector<std::vector<double>> lat(models.size()), ips(models.size());
+  for (int round = 0; round < rounds; ++round)
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      lat[i].push_back(measure_latency_ms(*models[i], ds, runs));
+      ips[i].push_back(measure_throughput(*models[i], ds, batch, 3));
+    }
+  auto median = [](std::vector<double> x) {
+    std::nth_element(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(x.size() / 2), x.end());
+    return x[x.size() / 2];
+  };
+  std::vector<speed_result> out(models.size());
+  for (std::size_t i = 0; i < models.size(); ++i) out[i] = {median(lat[i]), median(ips[i])};
+  return out;
+}
+
 // The training recipe of one fit(): budget, AdamW and schedule, data, validation, checkpoints.
 struct fit_options {
   index_t steps = 1000;          // optimizer updates (the fixed budget)

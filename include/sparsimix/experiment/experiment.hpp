@@ -57,7 +57,7 @@ struct experiment_options {
   index_t group_size = 0;            // 0: default_group_size(depth)
   index_t calibration = 1000;        // validation images for the sparsity measurement
   sparsity_metric metric = sparsity_metric::k90;  // how layers are ranked by sparsity
-  int latency_runs = 30;             // batch-1 forwards timed per model in each round
+  int latency_runs = 30;             // batch-1 forwards timed per model, spread over the timing rounds
   // Pruned mh_lstm variants (docs/pruning.md): the sparsest, the densest and the all-layer
   // mh_lstm students are also pruned by this fraction of their units (0: no pruned
   // variants), with `prune`'s regularised training and fine-tune. 0.75: validation accuracy
@@ -375,23 +375,14 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
 
   // ---- timing: interleaved rounds over the teacher and every model, medians ----------------
   const int rounds = std::max(1, opt.timing_rounds);
-  const int runs = std::max(3, opt.latency_runs / rounds);
-  std::vector<std::vector<double>> lat(models.size() + 1), ips(models.size() + 1);
-  for (int round = 0; round < rounds; ++round)
-    for (std::size_t i = 0; i <= models.size(); ++i) {
-      const HybridViT<T>& m = i == 0 ? teacher : models[i - 1];
-      lat[i].push_back(measure_latency_ms(m, test, runs));
-      ips[i].push_back(measure_throughput(m, test, opt.throughput_batch, 3));  // a round's median of 3 batches
-    }
-  auto median = [](std::vector<double> x) {
-    std::nth_element(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(x.size() / 2), x.end());
-    return x[x.size() / 2];
-  };
-  rep.teacher_latency_ms = median(lat[0]);
-  rep.teacher_images_per_s = median(ips[0]);
+  std::vector<const HybridViT<T>*> timed{&teacher};
+  for (const auto& m : models) timed.push_back(&m);
+  const auto speeds = measure_speeds(timed, test, opt.throughput_batch, rounds, opt.latency_runs);
+  rep.teacher_latency_ms = speeds[0].latency_ms;
+  rep.teacher_images_per_s = speeds[0].images_per_s;
   for (std::size_t v = 0; v < rep.variants.size(); ++v) {
-    rep.variants[v].latency_ms = median(lat[timed_index[v] + 1]);
-    rep.variants[v].images_per_s = median(ips[timed_index[v] + 1]);
+    rep.variants[v].latency_ms = speeds[timed_index[v] + 1].latency_ms;
+    rep.variants[v].images_per_s = speeds[timed_index[v] + 1].images_per_s;
   }
   log(detail::concat("timing: ", rounds, " interleaved rounds over ", models.size() + 1, " models; teacher ",
                      rep.teacher_latency_ms, " ms per image at batch 1, ", rep.teacher_images_per_s, " images/s at batch ",
