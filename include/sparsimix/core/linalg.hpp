@@ -86,18 +86,11 @@ void linear_forward(const T* x, const T* w, const T* b, T* y, index_t m, index_t
     const index_t r0 = detail::chunk_begin(m, chunks, c), rows = detail::chunk_begin(m, chunks, c + 1) - r0;
     auto Y = as_matrix(y + r0 * n, rows, n);
     const auto X = as_matrix(x + r0 * k, rows, k);
-    if (acc == accumulate::yes) {
+    if (acc == accumulate::yes)
       Y.noalias() += X * W.transpose();
-      if (b) Y.rowwise() += as_vector(b, n).transpose();
-    } else if (b) {
-      // The product accumulates onto the broadcast bias: Eigen's `=` zero-fills y before it
-      // accumulates, and with a separate bias pass y was swept three times (the zero-fill
-      // was 8.7% of the demo teacher's B 64 forward, `perf record`).
-      Y.rowwise() = as_vector(b, n).transpose();
-      Y.noalias() += X * W.transpose();
-    } else {
+    else
       Y.noalias() = X * W.transpose();
-    }
+    if (b) Y.rowwise() += as_vector(b, n).transpose();
   });
 }
 

@@ -23,7 +23,6 @@
 #include "../core/rng.hpp"
 #include "../core/token_packing.hpp"
 #include "../core/workspace_pool.hpp"
-#include "../kernels/activations.hpp"
 #include "../kernels/bias_act.hpp"
 #include "../kernels/layernorm.hpp"
 #include "halting.hpp"
@@ -632,9 +631,9 @@ void HybridViT<T>::mlp(const block& b, T* x, T* ln, T* hid, index_t rows, T eps)
     kernels::layernorm_forward(x + r0 * C, b.n2_w.v.data(), b.n2_b.v.data(), ln + r0 * C, static_cast<T*>(nullptr),
                                static_cast<T*>(nullptr), r1 - r0, C, eps);
   });
-  linear_forward(ln, b.fc1_w.v.data(), b.fc1_b.v.data(), hid, rows, C, Hd);  // from the bias: no zero-fill
+  linear_forward(ln, b.fc1_w.v.data(), static_cast<const T*>(nullptr), hid, rows, C, Hd);
   parallel_rows(rows, Hd, [&](index_t, index_t r0, index_t r1) {
-    kernels::gelu(static_cast<const T*>(hid + r0 * Hd), hid + r0 * Hd, (r1 - r0) * Hd);
+    kernels::bias_gelu(hid + r0 * Hd, b.fc1_b.v.data(), r1 - r0, Hd, static_cast<T*>(nullptr));
   });
   linear_forward(hid, b.fc2_w.v.data(), b.fc2_b.v.data(), x, rows, Hd, C, accumulate::yes);
 }

@@ -70,8 +70,8 @@ void backward(tape_core<T>& t, const linear_node& nd, const T* dy) {
   linear_backward_into(t, nd.x, nd.w, nd.b, dy, nd.m, nd.k, nd.n);
 }
 
-// y = gelu(x w^T + b): the GEMM writes the pre-activation (which the backward keeps) onto the
-// broadcast bias, and one GELU pass reads it into y.
+// The bias and GELU run as one fused pass over the GEMM output (kernels::bias_gelu); only
+// the pre-activation is kept.
 template <class T>
 Var linear_gelu(tape_core<T>& t, Var x, Var w, Var b) {
   index_t m, k, n;
@@ -79,11 +79,11 @@ Var linear_gelu(tape_core<T>& t, Var x, Var w, Var b) {
   check_shape("Tape::linear_gelu", "b", t.shape(b), {n});
   const Var y = t.new_var(tape_core<T>::with_last(t.shape(x), n), t.rg(x) || t.rg(w) || t.rg(b));
   const index_t pre = t.new_aux(tape_core<T>::with_last(t.shape(x), n));
-  // The product starts from the bias in `pre` (no zero-fill, linear_forward), then one GELU pass.
+  linear_forward(t.ptr(x), t.ptr(w), static_cast<const T*>(nullptr), t.ptr(y), m, k, n);
   T* py = t.ptr(y);
+  const T* pb = t.ptr(b);
   T* ppre = t.aux_data(pre);
-  linear_forward(t.ptr(x), t.ptr(w), static_cast<const T*>(t.ptr(b)), ppre, m, k, n);
-  parallel_rows(m, n, [&](index_t, index_t r0, index_t r1) { kernels::gelu(static_cast<const T*>(ppre + r0 * n), py + r0 * n, (r1 - r0) * n); });
+  parallel_rows(m, n, [&](index_t, index_t r0, index_t r1) { kernels::bias_gelu(py + r0 * n, pb, r1 - r0, n, ppre + r0 * n); });
   t.push(linear_gelu_node{x, w, b, y, m, k, n, pre});
   return y;
 }
