@@ -28,7 +28,8 @@ SPARSIMIX_ABI_BEGIN
   template std::set<std::string> teacher_initialised_params<T>(const HybridViT<T>&, const std::set<index_t>&);        \
   template distill_result distill<T>(const HybridViT<T>&, HybridViT<T>&, const std::vector<index_t>&,                 \
                                      const data::image_dataset&, const data::image_dataset*, const distill_options&,  \
-                                     const std::function<void(int stage, const fit_progress&)>&);
+                                     const std::function<void(int stage, const fit_progress&)>&,                      \
+                                     teacher_logits_cache<T>*);
 
 SPARSIMIX_INSTANTIATE_PIPELINE(float)
 SPARSIMIX_INSTANTIATE_PIPELINE(double)

@@ -105,3 +105,51 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
     REQUIRE(after > acc - 0.15);
   }
 }
+
+TEST_CASE("stage 2 with the teacher's logits from a cache trains the same student bit for bit",
+          "[distill][pipeline]") {
+  const auto train = data::load_fashion_mnist(data::fashion_mnist_default_dir, "train", 600);
+  HybridViT<float> teacher(test::tiny_vit_config());
+  Rng init(5);
+  teacher.init(init);
+  distill_options d;
+  d.stage1.steps = 4;
+  d.stage1.batch = 32;
+  d.stage2.steps = 6;
+  d.stage2.batch = 32;
+  d.stage2.seed = 7;
+  const mixer_spec lstm("mh_lstm");
+  auto student_of = [&](teacher_logits_cache<float>* cache, const distill_options& o) {
+    Rng rng(11);
+    HybridViT<float> s = make_student(teacher, {0, 2}, lstm, rng);
+    distill(teacher, s, {0, 2}, train, nullptr, o, {}, cache);
+    return s;
+  };
+  auto values = [](HybridViT<float>& m) {
+    std::vector<float> v;
+    for (auto& p : m.parameters()) v.insert(v.end(), p.value.begin(), p.value.end());
+    return v;
+  };
+  auto plain = student_of(nullptr, d);
+  teacher_logits_cache<float> cache;
+  auto first = student_of(&cache, d);  // fills the cache
+  REQUIRE(cache.misses() == 6);
+  REQUIRE(cache.hits() == 0);
+  auto second = student_of(&cache, d);  // every stage-2 batch from the cache
+  REQUIRE(cache.misses() == 6);
+  REQUIRE(cache.hits() == 6);
+  const auto want = values(plain);
+  REQUIRE(values(first) == want);
+  REQUIRE(values(second) == want);
+  // Other batches (another data seed) are not in the cache: computed, and kept.
+  distill_options other = d;
+  other.stage2.seed = 8;
+  student_of(&cache, other);
+  REQUIRE(cache.misses() == 12);
+  REQUIRE(cache.hits() == 6);
+  // A cache too small to keep a batch computes every time and still gives the same student.
+  teacher_logits_cache<float> tiny(16);
+  auto uncached = student_of(&tiny, d);
+  REQUIRE(tiny.hits() == 0);
+  REQUIRE(values(uncached) == want);
+}

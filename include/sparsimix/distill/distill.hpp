@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/enum_names.hpp"
@@ -40,6 +41,58 @@ constexpr std::string_view to_string(distill_target t) noexcept { return detail:
 inline distill_target parse_distill_target(std::string_view s) {
   return detail::enum_parse(distill_target_names, s, "distillation target");
 }
+
+// The teacher's logits per batch, kept across the distillations of one experiment: its
+// variants' stage 2 runs on the same batches (the data order depends on the stage's seed, not
+// on the variant), so each batch's teacher forward runs once, not once per variant. A batch is
+// recognised by its exact image values (kept beside its logits), so a batch the cache has not
+// seen, e.g. another seed's or another augmentation's, is computed; a hit returns the values
+// the forward would give (it is deterministic at a fixed thread count), so results do not
+// change. Holds one teacher's logits: use one cache per teacher.
+template <class T>
+class teacher_logits_cache {
+ public:
+  // Batches beyond max_bytes of images and logits are computed every time instead of kept.
+  explicit teacher_logits_cache(std::size_t max_bytes = std::size_t{1} << 30) : max_bytes_(max_bytes) {}
+
+  // The logits for `images`: a kept copy, or compute(images, logits) run and its result kept.
+  template <class F>
+  const Tensor<T>& get(const Tensor<T>& images, F&& compute) {
+    const std::uint64_t key = hash(images);
+    auto [lo, hi] = entries_.equal_range(key);
+    for (auto it = lo; it != hi; ++it)
+      if (it->second.images.shape() == images.shape() &&
+          std::equal(images.begin(), images.end(), it->second.images.begin())) {
+        ++hits_;
+        return it->second.logits;
+      }
+    ++misses_;
+    compute(images, scratch_);
+    const std::size_t bytes = static_cast<std::size_t>(images.numel() + scratch_.numel()) * sizeof(T);
+    if (bytes_ + bytes > max_bytes_) return scratch_;
+    bytes_ += bytes;
+    return entries_.emplace(key, entry{images, scratch_})->second.logits;
+  }
+  // Requests answered from the cache.
+  index_t hits() const noexcept { return hits_; }
+  // Requests that ran the teacher.
+  index_t misses() const noexcept { return misses_; }
+
+ private:
+  struct entry {
+    Tensor<T> images, logits;
+  };
+  static std::uint64_t hash(const Tensor<T>& x) {  // FNV-1a over the values' bytes
+    std::uint64_t h = 1469598103934665603ull;
+    const auto* p = reinterpret_cast<const unsigned char*>(x.data());
+    for (std::size_t i = 0, n = static_cast<std::size_t>(x.numel()) * sizeof(T); i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }
+  std::unordered_multimap<std::uint64_t, entry> entries_;
+  Tensor<T> scratch_;
+  std::size_t bytes_ = 0, max_bytes_;
+  index_t hits_ = 0, misses_ = 0;
+};
 
 // The two-stage distillation recipe: each stage's training, the stage-1 target, and loss weights.
 struct distill_options {
@@ -135,7 +188,8 @@ std::set<std::string> teacher_initialised_params(const HybridViT<T>& student, co
 template <class T>
 distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const std::vector<index_t>& layers,
                        const data::image_dataset& train, const data::image_dataset* val, const distill_options& opt,
-                       const std::function<void(int stage, const fit_progress&)>& on_progress = {}) {
+                       const std::function<void(int stage, const fit_progress&)>& on_progress = {},
+                       teacher_logits_cache<T>* logits_cache = nullptr) {
   if (layers.empty()) throw config_error("distill: no layer to replace");
   if (opt.mask_guided) {
     if (!teacher.config().halting || !student.config().halting)
@@ -304,8 +358,16 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
                                            static_cast<T>(opt.avit_weight)));
       }
       if (opt.kd_weight > 0) {
-        run_teacher(images);
-        const Var kd = tape.kl_div_logits(logits, tape.input(teacher_logits.view()), static_cast<T>(opt.kd_temperature));
+        const Tensor<T>* tl = &teacher_logits;
+        if (logits_cache) {
+          tl = &logits_cache->get(images, [&](const Tensor<T>& x, Tensor<T>& out) {
+            run_teacher(x);
+            out = teacher_logits;
+          });
+        } else {
+          run_teacher(images);
+        }
+        const Var kd = tape.kl_div_logits(logits, tape.input(tl->view()), static_cast<T>(opt.kd_temperature));
         total = tape.add(total, tape.scale(kd, static_cast<T>(opt.kd_weight)));
       }
       return total;
@@ -323,8 +385,8 @@ SPARSIMIX_EXTERN_TEMPLATE(HybridViT<float> make_student<float>(const HybridViT<f
 SPARSIMIX_EXTERN_TEMPLATE(HybridViT<double> make_student<double>(const HybridViT<double>&, const std::vector<index_t>&, const mixer_spec&, Rng&))
 SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<float>(const HybridViT<float>&, const std::set<index_t>&))
 SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<double>(const HybridViT<double>&, const std::set<index_t>&))
-SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<float>(const HybridViT<float>&, HybridViT<float>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&))
-SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<double>(const HybridViT<double>&, HybridViT<double>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<float>(const HybridViT<float>&, HybridViT<float>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_logits_cache<float>*))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<double>(const HybridViT<double>&, HybridViT<double>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_logits_cache<double>*))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -152,9 +152,10 @@ double measure_throughput(const HybridViT<T>& model, const data::image_dataset& 
   return static_cast<double>(b) / s[static_cast<std::size_t>(runs / 2)];
 }
 
-// A model's speed: median batch-1 latency (ms) and median images/s at a batch size.
+// A model's speed, as measure_speeds reports it.
 struct speed_result {
-  double latency_ms = 0, images_per_s = 0;
+  double latency_ms = 0;    // median batch-1 forward, milliseconds
+  double images_per_s = 0;  // median throughput at the timed batch size
 };
 
 // Speeds of several models timed side by side: `rounds` rounds each go through every model in

@@ -250,6 +250,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   if (opt.students.empty()) opt.students = default_students();
   // Every distinct model, for the timing at the end; timed_index[i] is variant i's.
   std::vector<HybridViT<T>> models;
+  teacher_logits_cache<T> logits_cache;  // stage 2 of every variant sees the same batches
   std::vector<std::size_t> timed_index;
   auto sizes = [](variant_result& v, HybridViT<T>& m) {
     const auto c = count_parameters(m);
@@ -297,9 +298,12 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
           Rng rng(opt.seed ^ detail::fnv1a(v.name));
           student = make_student(teacher, g.layers, spec, rng);
           const auto t0 = std::chrono::steady_clock::now();
-          distill(teacher, student, g.layers, train, nullptr, d, [&](int stage, const fit_progress& p) {
-            if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);
-          });
+          distill(
+              teacher, student, g.layers, train, nullptr, d,
+              [&](int stage, const fit_progress& p) {
+                if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);
+              },
+              &logits_cache);
           v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           v.val_accuracy = evaluate(student, val).accuracy;
           v.test_accuracy = evaluate(student, test).accuracy;
@@ -372,6 +376,10 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     c.spearman = spearman(xs, ys);
     rep.claims[kind] = c;
   }
+
+  if (logits_cache.hits() > 0)
+    log(detail::concat("stage 2: ", logits_cache.hits(), " of ", logits_cache.hits() + logits_cache.misses(),
+                       " teacher forwards answered by the logits cache"));
 
   // ---- timing: interleaved rounds over the teacher and every model, medians ----------------
   const int rounds = std::max(1, opt.timing_rounds);

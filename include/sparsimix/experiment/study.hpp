@@ -532,6 +532,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
   });
   std::size_t finished = 0;
   const std::size_t total = rep.variants.size() * static_cast<std::size_t>(opt.seeds);
+  teacher_logits_cache<T> logits_cache;  // the variants of one seed see the same stage-2 batches
   for (int s = 0; s < opt.seeds; ++s)
     for (auto& v : rep.variants) {
       const std::string key = detail::concat(v.name, "/seed", s);
@@ -570,7 +571,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
       if (d.stage2.steps > 0) {
         distill_options only2 = d;
         only2.stage1.steps = 0;
-        distill(teacher, student, v.replaced, train, nullptr, only2, progress);
+        distill(teacher, student, v.replaced, train, nullptr, only2, progress, &logits_cache);
         r.correct = correct_per_image(student, test);
         r.test_accuracy = detail::flag_mean(r.correct);
         r.val_accuracy = evaluate(student, val).accuracy;
