@@ -29,7 +29,7 @@ SPARSIMIX_ABI_BEGIN
   template distill_result distill<T>(const HybridViT<T>&, HybridViT<T>&, const std::vector<index_t>&,                 \
                                      const data::image_dataset&, const data::image_dataset*, const distill_options&,  \
                                      const std::function<void(int stage, const fit_progress&)>&,                      \
-                                     teacher_logits_cache<T>*);
+                                     teacher_cache<T>*);
 
 SPARSIMIX_INSTANTIATE_PIPELINE(float)
 SPARSIMIX_INSTANTIATE_PIPELINE(double)

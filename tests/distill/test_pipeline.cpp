@@ -106,8 +106,7 @@ TEST_CASE("a tiny teacher trains far above chance; distillation keeps most of it
   }
 }
 
-TEST_CASE("stage 2 with the teacher's logits from a cache trains the same student bit for bit",
-          "[distill][pipeline]") {
+TEST_CASE("the teacher's outputs from a cache train the same students bit for bit", "[distill][pipeline]") {
   const auto train = data::load_fashion_mnist(data::fashion_mnist_default_dir, "train", 600);
   HybridViT<float> teacher(test::tiny_vit_config());
   Rng init(5);
@@ -118,11 +117,13 @@ TEST_CASE("stage 2 with the teacher's logits from a cache trains the same studen
   d.stage2.steps = 6;
   d.stage2.batch = 32;
   d.stage2.seed = 7;
-  const mixer_spec lstm("mh_lstm");
-  auto student_of = [&](teacher_logits_cache<float>* cache, const distill_options& o) {
+  const mixer_spec kind(GENERATE(as<std::string>{}, "mh_lstm", "selective_scan"));
+  d.target = GENERATE(distill_target::pre_proj, distill_target::mixer_out, distill_target::block_out);
+  CAPTURE(kind.kind(), to_string(d.target));
+  auto student_of = [&](teacher_cache<float>* cache, const distill_options& o, std::vector<index_t> layers) {
     Rng rng(11);
-    HybridViT<float> s = make_student(teacher, {0, 2}, lstm, rng);
-    distill(teacher, s, {0, 2}, train, nullptr, o, {}, cache);
+    HybridViT<float> s = make_student(teacher, layers, kind, rng);
+    distill(teacher, s, layers, train, nullptr, o, {}, cache);
     return s;
   };
   auto values = [](HybridViT<float>& m) {
@@ -130,26 +131,61 @@ TEST_CASE("stage 2 with the teacher's logits from a cache trains the same studen
     for (auto& p : m.parameters()) v.insert(v.end(), p.value.begin(), p.value.end());
     return v;
   };
-  auto plain = student_of(nullptr, d);
-  teacher_logits_cache<float> cache;
-  auto first = student_of(&cache, d);  // fills the cache
-  REQUIRE(cache.misses() == 6);
+  const std::size_t big = std::size_t{1} << 30;
+  auto plain = student_of(nullptr, d, {0, 2});
+  auto plain_other = student_of(nullptr, d, {1});
+  teacher_cache<float> cache(big, big);
+  auto first = student_of(&cache, d, {0, 2});  // fills the cache
+  REQUIRE(cache.target_misses() == 4);
+  REQUIRE(cache.logit_misses() == 6);
   REQUIRE(cache.hits() == 0);
-  auto second = student_of(&cache, d);  // every stage-2 batch from the cache
-  REQUIRE(cache.misses() == 6);
-  REQUIRE(cache.hits() == 6);
+  // Other layers, the same batches: every teacher output from the cache (a kept capture holds
+  // every block, the mixer outputs derived from the pre-proj outputs where it dropped them).
+  auto other_layers = student_of(&cache, d, {1});
+  REQUIRE(cache.misses() == 10);
+  REQUIRE(cache.target_hits() == 4);
+  REQUIRE(cache.logit_hits() == 6);
   const auto want = values(plain);
   REQUIRE(values(first) == want);
-  REQUIRE(values(second) == want);
+  REQUIRE(values(other_layers) == values(plain_other));
   // Other batches (another data seed) are not in the cache: computed, and kept.
   distill_options other = d;
+  other.stage1.seed = 8;
   other.stage2.seed = 8;
-  student_of(&cache, other);
-  REQUIRE(cache.misses() == 12);
-  REQUIRE(cache.hits() == 6);
+  student_of(&cache, other, {0, 2});
+  REQUIRE(cache.target_misses() == 8);
+  REQUIRE(cache.logit_misses() == 12);
   // A cache too small to keep a batch computes every time and still gives the same student.
-  teacher_logits_cache<float> tiny(16);
-  auto uncached = student_of(&tiny, d);
+  teacher_cache<float> tiny(16, 16);
+  auto uncached = student_of(&tiny, d, {0, 2});
   REQUIRE(tiny.hits() == 0);
   REQUIRE(values(uncached) == want);
+  // clear() forgets: the same batches run the teacher again.
+  cache.clear();
+  auto after_clear = student_of(&cache, d, {0, 2});
+  REQUIRE(values(after_clear) == want);
+  REQUIRE(cache.target_misses() == 12);
+}
+
+TEST_CASE("capturing the pre-proj outputs leaves the teacher's forward unchanged bit for bit", "[distill][pipeline]") {
+  HybridViT<float> teacher(test::tiny_vit_config());
+  Rng init(6);
+  teacher.init(init);
+  Tensor<float> images(Shape{5, 1, 28, 28});
+  for (auto& v : images) v = static_cast<float>(init.uniform(-1, 1));
+  Tensor<float> plain(Shape{5, 10}), with_pre(Shape{5, 10});
+  vit_capture<float> a, b;
+  a.mixers = a.mixer_inputs = true;
+  b.mixers = b.pre_proj = true;
+  teacher.forward(images.view(), plain.view(), &a);
+  teacher.forward(images.view(), with_pre.view(), &b);
+  REQUIRE(std::equal(plain.begin(), plain.end(), with_pre.begin()));
+  REQUIRE(b.pre_proj_out.size() == a.mixer_out.size());
+  for (std::size_t l = 0; l < a.mixer_out.size(); ++l) {
+    REQUIRE(std::equal(a.mixer_out[l].begin(), a.mixer_out[l].end(), b.mixer_out[l].begin()));
+    // The pre-proj output is the one the attention computes alone from the block's input.
+    Tensor<float> pre(b.pre_proj_out[l].shape());
+    std::get<Attention<float>>(teacher.mixer(static_cast<index_t>(l))).forward_pre_proj(a.mixer_in[l].view(), pre.view(), nullptr);
+    REQUIRE(std::equal(pre.begin(), pre.end(), b.pre_proj_out[l].begin()));
+  }
 }

@@ -29,6 +29,7 @@ struct demo_args {
   bool avit = false;  // the teacher-sparsity sweep instead of the layer-sparsity experiment
   index_t checkpoint_every = 200;  // each training phase's state in the run folder every N steps
   bool keep_students = false;  // the layer-sparsity demo leaves student_NAME.safetensors in OUT
+  index_t teacher_cache_mb = 4096;  // experiment_options::teacher_cache_bytes, in MiB
 };
 
 // The data of a demo run, announced; and the part of its config.json both demos share.
@@ -196,6 +197,7 @@ inline int run_demo(const demo_args& a) {
   if (fs::exists(out, ec) && !fs::is_directory(out, ec))
     throw io_error("demo: --out '" + a.out + "' exists and is not a folder");
   checked_at_least("demo", "--checkpoint-every", a.checkpoint_every, 0);
+  checked_at_least("demo", "--teacher-cache-mb", a.teacher_cache_mb, 0);
   io::require_output_folder(work.string(), "--out");
   const auto d = load_demo_data(a, b);
   nlohmann::ordered_json config = demo_config("demo", a, b);
@@ -237,6 +239,7 @@ inline int run_demo(const demo_args& a) {
   eo.run_dir = work.string();  // teacher.safetensors stays; the students' files go before the swap
                               // unless --keep-students
   eo.checkpoint_every = a.checkpoint_every;
+  eo.teacher_cache_bytes = static_cast<std::size_t>(a.teacher_cache_mb) << 20;  // not in config.json: no number changes
   experiment_hooks<float> hooks;
   hooks.log = log_line;
   hooks.progress = print_progress;

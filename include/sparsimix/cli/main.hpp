@@ -127,6 +127,10 @@ inline int main(int argc, char** argv) {
                    "Every training phase keeps its state in the run folder every N steps, so a killed run "
                    "continues mid-phase when rerun (0: only finished phases are kept)")
       ->capture_default_str();
+  demo->add_option("--teacher-cache-mb", da.teacher_cache_mb,
+                   "Memory for the teacher's stage-1 targets that every variant reuses (15 MB per batch; "
+                   "0: the teacher runs again for each variant; the numbers are the same)")
+      ->capture_default_str();
   demo->add_flag("--keep-students", da.keep_students,
                  "Keep every distilled (and pruned) student in the run folder as student_NAME.safetensors "
                  "(NAME: the variant's name with '/' as '_')");
@@ -153,6 +157,10 @@ inline int main(int argc, char** argv) {
       ->capture_default_str();
   study->add_option("--checkpoint-every", sta.checkpoint_every,
                     "Every training phase keeps its state in the run folder every N steps (0: finished ones only)")
+      ->capture_default_str();
+  study->add_option("--teacher-cache-mb", sta.teacher_cache_mb,
+                    "Memory for the teacher's stage-1 targets that the variants of a seed reuse (0: none; the "
+                    "numbers are the same)")
       ->capture_default_str();
 
   interaction_args xa;

@@ -33,6 +33,7 @@ struct study_args {
   index_t seeds = 3;           // distillation seeds per variant
   index_t bootstrap = 2000;    // paired-bootstrap resamples
   index_t checkpoint_every = 200;  // each training phase's state every N steps (0: finished phases only)
+  index_t teacher_cache_mb = 4096;  // study_options::teacher_cache_bytes, in MiB
 };
 
 inline int run_study_command(const study_args& a) {
@@ -41,6 +42,7 @@ inline int run_study_command(const study_args& a) {
   checked_at_least("study", "--seeds", a.seeds, 1);
   checked_at_least("study", "--bootstrap", a.bootstrap, 100);
   checked_at_least("study", "--checkpoint-every", a.checkpoint_every, 0);
+  checked_at_least("study", "--teacher-cache-mb", a.teacher_cache_mb, 0);
   (void)study_sparsity_score(layer_sparsity{}, a.metric);
   const budget b = make_budget(a.budget);
   study_options o;
@@ -55,6 +57,7 @@ inline int run_study_command(const study_args& a) {
   o.bootstrap_resamples = static_cast<int>(a.bootstrap);
   o.seed = a.seed;
   o.checkpoint_every = a.checkpoint_every;  // not in config.json: it changes no number
+  o.teacher_cache_bytes = static_cast<std::size_t>(a.teacher_cache_mb) << 20;  // nor does this
   demo_args da;
   da.data = a.data;
   da.seed = a.seed;

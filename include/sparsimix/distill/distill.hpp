@@ -9,11 +9,11 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "../core/enum_names.hpp"
 #include "analysis.hpp"
+#include "teacher_cache.hpp"
 #include "train.hpp"
 
 namespace sparsimix {
@@ -41,58 +41,6 @@ constexpr std::string_view to_string(distill_target t) noexcept { return detail:
 inline distill_target parse_distill_target(std::string_view s) {
   return detail::enum_parse(distill_target_names, s, "distillation target");
 }
-
-// The teacher's logits per batch, kept across the distillations of one experiment: its
-// variants' stage 2 runs on the same batches (the data order depends on the stage's seed, not
-// on the variant), so each batch's teacher forward runs once, not once per variant. A batch is
-// recognised by its exact image values (kept beside its logits), so a batch the cache has not
-// seen, e.g. another seed's or another augmentation's, is computed; a hit returns the values
-// the forward would give (it is deterministic at a fixed thread count), so results do not
-// change. Holds one teacher's logits: use one cache per teacher.
-template <class T>
-class teacher_logits_cache {
- public:
-  // Batches beyond max_bytes of images and logits are computed every time instead of kept.
-  explicit teacher_logits_cache(std::size_t max_bytes = std::size_t{1} << 30) : max_bytes_(max_bytes) {}
-
-  // The logits for `images`: a kept copy, or compute(images, logits) run and its result kept.
-  template <class F>
-  const Tensor<T>& get(const Tensor<T>& images, F&& compute) {
-    const std::uint64_t key = hash(images);
-    auto [lo, hi] = entries_.equal_range(key);
-    for (auto it = lo; it != hi; ++it)
-      if (it->second.images.shape() == images.shape() &&
-          std::equal(images.begin(), images.end(), it->second.images.begin())) {
-        ++hits_;
-        return it->second.logits;
-      }
-    ++misses_;
-    compute(images, scratch_);
-    const std::size_t bytes = static_cast<std::size_t>(images.numel() + scratch_.numel()) * sizeof(T);
-    if (bytes_ + bytes > max_bytes_) return scratch_;
-    bytes_ += bytes;
-    return entries_.emplace(key, entry{images, scratch_})->second.logits;
-  }
-  // Requests answered from the cache.
-  index_t hits() const noexcept { return hits_; }
-  // Requests that ran the teacher.
-  index_t misses() const noexcept { return misses_; }
-
- private:
-  struct entry {
-    Tensor<T> images, logits;
-  };
-  static std::uint64_t hash(const Tensor<T>& x) {  // FNV-1a over the values' bytes
-    std::uint64_t h = 1469598103934665603ull;
-    const auto* p = reinterpret_cast<const unsigned char*>(x.data());
-    for (std::size_t i = 0, n = static_cast<std::size_t>(x.numel()) * sizeof(T); i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-  }
-  std::unordered_multimap<std::uint64_t, entry> entries_;
-  Tensor<T> scratch_;
-  std::size_t bytes_ = 0, max_bytes_;
-  index_t hits_ = 0, misses_ = 0;
-};
 
 // The two-stage distillation recipe: each stage's training, the stage-1 target, and loss weights.
 struct distill_options {
@@ -185,11 +133,14 @@ std::set<std::string> teacher_initialised_params(const HybridViT<T>& student, co
 }
 
 // Runs both stages on `student` (made by make_student from `teacher`, replacing `layers`).
+// `cache`, when given, answers the teacher's forwards of batches it has seen (the distillations
+// of one experiment share one): stage 2's logits, and stage 1's targets of a free-running,
+// not mask-guided distillation from a teacher without halting. The student is the same bit for bit.
 template <class T>
 distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const std::vector<index_t>& layers,
                        const data::image_dataset& train, const data::image_dataset* val, const distill_options& opt,
                        const std::function<void(int stage, const fit_progress&)>& on_progress = {},
-                       teacher_logits_cache<T>* logits_cache = nullptr) {
+                       teacher_cache<T>* cache = nullptr) {
   if (layers.empty()) throw config_error("distill: no layer to replace");
   if (opt.mask_guided) {
     if (!teacher.config().halting || !student.config().halting)
@@ -222,13 +173,28 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
   Tensor<T> teacher_logits;
   Tensor<double> teacher_scores;         // mask-guided: the teacher's halting of this batch
   Tensor<std::uint8_t> teacher_masks;
-  auto run_teacher = [&](const Tensor<T>& images) {
+  auto run_teacher = [&](const Tensor<T>& images, vit_capture<T>& c) {
     teacher_logits.resize(Shape{images.size(0), teacher.config().num_classes});
-    teacher.forward(images.view(), teacher_logits.view(), &cap);
+    teacher.forward(images.view(), teacher_logits.view(), &c);
     if (opt.mask_guided) {
       teacher_scores = teacher.halting().scores();
       teacher_masks = teacher.halting().layer_masks();
     }
+  };
+  // Stage 1's teacher targets of one batch: from the cache (which may hold a block's pre-proj
+  // output in place of its mixer output) or from the forward into `cap`.
+  const bool cache_targets =
+      cache && !opt.mask_guided && !opt.teacher_forced && !teacher.config().halting.has_value();
+  const vit_capture<T>* targets = &cap;
+  std::vector<Tensor<T>> derived(static_cast<std::size_t>(teacher.depth()));
+  auto teacher_targets = [&](const Tensor<T>& images) {
+    if (cache_targets)
+      targets = &cache->targets(images, cap, [&](const Tensor<T>& x, vit_capture<T>& c) { run_teacher(x, c); });
+    else
+      run_teacher(images, cap);
+  };
+  auto mixer_target = [&](index_t l) -> const Tensor<T>& {
+    return teacher_cache<T>::mixer_output(teacher, *targets, l, derived[static_cast<std::size_t>(l)]);
   };
   const T sim_scale = static_cast<T>(opt.sim_weight / (opt.normalise_sim ? double(replaced.size()) : 1.0));
 
@@ -251,22 +217,22 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
     student.set_trainable([](const std::string&) { return false; });
     batch_loss_fn<T> loss = [&](Tape<T>& tape, const Tensor<T>& images, const std::vector<index_t>& labels,
                                 double& acc) {
-      run_teacher(images);
+      teacher_targets(images);
       Var total;
       auto add = [&](Var v) { total = total.valid() ? tape.add(total, v) : v; };
       if (opt.teacher_forced) {
         for (index_t l : mine) {
           const auto k = static_cast<std::size_t>(l);
-          const Var x = tape.input(cap.mixer_in[k].view());
+          const Var x = tape.input(targets->mixer_in[k].view());
           const Var sim = std::visit(
               [&](auto& m) {
                 if constexpr (HasPreProjOutput<std::remove_cvref_t<decltype(m)>>) {
-                  if (pre && cap.pre_proj_out[k].numel() && provides_pre_proj_output(m)) {
+                  if (pre && targets->pre_proj_out[k].numel() && provides_pre_proj_output(m)) {
                     auto [y, s] = tape.mixer_pre_proj(m, x, nullptr);
-                    return tape.mse(s, tape.input(cap.pre_proj_out[k].view()));
+                    return tape.mse(s, tape.input(targets->pre_proj_out[k].view()));
                   }
                 }
-                return tape.mse(tape.mixer(m, x, nullptr), tape.input(cap.mixer_out[k].view()));
+                return tape.mse(tape.mixer(m, x, nullptr), tape.input(mixer_target(l).view()));
               },
               student.mixer(l));
           add(tape.scale(sim, sim_scale));
@@ -288,19 +254,19 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
         Var sim;
         switch (opt.target) {
           case distill_target::pre_proj:
-            if (trace.pre_proj[k].valid() && cap.pre_proj_out[k].numel()) {
-              sim = tape.mse(trace.pre_proj[k], tape.input(cap.pre_proj_out[k].view()), m);
+            if (trace.pre_proj[k].valid() && targets->pre_proj_out[k].numel()) {
+              sim = tape.mse(trace.pre_proj[k], tape.input(targets->pre_proj_out[k].view()), m);
               break;
             }
             [[fallthrough]];
           case distill_target::mixer_out:
-            sim = tape.mse(trace.mixer_out[k], tape.input(cap.mixer_out[k].view()), m);
+            sim = tape.mse(trace.mixer_out[k], tape.input(mixer_target(l).view()), m);
             break;
           case distill_target::block_out:
-            sim = tape.mse(trace.block_out[k], tape.input(cap.block_out[k].view()), m);
+            sim = tape.mse(trace.block_out[k], tape.input(targets->block_out[k].view()), m);
             break;
           case distill_target::cosine:
-            sim = tape.cosine_loss(trace.block_out[k], tape.input(cap.block_out[k].view()));
+            sim = tape.cosine_loss(trace.block_out[k], tape.input(targets->block_out[k].view()));
             break;
         }
         add(tape.scale(sim, sim_scale));
@@ -359,13 +325,13 @@ distill_result distill(const HybridViT<T>& teacher, HybridViT<T>& student, const
       }
       if (opt.kd_weight > 0) {
         const Tensor<T>* tl = &teacher_logits;
-        if (logits_cache) {
-          tl = &logits_cache->get(images, [&](const Tensor<T>& x, Tensor<T>& out) {
-            run_teacher(x);
+        if (cache) {
+          tl = &cache->logits(images, [&](const Tensor<T>& x, Tensor<T>& out) {
+            run_teacher(x, cap);
             out = teacher_logits;
           });
         } else {
-          run_teacher(images);
+          run_teacher(images, cap);
         }
         const Var kd = tape.kl_div_logits(logits, tape.input(tl->view()), static_cast<T>(opt.kd_temperature));
         total = tape.add(total, tape.scale(kd, static_cast<T>(opt.kd_weight)));
@@ -385,8 +351,8 @@ SPARSIMIX_EXTERN_TEMPLATE(HybridViT<float> make_student<float>(const HybridViT<f
 SPARSIMIX_EXTERN_TEMPLATE(HybridViT<double> make_student<double>(const HybridViT<double>&, const std::vector<index_t>&, const mixer_spec&, Rng&))
 SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<float>(const HybridViT<float>&, const std::set<index_t>&))
 SPARSIMIX_EXTERN_TEMPLATE(std::set<std::string> teacher_initialised_params<double>(const HybridViT<double>&, const std::set<index_t>&))
-SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<float>(const HybridViT<float>&, HybridViT<float>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_logits_cache<float>*))
-SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<double>(const HybridViT<double>&, HybridViT<double>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_logits_cache<double>*))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<float>(const HybridViT<float>&, HybridViT<float>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_cache<float>*))
+SPARSIMIX_EXTERN_TEMPLATE(distill_result distill<double>(const HybridViT<double>&, HybridViT<double>&, const std::vector<index_t>&, const data::image_dataset&, const data::image_dataset*, const distill_options&, const std::function<void(int stage, const fit_progress&)>&, teacher_cache<double>*))
 
 SPARSIMIX_ABI_END
 }  // namespace sparsimix

@@ -45,11 +45,17 @@ struct eval_result {
   }
 };
 
+// The batch evaluate() runs in: at 64 a block's activations stay in cache, and on the 2-core
+// VM the teacher and a pruned hybrid evaluated 10,000 test images 20% faster than in batches
+// of 500, with the same accuracies and losses to the last bit (a row's value depends on the
+// batch only through the GEMMs' SIMD tails, and 64 x 50 tokens leave none).
+inline constexpr index_t default_eval_batch = 64;
+
 // Accuracy and mean cross-entropy over `limit` examples (0: all), in batches; for a halting
 // model also the token retention per block. `correct`, when given, receives 1 per example
 // classified right and 0 otherwise (paired comparisons between models, experiment/study.hpp).
 template <class T>
-eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = 500, index_t limit = 0,
+eval_result evaluate(const HybridViT<T>& model, const data::image_dataset& ds, index_t batch = default_eval_batch, index_t limit = 0,
                      std::vector<std::uint8_t>* correct = nullptr) {
   const index_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
   const index_t classes = model.config().num_classes;
@@ -100,7 +106,7 @@ eval_result evaluate_shared(const HybridViT<T>& model, const data::image_dataset
   const index_t p = group.size(), r = group.rank();
   std::vector<index_t> mine;
   for (index_t i = n * r / p; i < n * (r + 1) / p; ++i) mine.push_back(i);
-  eval_result part = mine.empty() ? eval_result{} : evaluate(model, ds.subset(mine), 500);
+  eval_result part = mine.empty() ? eval_result{} : evaluate(model, ds.subset(mine), default_eval_batch);
   const std::size_t L = static_cast<std::size_t>(model.depth());
   std::vector<double> sums(2 + (model.config().halting ? L : 0), 0.0);
   const double count = static_cast<double>(mine.size());
@@ -439,7 +445,7 @@ fit_result fit(HybridViT<T>& model, AdamW<T>& optimizer, const data::image_datas
     const bool eval_now = val && ((opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || step + 1 == opt.steps);
     if (eval_now) {
       const auto r = opt.parallel ? evaluate_shared(model, *val, *opt.parallel, opt.eval_limit)
-                                  : evaluate(model, *val, 500, opt.eval_limit);
+                                  : evaluate(model, *val, default_eval_batch, opt.eval_limit);
       if (r.accuracy > res.best_val_accuracy) {
         res.best_val_accuracy = r.accuracy;
         res.best_step = step + 1;

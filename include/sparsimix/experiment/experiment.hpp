@@ -21,6 +21,7 @@
 #include "../distill/distill.hpp"
 #include "../distill/prune.hpp"
 #include "../distill/selection.hpp"
+#include "../core/hash.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/json_lines.hpp"
 #include "../models/cost.hpp"
@@ -29,15 +30,6 @@
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
 
-namespace detail {
-// FNV-1a: a student seed that depends on the variant's name the same way on every platform,
-// so no result depends on the order the variants run in (or on which of them a resumed run skips).
-inline std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return h;
-}
-}  // namespace detail
 
 // The students the experiment distils unless told: the multi-head LSTM and the
 // bidirectional selective scan (Vim v2; ViT tokens have no causal order) in FAR's lean
@@ -81,6 +73,11 @@ struct experiment_options {
   // so a killed run continues mid-phase with the same numbers. "" keeps nothing.
   std::string run_dir;
   index_t checkpoint_every = 0;  // steps between training states (0: only finished pieces)
+  // Memory for the teacher's stage-1 targets, which every variant's stage 1 reads on the same
+  // batches (teacher_cache): every block's pre-projection output, 15 MB per batch of 128 at
+  // C 96, N 50, so the small demo's 150 batches take 2.3 GB and the full demo's 600 9.1 GB.
+  // Batches beyond it run the teacher for every variant; 0 keeps none. The numbers do not change.
+  std::size_t teacher_cache_bytes = std::size_t{4} << 30;
 };
 
 // One distilled (or pruned) student of the experiment: what it replaced and how it scores.
@@ -250,7 +247,8 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   if (opt.students.empty()) opt.students = default_students();
   // Every distinct model, for the timing at the end; timed_index[i] is variant i's.
   std::vector<HybridViT<T>> models;
-  teacher_logits_cache<T> logits_cache;  // stage 2 of every variant sees the same batches
+  // Each stage of every variant sees the same batches: the teacher's outputs are shared.
+  teacher_cache<T> cache(std::size_t{1} << 30, opt.teacher_cache_bytes);
   std::vector<std::size_t> timed_index;
   auto sizes = [](variant_result& v, HybridViT<T>& m) {
     const auto c = count_parameters(m);
@@ -295,6 +293,8 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
           // "[2, 5]", not the name's "2-5", which would read as a range.
           log(detail::concat(v.name, ": replacing layers [", detail::join(g.layers, ", "), "]",
                              resume_note(d.stage2).empty() ? resume_note(d.stage1) : resume_note(d.stage2)));
+          // Seeded from the name: no result depends on the order the variants run in (or on
+          // which of them a resumed run skips).
           Rng rng(opt.seed ^ detail::fnv1a(v.name));
           student = make_student(teacher, g.layers, spec, rng);
           const auto t0 = std::chrono::steady_clock::now();
@@ -303,7 +303,7 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
               [&](int stage, const fit_progress& p) {
                 if (hooks.progress) hooks.progress(v.name + (stage == 1 ? " stage 1" : " stage 2"), p);
               },
-              &logits_cache);
+              &cache);
           v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           v.val_accuracy = evaluate(student, val).accuracy;
           v.test_accuracy = evaluate(student, test).accuracy;
@@ -377,9 +377,10 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
     rep.claims[kind] = c;
   }
 
-  if (logits_cache.hits() > 0)
-    log(detail::concat("stage 2: ", logits_cache.hits(), " of ", logits_cache.hits() + logits_cache.misses(),
-                       " teacher forwards answered by the logits cache"));
+  if (cache.hits() > 0)
+    log(detail::concat("teacher cache: stage 1 ", cache.target_hits(), " of ", cache.target_hits() + cache.target_misses(),
+                       ", stage 2 ", cache.logit_hits(), " of ", cache.logit_hits() + cache.logit_misses(),
+                       " teacher forwards answered"));
 
   // ---- timing: interleaved rounds over the teacher and every model, medians ----------------
   const int rounds = std::max(1, opt.timing_rounds);

@@ -79,6 +79,9 @@ struct study_options {
   // Token-interaction maps (interaction.hpp) of each mixer's best variant (highest mean
   // validation accuracy), per replaced layer, on this many validation images (0: none).
   index_t interaction_images = 64;
+  // Memory for the teacher's stage-1 targets shared by the variants of one seed
+  // (experiment_options::teacher_cache_bytes); 0 keeps none. The numbers do not change.
+  std::size_t teacher_cache_bytes = std::size_t{4} << 30;
 };
 
 // One student the study distils: which mixer replaces which layers, and why it is in the study.
@@ -402,7 +405,7 @@ struct study_hooks {
 template <class T>
 std::vector<std::uint8_t> correct_per_image(const HybridViT<T>& model, const data::image_dataset& ds) {
   std::vector<std::uint8_t> out;
-  evaluate(model, ds, 500, 0, &out);
+  evaluate(model, ds, default_eval_batch, 0, &out);
   return out;
 }
 
@@ -532,8 +535,10 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
   });
   std::size_t finished = 0;
   const std::size_t total = rep.variants.size() * static_cast<std::size_t>(opt.seeds);
-  teacher_logits_cache<T> logits_cache;  // the variants of one seed see the same stage-2 batches
-  for (int s = 0; s < opt.seeds; ++s)
+  // The variants of one seed see the same batches in each stage: the teacher's outputs are shared.
+  teacher_cache<T> cache(std::size_t{1} << 30, opt.teacher_cache_bytes);
+  for (int s = 0; s < opt.seeds; ++s) {
+    cache.clear();  // the next seed's batches differ
     for (auto& v : rep.variants) {
       const std::string key = detail::concat(v.name, "/seed", s);
       ++finished;
@@ -561,7 +566,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
       };
       distill_options only1 = d;
       only1.stage2.steps = 0;
-      distill(teacher, student, v.replaced, train, nullptr, only1, progress);
+      distill(teacher, student, v.replaced, train, nullptr, only1, progress, &cache);
       study_seed_result r;
       r.seed = s;
       r.stage1_correct = correct_per_image(student, test);
@@ -571,7 +576,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
       if (d.stage2.steps > 0) {
         distill_options only2 = d;
         only2.stage1.steps = 0;
-        distill(teacher, student, v.replaced, train, nullptr, only2, progress, &logits_cache);
+        distill(teacher, student, v.replaced, train, nullptr, only2, progress, &cache);
         r.correct = correct_per_image(student, test);
         r.test_accuracy = detail::flag_mean(r.correct);
         r.val_accuracy = evaluate(student, val).accuracy;
@@ -590,6 +595,7 @@ study_report run_study(const data::image_dataset& train, const data::image_datas
       // Seed 0's students are kept for the interaction maps.
       if (s == 0) io::save_checkpoint(student, path(student_file(v)));
     }
+  }
   analyse_study(rep, opt.bootstrap_resamples, opt.seed);
 
   // ---- token-interaction maps of each mixer's best variant (chosen on validation) ----------

@@ -104,6 +104,14 @@ class Attention {
   // docs/method.md 1.7): concat_h(softmax(q k^T d^-1/2) v), 0 at dead rows.
   void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenMask* mask) const;
 
+  // Both from one pass: attn_out as forward_pre_proj writes it and y as forward does, bit for
+  // bit (distillation captures the teacher's pre-proj outputs without a second attention).
+  void forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, Seq<T> y, const TokenMask* mask) const;
+
+  // y = attn_out W_proj^T + b_proj (0 at dead rows): the rest of the forward from a pre-proj
+  // output, bit for bit what forward gives on the input that produced attn_out.
+  void project(ConstSeq<T> attn_out, Seq<T> y, const TokenMask* mask) const;
+
   // Training: keeps x, qkv, the probabilities and attn_out (cache.attn_out()) for backward.
   void forward(ConstSeq<T> x, Seq<T> y, cache_type& cache, const TokenMask* mask);
 
@@ -207,6 +215,26 @@ void Attention<T>::forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, const TokenM
   const auto w = pool_.acquire();
   run_pre_proj(x, mask, mode::online, nullptr, *w);
   w->pack.scatter(w->o.data(), attn_out.data(), cfg_.dim);
+}
+
+template <class T>
+void Attention<T>::forward_pre_proj(ConstSeq<T> x, Seq<T> attn_out, Seq<T> y, const TokenMask* mask) const {
+  check_io("Attention::forward_pre_proj", x, "attn_out", attn_out.shape(), mask);
+  check_shape("Attention::forward_pre_proj", "y", y.shape(), {x.size(0), x.size(1), cfg_.dim});
+  const auto w = pool_.acquire();
+  run_pre_proj(x, mask, mode::online, nullptr, *w);
+  w->pack.scatter(w->o.data(), attn_out.data(), cfg_.dim);
+  finish_proj(y.data(), *w);
+}
+
+template <class T>
+void Attention<T>::project(ConstSeq<T> attn_out, Seq<T> y, const TokenMask* mask) const {
+  check_io("Attention::project", attn_out, "y", y.shape(), mask);
+  const auto w = pool_.acquire();
+  const index_t rows = w->pack.plan(mask, attn_out.size(0), attn_out.size(1));
+  w->o.resize(Shape{rows, cfg_.dim});
+  w->pack.gather(attn_out.data(), w->o.data(), cfg_.dim);
+  finish_proj(y.data(), *w);
 }
 
 template <class T>

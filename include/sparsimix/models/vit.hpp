@@ -434,21 +434,31 @@ void HybridViT<T>::forward(TensorView<const T> images, TensorView<T> logits, vit
                                  static_cast<T*>(nullptr), static_cast<T*>(nullptr), r1 - r0, C, eps);
     });
     if (cap && cap->mixer_inputs) cap->mixer_in[static_cast<std::size_t>(i)] = w.ln;
+    const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
+    // The pre-proj output comes with the mixer output from one attention pass, unless maps
+    // are wanted too (their own pass).
+    bool mixed = false;
     if (cap && cap->pre_proj) {
       auto& pre = cap->pre_proj_out[static_cast<std::size_t>(i)];
       if (const auto* a = std::get_if<Attention<T>>(&b.mixer)) {
         pre.resize(Shape{B, N, C});
-        a->forward_pre_proj(w.ln.view(), pre.view(), mask);
+        if (want_map) {
+          a->forward_pre_proj(w.ln.view(), pre.view(), mask);
+        } else {
+          a->forward_pre_proj(w.ln.view(), pre.view(), w.mix.view(), mask);
+          mixed = true;
+        }
       } else {
         pre = Tensor<T>();
       }
     }
-    const bool want_map = cap && cap->maps && std::holds_alternative<Attention<T>>(b.mixer);
     if (want_map) {
       auto& map = cap->attn_map[static_cast<std::size_t>(i)];
       const auto& a = std::get<Attention<T>>(b.mixer);
       map.resize(Shape{B, a.num_heads(), N, N});
       a.forward_capture(w.ln.view(), w.mix.view(), map.view(), mask);
+    } else if (mixed) {
+      cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();
     } else {
       std::visit([&](const auto& m) { m.forward(w.ln.view(), w.mix.view(), mask); }, b.mixer);
       if (cap) cap->attn_map[static_cast<std::size_t>(i)] = Tensor<T>();

@@ -206,6 +206,29 @@ TEMPLATE_TEST_CASE("Online-softmax inference equals the full-matrix training for
   SPARSIMIX_REQUIRE_CLOSE(ao, cache.attn_out(), tol, tol);
 }
 
+TEST_CASE("The one-pass pre-proj forward and project() give forward's values bit for bit", "[mixer][attention]") {
+  const bool masked = GENERATE(false, true);
+  CAPTURE(masked);
+  Rng rng(23);
+  Attention<float> a({48, 3});
+  fill_params(a, rng);
+  auto x = random_seq<float>(rng, 3, 50, 48);
+  TokenMask mask = random_mask(rng, 3, 50, 0.5);
+  const TokenMask* mp = masked ? &mask : nullptr;
+  Tensor<float> y(x.shape()), ao(x.shape()), ao2(x.shape()), y2(x.shape()), y3(x.shape());
+  a.forward(x.view(), y.view(), mp);
+  a.forward_pre_proj(x.view(), ao.view(), mp);
+  a.forward_pre_proj(x.view(), ao2.view(), y2.view(), mp);
+  a.project(ao.view(), y3.view(), mp);
+  auto same = [](const Tensor<float>& p, const Tensor<float>& q) { return std::equal(p.begin(), p.end(), q.begin()); };
+  CHECK(same(ao, ao2));
+  CHECK(same(y, y2));
+  CHECK(same(y, y3));
+  Tensor<float> wrong(Shape{3, 49, 48});
+  REQUIRE_THROWS_WITH(a.forward_pre_proj(x.view(), ao.view(), wrong.view(), mp),
+                      Catch::Contains("Attention::forward_pre_proj") && Catch::Contains("y"));
+}
+
 TEMPLATE_TEST_CASE("Attention under a token mask: maps, dead rows, exact key exclusion", "[mixer][attention][mask]",
                    float, double) {
   using T = TestType;
