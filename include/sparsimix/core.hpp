@@ -2,6 +2,7 @@
 #pragma once
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
+#include "core/hash.hpp"
 #include "core/linalg.hpp"
 #include "core/malloc_tuning.hpp"
 #include "core/param.hpp"

@@ -6,4 +6,5 @@
 #include "distill/prune.hpp"
 #include "distill/selection.hpp"
 #include "distill/sparsity.hpp"
+#include "distill/teacher_cache.hpp"
 #include "distill/train.hpp"
