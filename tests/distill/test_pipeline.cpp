@@ -185,7 +185,8 @@ TEST_CASE("capturing the pre-proj outputs leaves the teacher's forward unchanged
     REQUIRE(std::equal(a.mixer_out[l].begin(), a.mixer_out[l].end(), b.mixer_out[l].begin()));
     // The pre-proj output is the one the attention computes alone from the block's input.
     Tensor<float> pre(b.pre_proj_out[l].shape());
-    std::get<Attention<float>>(teacher.mixer(static_cast<index_t>(l))).forward_pre_proj(a.mixer_in[l].view(), pre.view(), nullptr);
+    const auto& attn = std::get<Attention<float>>(teacher.mixer(static_cast<index_t>(l)));
+    attn.forward_pre_proj(a.mixer_in[l].view(), pre.view(), nullptr);
     REQUIRE(std::equal(pre.begin(), pre.end(), b.pre_proj_out[l].begin()));
   }
 }

@@ -73,7 +73,6 @@ inline index_t gemm_chunks(index_t m, index_t k, index_t n) {
   if (work < 4e6 || in_parallel()) return 1;
   return std::max<index_t>(1, std::min<index_t>(max_threads(), m / 32));
 }
-inline index_t chunk_begin(index_t m, index_t chunks, index_t c) noexcept { return m * c / chunks; }
 }  // namespace detail
 
 // y[M, N] = x[M, K] W[N, K]^T (+ b[N] when b != nullptr); with accumulate::yes, y +=.
@@ -83,7 +82,7 @@ void linear_forward(const T* x, const T* w, const T* b, T* y, index_t m, index_t
   const auto W = as_matrix(w, n, k);
   const index_t chunks = detail::gemm_chunks(m, k, n);
   parallel_for(chunks, [&](index_t c) {
-    const index_t r0 = detail::chunk_begin(m, chunks, c), rows = detail::chunk_begin(m, chunks, c + 1) - r0;
+    const index_t r0 = row_chunk_begin(m, chunks, c), rows = row_chunk_begin(m, chunks, c + 1) - r0;
     auto Y = as_matrix(y + r0 * n, rows, n);
     const auto X = as_matrix(x + r0 * k, rows, k);
     if (acc == accumulate::yes)
@@ -109,7 +108,7 @@ void linear_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, i
   if (dw && chunks > 1 && static_cast<index_t>(partial.size()) < chunks) partial.resize(static_cast<std::size_t>(chunks));
   if (db && chunks > 1 && static_cast<index_t>(partial_db.size()) < chunks) partial_db.resize(static_cast<std::size_t>(chunks));
   parallel_for(chunks, [&](index_t c) {
-    const index_t r0 = detail::chunk_begin(m, chunks, c), rows = detail::chunk_begin(m, chunks, c + 1) - r0;
+    const index_t r0 = row_chunk_begin(m, chunks, c), rows = row_chunk_begin(m, chunks, c + 1) - r0;
     const auto DY = as_matrix(dy + r0 * n, rows, n);
     if (db) {
       if (c == 0) {

@@ -94,8 +94,8 @@ class teacher_cache {
     if (k < c.mixer_out.size() && c.mixer_out[k].numel()) return c.mixer_out[k];
     const auto* a = std::get_if<Attention<T>>(&teacher.mixer(l));
     if (!a || k >= c.pre_proj_out.size() || !c.pre_proj_out[k].numel())
-      throw config_error(detail::concat("teacher_cache::mixer_output: block ", l, " has neither a kept mixer output nor an "
-                                        "attention pre-projection output"));
+      throw config_error(detail::concat("teacher_cache::mixer_output: block ", l,
+                                        " has neither a kept mixer output nor an attention pre-projection output"));
     scratch.resize(c.pre_proj_out[k].shape());
     a->project(c.pre_proj_out[k].view(), scratch.view(), nullptr);
     return scratch;
@@ -139,7 +139,8 @@ class teacher_cache {
     // `covers(kept)`: whether a kept value answers this request; `keep(computed)`: the value to
     // keep for a computed one.
     template <class Compute, class Size, class Covers = std::nullptr_t, class Keep = std::nullptr_t>
-    const V& get(const Tensor<T>& images, Compute&& compute, Size&& size, Covers covers = nullptr, Keep keep = nullptr) {
+    const V& get(const Tensor<T>& images, Compute&& compute, Size&& size, Covers covers = nullptr,
+                 Keep keep = nullptr) {
       const std::uint64_t key = detail::fnv1a(images.data(), static_cast<std::size_t>(images.numel()) * sizeof(T));
       auto [lo, hi] = entries.equal_range(key);
       for (auto it = lo; it != hi; ++it)
