@@ -56,10 +56,7 @@ class teacher_cache {
     return targets_.get(
         images,
         [&](const Tensor<T>& x, vit_capture<T>& out) {
-          out.blocks = want.blocks;
-          out.mixers = want.mixers;
-          out.mixer_inputs = want.mixer_inputs;
-          out.pre_proj = want.pre_proj;
+          copy_flags(want, out);
           compute(x, out);
           out.attn_map.clear();
         },
@@ -72,10 +69,7 @@ class teacher_cache {
         covers, [](const vit_capture<T>& c) {
           // The pre-proj output determines the mixer output (mixer_output()): keep one.
           vit_capture<T> kept;
-          kept.blocks = c.blocks;
-          kept.mixers = c.mixers;
-          kept.mixer_inputs = c.mixer_inputs;
-          kept.pre_proj = c.pre_proj;
+          copy_flags(c, kept);
           kept.block_out = c.block_out;
           kept.mixer_in = c.mixer_in;
           kept.pre_proj_out = c.pre_proj_out;
@@ -120,6 +114,14 @@ class teacher_cache {
   index_t logit_misses() const noexcept { return logits_.misses; }
 
  private:
+  // The outputs a capture asks for (not maps or halting, which are not kept).
+  static void copy_flags(const vit_capture<T>& from, vit_capture<T>& to) {
+    to.blocks = from.blocks;
+    to.mixers = from.mixers;
+    to.mixer_inputs = from.mixer_inputs;
+    to.pre_proj = from.pre_proj;
+  }
+
   // Entries of one kind under one byte budget, keyed by FNV-1a of the images' bytes.
   template <class V>
   struct store {
