@@ -18,10 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/hash.hpp"
 #include "../distill/distill.hpp"
 #include "../distill/prune.hpp"
 #include "../distill/selection.hpp"
-#include "../core/hash.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/json_lines.hpp"
 #include "../models/cost.hpp"
@@ -29,7 +29,6 @@
 
 namespace sparsimix {
 SPARSIMIX_ABI_BEGIN
-
 
 // The students the experiment distils unless told: the multi-head LSTM and the
 // bidirectional selective scan (Vim v2; ViT tokens have no causal order) in FAR's lean
@@ -378,9 +377,9 @@ experiment_report run_experiment(const data::image_dataset& train, const data::i
   }
 
   if (cache.hits() > 0)
-    log(detail::concat("teacher cache: stage 1 ", cache.target_hits(), " of ", cache.target_hits() + cache.target_misses(),
-                       ", stage 2 ", cache.logit_hits(), " of ", cache.logit_hits() + cache.logit_misses(),
-                       " teacher forwards answered"));
+    log(detail::concat("teacher cache: stage 1 ", cache.target_hits(), " of ",
+                       cache.target_hits() + cache.target_misses(), ", stage 2 ", cache.logit_hits(), " of ",
+                       cache.logit_hits() + cache.logit_misses(), " teacher forwards answered"));
 
   // ---- timing: interleaved rounds over the teacher and every model, medians ----------------
   const int rounds = std::max(1, opt.timing_rounds);
