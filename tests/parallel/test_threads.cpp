@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include <sparsimix/autograd/tape.hpp>
 #include <sparsimix/core/linalg.hpp>
+#include <sparsimix/mixers/mh_lstm.hpp>
 #include <sparsimix/models/vit.hpp>
 
 using namespace sparsimix;
@@ -137,5 +140,61 @@ TEST_CASE("float training and inference repeat bit for bit at a fixed thread cou
   for (std::size_t i = 0; i < one.size(); ++i)
     worst = std::max(worst, std::abs(double(one[i]) - double(two[i])) / (std::abs(double(one[i])) + 1e-3));
   CHECK(worst < 1e-3);
+  set_num_threads(2);
+}
+
+TEST_CASE("parallel_for_each_dynamic calls f once for every listed index", "[parallel]") {
+  set_num_threads(2);
+  const std::vector<index_t> order{5, 0, 3, 4, 1, 2};
+  std::vector<int> calls(order.size(), 0);
+  parallel_for_each_dynamic(order, [&](index_t i) { ++calls[static_cast<std::size_t>(i)]; });
+  CHECK(calls == std::vector<int>(order.size(), 1));
+}
+
+// A pruned demo block's widths (forward 16, 9, 3; backward 4, 5, 7 of 32 units per head): its
+// (head, direction) recurrences run widest first on whichever thread is free, and head_proj
+// splits the rows between the threads. Neither may change a bit: B N = 3200 rows split at
+// multiples of 16.
+TEST_CASE("a pruned LSTM of uneven widths gives the same bits on 1 and 2 threads", "[parallel][mh_lstm]") {
+  const index_t B = 64, N = 50, C = 96, H = 3, d = C / H;
+  MultiHeadLSTM<float> m({C, H});
+  Rng rng(11);
+  m.init(rng);
+  const index_t widths[2][3] = {{16, 9, 3}, {4, 5, 7}};
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(2 * C));
+  for (index_t dir = 0; dir < 2; ++dir)
+    for (index_t h = 0; h < H; ++h)
+      for (index_t j = 0; j < d; ++j) keep[static_cast<std::size_t>((dir * H + h) * d + j)] = j < widths[dir][h];
+  m.prune_units(keep);
+  REQUIRE(m.widths() == std::vector<index_t>{16, 9, 3, 4, 5, 7});
+  Tensor<float> x(Shape{B, N, C}), dy(Shape{B, N, C});
+  fill_uniform(rng, x.data(), x.numel(), -1, 1);
+  fill_uniform(rng, dy.data(), dy.numel(), -1, 1);
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    Tensor<float> y(Shape{B, N, C}), y_train(Shape{B, N, C}), dx(Shape{B, N, C});
+    m.forward(x.view(), y.view(), nullptr);
+    MultiHeadLSTM<float>::cache_type cache;
+    m.zero_grad();
+    m.forward(x.view(), y_train.view(), cache, nullptr);
+    m.backward(cache, dy.view(), dx.view());
+    std::vector<float> out(y.begin(), y.end()), grads;
+    out.insert(out.end(), y_train.begin(), y_train.end());
+    out.insert(out.end(), dx.begin(), dx.end());
+    for (const auto& p : m.parameters()) grads.insert(grads.end(), p.grad.begin(), p.grad.end());
+    return std::pair{out, grads};
+  };
+  const auto [one, one_grads] = run(1);
+  const auto [two, two_grads] = run(2);
+  REQUIRE(one.size() == two.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < one.size(); ++i) differ += one[i] != two[i];
+  CHECK(differ == 0);
+  // The projections' weight gradients sum over row chunks, one per thread: equal to rounding.
+  REQUIRE(one_grads.size() == two_grads.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < one_grads.size(); ++i)
+    worst = std::max(worst, std::abs(double(one_grads[i]) - double(two_grads[i])) / (std::abs(double(one_grads[i])) + 1e-2));
+  CHECK(worst < 1e-4);
   set_num_threads(2);
 }

@@ -89,6 +89,7 @@ class MultiHeadLSTM {
     Tensor<T> s;      // [M, C] head_proj output
     Tensor<T> yp;     // [M, C] post_proj output before the scatter (masked runs)
     Tensor<T> scratch;  // [2H, *] the recurrence tasks' buffers
+    std::vector<index_t> order;  // [2H] the recurrence tasks, widest first
   };
 
   // Activations kept by the training forward.
@@ -280,6 +281,7 @@ class MultiHeadLSTM {
  private:
   struct bwd_workspace {
     Tensor<T> dy, ds, dhid, dg, da, dx, scratch;
+    std::vector<index_t> order;
   };
 
   void check_io(const char* where, ConstSeq<T> x, Seq<T> y, const TokenMask* mask) const {
@@ -308,6 +310,21 @@ class MultiHeadLSTM {
   // BPTT of head h, direction dir at its width k. scratch: dgs [3B, 4k], dh [B, k], dc [B, k],
   // zeros [k], compact W_hh [4k, k], W_ih [4k, d] and their gradients.
   void bptt_task(const state& st, index_t h, index_t dir, T* scratch);
+
+  // Fills order with the (head, direction) tasks, task = 2 h + dir, widest first (ties in task
+  // order): a recurrence's cost grows with its width, and pruning leaves the widths uneven.
+  // An insertion sort of 2H entries: no allocation once order has its size.
+  const std::vector<index_t>& tasks_widest_first(std::vector<index_t>& order) const {
+    const auto width_of = [&](index_t t) { return width_[static_cast<std::size_t>((t % 2) * H_ + t / 2)]; };
+    order.resize(static_cast<std::size_t>(2 * H_));
+    for (index_t t = 0; t < 2 * H_; ++t) {
+      index_t i = t;
+      for (; i > 0 && width_of(order[static_cast<std::size_t>(i - 1)]) < width_of(t); --i)
+        order[static_cast<std::size_t>(i)] = order[static_cast<std::size_t>(i - 1)];
+      order[static_cast<std::size_t>(i)] = t;
+    }
+    return order;
+  }
 
   std::vector<std::pair<std::string, Tensor<T>>> to_dense(bool grads) const;
   void infer_pruning();
@@ -468,7 +485,9 @@ void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> 
   bw_.da.resize(Shape{2, M, C});
   const index_t scratch = B * 14 * d + d + 16 * d * d;  // bptt_task's layout
   bw_.scratch.resize(Shape{2 * H_, scratch});
-  parallel_for(2 * H_, [&](index_t task) { bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch); });
+  parallel_for_each_dynamic(tasks_widest_first(bw_.order), [&](index_t task) {
+    bptt_task(st, task / 2, task % 2, bw_.scratch.data() + task * scratch);
+  });
 
   // pre_proj: da = da_fwd + da_bwd; dx_packed = da W_pre.
   T* da = bw_.da.data();
@@ -505,28 +524,38 @@ void MultiHeadLSTM<T>::run(ConstSeq<T> x, Seq<T> y, const TokenMask* mask, state
   st.hid.resize(Shape{M, 2 * C});
   const index_t scratch = B * 10 * d + 4 * d + 8 * d * d;  // forward_task's layout
   st.scratch.resize(Shape{2 * H_, scratch});
-  parallel_for(2 * H_, [&](index_t task) {
+  parallel_for_each_dynamic(tasks_widest_first(st.order), [&](index_t task) {
     forward_task(st, task / 2, task % 2, training, st.scratch.data() + task * scratch);
   });
 
   // head_proj per head: s_h = o_fwd_h W_h[:, :d]^T + o_bwd_h W_h[:, d:]^T + b_h.
+  // The threads split the rows, not the heads (three heads on two threads leave one idle a
+  // third of the time). Chunks start at multiples of 16 rows, where Eigen gives every row the
+  // same bits as one product over all rows would.
   st.s.resize(Shape{M, C});
-  parallel_for(H_, [&](index_t h) {  // one region for all heads (Eigen runs serially inside)
-    auto sh = detail::lstm_strided(st.s.data() + h * d, M, d, C);
-    bool first = true;
-    for (index_t dir = 0; dir < 2; ++dir) {
-      const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // only the kept units
-      if (k == 0) continue;
-      const auto oh = detail::lstm_strided(static_cast<const T*>(st.hid.data()) + dir * C + h * d, M, k, 2 * C);
-      const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d);
-      if (first)
-        sh.noalias() = oh * wh.transpose();
-      else
-        sh.noalias() += oh * wh.transpose();
-      first = false;
+  const index_t chunks = detail::gemm_chunks(M, 2 * d, C);
+  parallel_for(chunks, [&](index_t c) {
+    const index_t r0 = row_chunk_begin(M / 16, chunks, c) * 16;
+    const index_t r1 = c + 1 == chunks ? M : row_chunk_begin(M / 16, chunks, c + 1) * 16;
+    const index_t rows = r1 - r0;
+    for (index_t h = 0; h < H_; ++h) {
+      auto sh = detail::lstm_strided(st.s.data() + r0 * C + h * d, rows, d, C);
+      bool first = true;
+      for (index_t dir = 0; dir < 2; ++dir) {
+        const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // only the kept units
+        if (k == 0) continue;
+        const auto oh =
+            detail::lstm_strided(static_cast<const T*>(st.hid.data()) + r0 * 2 * C + dir * C + h * d, rows, k, 2 * C);
+        const auto wh = detail::lstm_strided(hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d);
+        if (first)
+          sh.noalias() = oh * wh.transpose();
+        else
+          sh.noalias() += oh * wh.transpose();
+        first = false;
+      }
+      if (first) sh.setZero();
+      sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
     }
-    if (first) sh.setZero();
-    sh.rowwise() += as_vector(hp_b_.data() + h * d, d).transpose();
   });
   if (st.pack.masked()) {
     st.yp.resize(Shape{M, C});
