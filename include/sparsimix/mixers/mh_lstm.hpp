@@ -465,18 +465,19 @@ void MultiHeadLSTM<T>::backward(const cache_type& cache, ConstSeq<T> dy, Seq<T> 
       for (index_t c = 0; c < C; ++c) dst[c] += src[c];
     }
   }
-  // head_proj, per head: dW_h += ds_h^T [o_fwd_h | o_bwd_h], do_h = ds_h W_h.
+  // head_proj, per head and direction: dW_h[:, dir] += ds_h^T o_dir_h, do_dir_h = ds_h W_h[:, dir].
+  // The 2H tasks write disjoint slices; like the recurrences they run widest first (three
+  // heads alone would leave one of two threads idle a third of the time).
   bw_.dhid.resize(Shape{M, 2 * C});
-  parallel_for(H_, [&](index_t h) {
+  parallel_for_each_dynamic(tasks_widest_first(bw_.order), [&](index_t task) {
+    const index_t h = task / 2, dir = task % 2;
+    const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // pruned units get no gradient
+    if (k == 0) return;
     const auto dsh = detail::lstm_strided(static_cast<const T*>(bw_.ds.data()) + h * d, M, d, C);
-    for (index_t dir = 0; dir < 2; ++dir) {
-      const index_t k = width_[static_cast<std::size_t>(dir * H_ + h)];  // pruned units get no gradient
-      if (k == 0) continue;
-      const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, k, 2 * C);
-      const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, k, 2 * d);
-      detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d).noalias() += dsh.transpose() * oh;
-      detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, k, 2 * C).noalias() = dsh * wh;
-    }
+    const auto oh = detail::lstm_strided(st.hid.data() + dir * C + h * d, M, k, 2 * C);
+    const auto wh = detail::lstm_strided(static_cast<const T*>(hp_w_.data()) + h * d * 2 * d + dir * d, d, k, 2 * d);
+    detail::lstm_strided(g_hp_w_.data() + h * d * 2 * d + dir * d, d, k, 2 * d).noalias() += dsh.transpose() * oh;
+    detail::lstm_strided(bw_.dhid.data() + dir * C + h * d, M, k, 2 * C).noalias() = dsh * wh;
   });
   if (M > 0) as_vector(g_hp_b_.data(), C) += as_matrix(static_cast<const T*>(bw_.ds.data()), M, C).colwise().sum().transpose();
 
